@@ -1,0 +1,5 @@
+"""`python -m nbguard`."""
+
+from nbguard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,214 @@
+"""The frozen values that flow between pipeline stages; imports nothing from nbguard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Mapping
+
+# How one notebook ended in one environment.
+RunStatus = Literal["ok", "error", "timeout", "dead-kernel", "env-failed", "skipped"]
+FAILED_STATUSES: frozenset[str] = frozenset({"error", "timeout", "dead-kernel", "env-failed"})
+
+# The user-facing verdict vocabulary (DESIGN.md); keep it stable.
+Verdict = Literal["ok", "warnings", "changed", "broken", "already-broken", "fixed", "skipped"]
+VERDICTS: tuple[Verdict, ...] = (
+    "broken",
+    "changed",
+    "already-broken",
+    "warnings",
+    "fixed",
+    "ok",
+    "skipped",
+)
+
+# How one cell ended: `not-run` when an earlier cell stopped the notebook.
+CellStatus = Literal["ok", "error", "skipped", "not-run"]
+
+ChangeKind = Literal["error", "output", "missing-output", "new-output"]
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A notebook of the course: where it is and what it asks for."""
+
+    path: str  # POSIX, relative to the course root
+    sha256: str
+    kernel_name: str  # from the notebook's kernelspec ("python3" when absent)
+    language: str  # from language_info / kernelspec ("python" when absent)
+    skip_reason: str | None = None  # set when config or metadata excludes it
+
+
+@dataclass(frozen=True)
+class WarningRecord:
+    """A deprecation-family warning emitted while a cell ran."""
+
+    cell: int
+    category: str  # e.g. "DeprecationWarning", "MatplotlibDeprecationWarning"
+    message: str
+    package: str | None  # distribution that emitted it; None when unknown
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "cell": self.cell,
+            "category": self.category,
+            "message": self.message,
+            "package": self.package,
+        }
+
+
+@dataclass(frozen=True)
+class CellError:
+    """The exception a cell raised (or the reason it could not finish)."""
+
+    cell: int
+    ename: str
+    evalue: str
+    traceback: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {"cell": self.cell, "ename": self.ename, "evalue": self.evalue}
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a cell, reduced to what comparison needs.
+
+    `kind` is the nbformat output_type (stream, execute_result, display_data, error);
+    `data` maps a mime type (or "stdout"/"stderr" for streams) to text; binary payloads such
+    as images stay base64 text, as nbformat stores them.
+    """
+
+    kind: str
+    data: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class CellResult:
+    index: int  # position in the notebook, code and markdown cells alike
+    status: CellStatus
+    source: str
+    outputs: tuple[Output, ...] = ()
+    allowed_error: bool = False  # tagged raises-exception
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One notebook executed in one environment. Failures are data, never exceptions."""
+
+    notebook: str
+    env: str
+    status: RunStatus
+    duration_s: float
+    cells: tuple[CellResult, ...] = ()
+    error: CellError | None = None
+    warnings: tuple[WarningRecord, ...] = ()
+    reason: str | None = None  # human text for timeout/dead-kernel/env-failed/skipped
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_STATUSES
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between the baseline run and another env's run of a notebook."""
+
+    env: str
+    cell: int
+    kind: ChangeKind
+    before: str | None
+    after: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "env": self.env,
+            "cell": self.cell,
+            "kind": self.kind,
+            "before": self.before,
+            "after": self.after,
+        }
+
+
+@dataclass(frozen=True)
+class Culprit:
+    package: str  # distribution name, or "python"
+    from_version: str | None
+    to_version: str | None
+    evidence: Literal["confirmed", "inferred"]
+    reason: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "package": self.package,
+            "from": self.from_version,
+            "to": self.to_version,
+            "evidence": self.evidence,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The baseline env's run of a notebook against one other env's run."""
+
+    notebook: str
+    baseline: str
+    env: str
+    verdict: Verdict
+    changes: tuple[Change, ...] = ()
+    culprit: Culprit | None = None
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """A built (or failed) environment as the report shows it."""
+
+    name: str
+    python: str | None  # full version, e.g. "3.11.7"
+    packages: Mapping[str, str]  # canonical distribution name -> version
+    fingerprint: str | None
+    interpreter: Path | None = None  # the env's own python; None when the build failed
+    error: str | None = None  # why it could not be built
+    reused: bool = False  # True when taken from the cache as it was
+    build_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.interpreter is not None
+
+
+@dataclass(frozen=True)
+class NotebookReport:
+    path: str
+    verdict: Verdict
+    runs: Mapping[str, NotebookRun]
+    comparisons: tuple[Comparison, ...] = ()
+    skip_reason: str | None = None
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        return tuple(change for comp in self.comparisons for change in comp.changes)
+
+    @property
+    def culprit(self) -> Culprit | None:
+        return next((c.culprit for c in self.comparisons if c.culprit is not None), None)
+
+
+@dataclass(frozen=True)
+class Report:
+    course: str
+    baseline: str
+    envs: Mapping[str, EnvInfo]
+    notebooks: tuple[NotebookReport, ...]
+    created: str
+    duration_s: float
+    interrupted: bool = False
+    settings: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = {verdict: 0 for verdict in VERDICTS}
+        for notebook in self.notebooks:
+            counts[notebook.verdict] += 1
+        return counts
