@@ -104,6 +104,9 @@ class NotebookRun:
     error: CellError | None = None
     warnings: tuple[WarningRecord, ...] = ()
     reason: str | None = None  # human text for timeout/dead-kernel/env-failed/skipped
+    # Paths that appear in outputs but differ between any two runs (the scratch copy of the
+    # course, the env's prefix), each with the placeholder normalization puts in its place.
+    volatile_paths: tuple[tuple[str, str], ...] = ()
 
     @property
     def failed(self) -> bool:
