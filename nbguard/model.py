@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Literal
 
 # How one notebook ended in one environment.
 RunStatus = Literal["ok", "error", "timeout", "dead-kernel", "env-failed", "skipped"]
@@ -211,7 +212,7 @@ class Report:
 
     @property
     def summary(self) -> dict[str, int]:
-        counts = {verdict: 0 for verdict in VERDICTS}
+        counts: dict[str, int] = dict.fromkeys(VERDICTS, 0)
         for notebook in self.notebooks:
             counts[notebook.verdict] += 1
         return counts

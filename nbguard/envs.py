@@ -1,0 +1,432 @@
+"""Environments: requirement sources → resolved lock → cached venv with a kernel, keyed by a
+fingerprint of (Python, resolved pins). The only module that drives a resolver (uv/pip-tools)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nbguard import interpreters, proc
+from nbguard.errors import EnvironmentBuildError, ResolutionError
+from nbguard.interpreters import Interpreter
+from nbguard.model import EnvInfo
+from nbguard.settings import Config, EnvSpec
+
+# Bump when the layout of a cached env or the way it is built changes.
+_ENV_FORMAT = "nbguard-env/1"
+_MARKER = "nbguard-env.json"
+# What every env needs on top of the course's requirements to run a kernel.
+KERNEL_REQUIREMENTS = ("ipykernel",)
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?")
+_PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*===?\s*([^\s;#\\]+)")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where packages come from, the same for every env of a run."""
+
+    find_links: tuple[str, ...] = ()
+    index_url: str | None = None
+    extra_index_url: tuple[str, ...] = ()
+    no_index: bool = False
+
+    def args(self) -> list[str]:
+        """Options understood alike by uv, pip-compile and pip."""
+        argv: list[str] = []
+        for link in self.find_links:
+            argv += ["--find-links", link]
+        if self.index_url:
+            argv += ["--index-url", self.index_url]
+        for url in self.extra_index_url:
+            argv += ["--extra-index-url", url]
+        if self.no_index:
+            argv.append("--no-index")
+        return argv
+
+    @classmethod
+    def from_config(cls, config: Config) -> Sources:
+        return cls(config.find_links, config.index_url, config.extra_index_url, config.no_index)
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalized distribution name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse_pins(lock: str) -> dict[str, str]:
+    """name → version for every `name==version` line of a lock file."""
+    pins: dict[str, str] = {}
+    for line in lock.splitlines():
+        match = _PIN.match(line)
+        if match and not line.lstrip().startswith(("#", "-")):
+            pins[canonical(match.group(1))] = match.group(2)
+    return pins
+
+
+def fingerprint(interpreter: Interpreter, lock: str) -> str:
+    lines = sorted(f"{name}=={version}" for name, version in parse_pins(lock).items())
+    key = "\n".join(
+        [_ENV_FORMAT, interpreter.implementation, interpreter.version, interpreter.platform, *lines]
+    )
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+# --- requirement sources -------------------------------------------------------------------
+
+
+def requirement_lines(spec: EnvSpec) -> list[str]:
+    """The requirements the resolver gets for an env (before ipykernel and pins are added).
+
+    A pinned file in an env that upgrades loses its pins (names, extras and markers stay);
+    an environment.yml is read as its pip-installable dependencies.
+    """
+    if spec.requirements is None:
+        return []
+    path = spec.requirements
+    if path.suffix in {".yml", ".yaml"}:
+        lines = _conda_requirements(path, keep_versions=not spec.upgrade)
+    elif spec.upgrade:
+        lines = [_unpinned(line) for line in _read_requirements(path)]
+    else:
+        return [f"-r {path}"]
+    return [line for line in lines if line]
+
+
+def _read_requirements(path: Path, seen: frozenset[Path] = frozenset()) -> list[str]:
+    """Requirement lines of a file, following `-r` includes; options and comments dropped."""
+    lines: list[str] = []
+    joined = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    for raw in joined.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        include = re.match(r"^(?:-r|--requirement)\s*=?\s*(\S+)", line)
+        if include:
+            target = (path.parent / include.group(1)).resolve()
+            if target not in seen:
+                lines += _read_requirements(target, seen | {path})
+            continue
+        if line.startswith("-"):
+            continue
+        lines.append(line)
+    return lines
+
+
+def _unpinned(line: str) -> str:
+    """`numpy[extra]==1.26.4 ; python_version < "3.13" --hash=...` → `numpy[extra] ; python_version < "3.13"`."""
+    line = re.sub(r"\s--hash[= ]\S+", "", line)
+    match = _REQUIREMENT_NAME.match(line)
+    if match is None:  # a URL or path requirement: nothing to unpin
+        return line
+    _, _, marker = line.partition(";")
+    requirement = match.group(1) + (match.group(2) or "")
+    return f"{requirement} ; {marker.strip()}" if marker.strip() else requirement
+
+
+def _conda_requirements(path: Path, *, keep_versions: bool) -> list[str]:
+    """pip requirements from an environment.yml: conda `name=1.2` means 1.2.*, builds dropped;
+    `python` and `pip` themselves are not packages to install."""
+    import yaml  # papermill depends on PyYAML; only environment.yml needs it
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise EnvironmentBuildError(f"{path}: not valid YAML ({exc})") from None
+    lines: list[str] = []
+    for dep in data.get("dependencies", []) or []:
+        if isinstance(dep, dict):
+            lines += [
+                str(item) if keep_versions else _unpinned(str(item)) for item in dep.get("pip", [])
+            ]
+            continue
+        name, _, rest = str(dep).partition("=")
+        name = name.split("::")[-1].strip()
+        if canonical(name) in {"python", "pip"} or not name:
+            continue
+        if rest.startswith("="):
+            version = rest[1:].split("=")[0]
+        else:
+            version = rest.split("=")[0]
+            version = f"{version}.*" if version and not version.endswith("*") else version
+        if re.match(r"^[<>!~]", name[len(name.rstrip("<>=!~")) :]):
+            lines.append(name)
+        elif keep_versions and version:
+            lines.append(f"{name}=={version}")
+        else:
+            lines.append(re.split(r"[<>=!~ ]", name)[0])
+    return lines
+
+
+def conda_python(path: Path) -> str | None:
+    """The Python version an environment.yml asks for, if it names one."""
+    if path.suffix not in {".yml", ".yaml"}:
+        return None
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    for dep in data.get("dependencies", []) or []:
+        match = re.match(r"^python\s*=+\s*(\d+\.\d+(?:\.\d+)?)", str(dep))
+        if match:
+            return match.group(1)
+    return None
+
+
+# --- resolvers ------------------------------------------------------------------------------
+
+
+class _Uv:
+    name = "uv"
+
+    def __init__(self, sources: Sources) -> None:
+        uv = interpreters.uv_executable()
+        if uv is None:
+            raise EnvironmentBuildError(
+                "the uv resolver was asked for but uv is not installed; `pip install uv` "
+                "or set resolver = 'pip-tools'"
+            )
+        self.uv = uv
+        self.sources = sources
+
+    def compile(
+        self, spec: EnvSpec, interp: Interpreter, infile: Path, outfile: Path
+    ) -> proc.Completed:
+        argv = [self.uv, "pip", "compile", infile, "--output-file", outfile, "--quiet"]
+        argv += ["--no-header", "--no-annotate", "--python", interp.executable]
+        argv += ["--prerelease", "allow" if spec.prerelease else "if-necessary-or-explicit"]
+        if spec.upgrade:
+            argv.append("--upgrade")
+        return proc.run([*argv, *self.sources.args()], env=_quiet_uv())
+
+    def create(self, interp: Interpreter, target: Path, lock: Path) -> proc.Completed:
+        done = proc.run(
+            [self.uv, "venv", "--quiet", "--python", interp.executable, target], env=_quiet_uv()
+        )
+        if not done.ok:
+            return done
+        argv = [self.uv, "pip", "sync", lock, "--python", target / "bin" / "python", "--quiet"]
+        # Kernels import the env's packages every run; without .pyc (uv writes none by
+        # default, and PYTHONDONTWRITEBYTECODE is common) each import recompiles them.
+        argv.append("--compile-bytecode")
+        return proc.run([*argv, *self.sources.args()], env=_quiet_uv())
+
+
+class _PipTools:
+    name = "pip-tools"
+
+    def __init__(self, sources: Sources, cache: Path) -> None:
+        self.sources = sources
+        self.cache = cache
+
+    def _tools(self, interp: Interpreter) -> Path:
+        """A venv with pip-tools per interpreter: pip-compile resolves for the Python it runs on."""
+        key = hashlib.sha256(f"{interp.executable}|{interp.version}".encode()).hexdigest()[:12]
+        tools = self.cache / "tools" / f"pip-tools-{interp.version}-{key}"
+        if (tools / ".complete").exists():
+            return tools
+        with _locked(tools.with_suffix(".lock")):
+            if (tools / ".complete").exists():
+                return tools
+            shutil.rmtree(tools, ignore_errors=True)
+            for argv in (
+                [interp.executable, "-m", "venv", tools],
+                [
+                    tools / "bin" / "python",
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "pip-tools",
+                    *self.sources.args(),
+                ],
+            ):
+                done = proc.run(argv)
+                if not done.ok:
+                    raise EnvironmentBuildError(
+                        f"cannot set up pip-tools for Python {interp.version}: {done.last_lines(3)}"
+                    )
+            (tools / ".complete").write_text("ok\n")
+        return tools
+
+    def compile(
+        self, spec: EnvSpec, interp: Interpreter, infile: Path, outfile: Path
+    ) -> proc.Completed:
+        argv = [self._tools(interp) / "bin" / "pip-compile", "--quiet", "--no-header"]
+        argv += ["--no-annotate", "--strip-extras", "--output-file", outfile]
+        argv += ["--upgrade"] if spec.upgrade else []
+        argv += ["--pre"] if spec.prerelease else []
+        return proc.run([*argv, *self.sources.args(), infile])
+
+    def create(self, interp: Interpreter, target: Path, lock: Path) -> proc.Completed:
+        done = proc.run([interp.executable, "-m", "venv", target])
+        if not done.ok:
+            return done
+        pip = [target / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-deps"]
+        return proc.run([*pip, "-r", lock, *self.sources.args()])
+
+
+def _quiet_uv() -> dict[str, str]:
+    # uv would otherwise ask (and fail on) interpreters it finds on PATH, such as pyenv shims.
+    return {"UV_NO_PROGRESS": "1", "UV_PYTHON_PREFERENCE": "only-system"}
+
+
+# --- building -------------------------------------------------------------------------------
+
+
+def build(
+    spec: EnvSpec,
+    config: Config,
+    interp: Interpreter,
+    progress: Progress = lambda _: None,
+) -> EnvInfo:
+    """A ready env for the spec, reused from the cache when its fingerprint is there.
+
+    A resolution or install that fails is returned as an EnvInfo with `error` (its notebooks
+    become `env-failed`); only a broken nbguard setup (no resolver at all) raises.
+    """
+    started = time.monotonic()
+    sources = Sources.from_config(config)
+    resolver: _Uv | _PipTools = (
+        _Uv(sources) if config.resolver == "uv" else _PipTools(sources, config.cache_dir)
+    )
+    envs_dir = config.cache_dir / "envs"
+    envs_dir.mkdir(parents=True, exist_ok=True)
+
+    def failed(message: str) -> EnvInfo:
+        return EnvInfo(
+            spec.name, interp.version, {}, None, error=message, build_s=time.monotonic() - started
+        )
+
+    progress(f"resolving {spec.name} ({resolver.name}, Python {interp.version})")
+    try:
+        lock = _resolve(spec, interp, resolver, config.cache_dir, sources)
+    except ResolutionError as exc:
+        return failed(str(exc))
+    fp = fingerprint(interp, lock)
+    target = envs_dir / fp[:16]
+    reused = _is_complete(target, fp)
+    if not reused:
+        progress(f"installing {spec.name} ({len(parse_pins(lock))} packages)")
+        with _locked(target.with_suffix(".lock")):
+            if not _is_complete(target, fp):  # another nbguard may have built it meanwhile
+                error = _install(resolver, interp, target, lock, fp, spec.name)
+                if error:
+                    return failed(error)
+    return EnvInfo(
+        name=spec.name,
+        python=interp.version,
+        packages=parse_pins(lock),
+        fingerprint=fp,
+        interpreter=target / "bin" / "python",
+        reused=reused,
+        build_s=time.monotonic() - started,
+    )
+
+
+def _resolve(
+    spec: EnvSpec, interp: Interpreter, resolver: _Uv | _PipTools, cache: Path, sources: Sources
+) -> str:
+    """The full lock for the env: the course's requirements plus ipykernel, resolved under the
+    course's pins (a pinned file's `==` lines stay exactly as they are)."""
+    lines = [*requirement_lines(spec), *spec.pins, *KERNEL_REQUIREMENTS]
+    request = "\n".join([*lines, ""])
+    # A pinned env's resolution only changes when its inputs do: cache it, so the baseline
+    # stays the baseline and a second run does not wait on the index. Upgrading envs are
+    # re-resolved every run, since "the newest releases today" is the point of them.
+    inputs = [request, interp.version, interp.platform, resolver.name, repr(sources), repr(spec)]
+    if spec.requirements is not None:
+        inputs.append(spec.requirements.read_text(encoding="utf-8", errors="replace"))
+    key = hashlib.sha256("\n".join(inputs).encode()).hexdigest()[:20]
+    cached = cache / "locks" / f"{key}.txt"
+    if not spec.upgrade and cached.is_file():
+        return cached.read_text(encoding="utf-8")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    infile = cached.with_name(f"{key}.in")
+    infile.write_text(request, encoding="utf-8")
+    outfile = cached.with_name(f"{key}.{time.monotonic_ns()}.tmp")
+    done = resolver.compile(spec, interp, infile, outfile)
+    if not done.ok or not outfile.is_file():
+        outfile.unlink(missing_ok=True)
+        raise ResolutionError(
+            f"cannot resolve the requirements of env {spec.name!r} for Python {interp.version} "
+            f"({resolver.name}): {_reason(done)}"
+        )
+    outfile.replace(cached)  # atomic: a concurrent run reads the old or the new lock, whole
+    return cached.read_text(encoding="utf-8")
+
+
+def _reason(done: proc.Completed) -> str:
+    """The resolver's own explanation, without its ANSI colour and blank lines."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", done.last_lines(15))
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _is_complete(target: Path, fp: str) -> bool:
+    marker = target / _MARKER
+    if not marker.is_file() or not (target / "bin" / "python").exists():
+        return False
+    try:
+        return bool(json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == fp)
+    except (json.JSONDecodeError, OSError):
+        return False
+
+
+def _install(
+    resolver: _Uv | _PipTools, interp: Interpreter, target: Path, lock: str, fp: str, name: str
+) -> str | None:
+    """Build the venv; the marker is written last, so a half-built env is never reused."""
+    shutil.rmtree(target, ignore_errors=True)
+    # The venv tool wants an absent target, so the lock waits beside it until the venv exists.
+    lockfile = target.with_name(f"{target.name}.requirements.txt")
+    lockfile.write_text(lock, encoding="utf-8")
+    done = resolver.create(interp, target, lockfile)
+    if not done.ok:
+        return f"cannot install env {name!r}: {_reason(done)}"
+    lockfile.replace(target / "nbguard-lock.txt")
+    python = target / "bin" / "python"
+    check = proc.run([python, "-c", "import ipykernel_launcher"], timeout=120)
+    if not check.ok:
+        return f"a kernel cannot start in env {name!r}: {_reason(check)}"
+    marker = {"format": _ENV_FORMAT, "fingerprint": fp, "python": interp.version, "env": name}
+    (target / _MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
+    return None
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock shared with other nbguard processes using the same cache."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def interpreter_for(spec: EnvSpec) -> Interpreter:
+    """The interpreter an env asks for; an environment.yml's `python=3.x` counts when the env
+    names none. Raises InterpreterNotFound (exit 2) when it is not installed."""
+    request = spec.python
+    if request is None and spec.requirements is not None:
+        request = conda_python(spec.requirements)
+    return interpreters.find(request)
+
+
+def changed_packages(before: EnvInfo, after: EnvInfo) -> list[tuple[str, str | None, str | None]]:
+    """(package, from, to) for every package whose version differs between two envs."""
+    names: Sequence[str] = sorted(set(before.packages) | set(after.packages))
+    return [
+        (name, before.packages.get(name), after.packages.get(name))
+        for name in names
+        if before.packages.get(name) != after.packages.get(name)
+    ]

@@ -1,0 +1,148 @@
+"""Finding Python interpreters by version on this machine: PATH, pyenv, uv-managed ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from nbguard import proc
+from nbguard.errors import InterpreterNotFound
+
+_PROBE = (
+    "import json, platform, sys; print(json.dumps({'executable': sys.executable, "
+    "'version': platform.python_version(), 'implementation': platform.python_implementation(), "
+    "'machine': platform.machine(), 'system': platform.system()}))"
+)
+_VERSION_REQUEST = re.compile(r"^(?:python|py|cpython)?-?(\d+)(?:\.(\d+))?(?:\.(\d+))?$", re.I)
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    executable: Path  # absolute, as the interpreter reports it
+    version: str  # e.g. "3.12.1"
+    implementation: str  # e.g. "CPython"
+    platform: str  # e.g. "Linux-x86_64": part of every env fingerprint
+
+    def matches(self, wanted: tuple[int, ...]) -> bool:
+        parts = tuple(int(p) for p in self.version.split(".")[: len(wanted)] if p.isdigit())
+        return parts == wanted
+
+
+@cache
+def probe(executable: str) -> Interpreter | None:
+    """Ask an executable what it is; None when it is not a working Python (e.g. a pyenv shim
+    for a version that is not selected, which exits 127)."""
+    done = proc.run([executable, "-I", "-c", _PROBE], timeout=30)
+    if not done.ok:
+        return None
+    try:
+        info = json.loads(done.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        return None
+    return Interpreter(
+        executable=Path(info["executable"]),
+        version=info["version"],
+        implementation=info["implementation"],
+        platform=f"{info['system']}-{info['machine']}",
+    )
+
+
+def find(request: str | None) -> Interpreter:
+    """The interpreter for a request: None (nbguard's own Python), a version ("3.12",
+    "3.12.1", "python3.12"), or a path to an executable."""
+    if request is None or request in {"current", "self"}:
+        own = probe(sys.executable)
+        if own is None:  # pragma: no cover - we are running in it
+            raise InterpreterNotFound(f"cannot query the running interpreter {sys.executable}")
+        return own
+    match = _VERSION_REQUEST.match(request.strip())
+    if match is None:
+        return _from_path(request)
+    wanted = tuple(int(part) for part in match.groups() if part is not None)
+    tried: list[str] = []
+    for candidate in _candidates(wanted):
+        tried.append(candidate)
+        found = probe(candidate)
+        if found is not None and found.matches(wanted):
+            return found
+    shown = ".".join(str(part) for part in wanted)
+    raise InterpreterNotFound(
+        f"no Python {shown} interpreter found on PATH, in pyenv or among uv's Pythons "
+        f"({len(tried)} candidates tried); install one (e.g. `uv python install {shown}` or "
+        f"`pyenv install {shown}`) or give the interpreter's path as the env's python"
+    )
+
+
+def _from_path(request: str) -> Interpreter:
+    path = Path(request).expanduser()
+    executable = str(path) if path.exists() else shutil.which(request)
+    found = probe(executable) if executable else None
+    if found is None:
+        raise InterpreterNotFound(
+            f"python {request!r} is neither a version like 3.12 nor a working interpreter path"
+        )
+    return found
+
+
+def _candidates(wanted: tuple[int, ...]) -> list[str]:
+    """Executables that may be the wanted version, most specific first, without duplicates."""
+    major_minor = ".".join(str(part) for part in wanted[:2])
+    names = [f"python{major_minor}"] if len(wanted) >= 2 else []
+    names += [f"python{wanted[0]}", "python"]
+    found: list[str] = []
+    for name in names:
+        for directory in os.environ.get("PATH", "").split(os.pathsep):
+            executable = Path(directory) / name
+            if directory and executable.is_file() and os.access(executable, os.X_OK):
+                found.append(str(executable))
+    found += _pyenv_pythons(wanted)
+    found += _uv_pythons(major_minor)
+    return list(dict.fromkeys(found))
+
+
+def _pyenv_pythons(wanted: tuple[int, ...]) -> list[str]:
+    root = os.environ.get("PYENV_ROOT")
+    if root is None:
+        pyenv = shutil.which("pyenv")
+        if pyenv is None:
+            return []
+        done = proc.run([pyenv, "root"], timeout=30)
+        if not done.ok:
+            return []
+        root = done.stdout.strip()
+    prefix = ".".join(str(part) for part in wanted)
+    versions = Path(root) / "versions"
+    if not versions.is_dir():
+        return []
+    # Newest patch release first: "3.12.10" sorts after "3.12.9" by numeric parts.
+    dirs = sorted(
+        (d for d in versions.iterdir() if d.name == prefix or d.name.startswith(prefix + ".")),
+        key=lambda d: [int(p) if p.isdigit() else -1 for p in d.name.split(".")],
+        reverse=True,
+    )
+    return [str(d / "bin" / "python") for d in dirs if (d / "bin" / "python").exists()]
+
+
+def _uv_pythons(major_minor: str) -> list[str]:
+    uv = uv_executable()
+    if uv is None or not major_minor:
+        return []
+    done = proc.run([uv, "python", "find", "--no-project", major_minor], timeout=60)
+    return [done.stdout.strip()] if done.ok and done.stdout.strip() else []
+
+
+@cache
+def uv_executable() -> str | None:
+    """uv as shipped by the `uv` PyPI package, else one on PATH."""
+    try:
+        from uv import find_uv_bin
+
+        return str(find_uv_bin())
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")

@@ -1,0 +1,415 @@
+"""Configuration: every setting defined once, read from `[tool.nbguard]` / `nbguard.toml`
+and overridden from the command line, validated into one frozen `Config`."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbguard.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+CONFIG_FILES = ("nbguard.toml", "pyproject.toml")
+DEFAULT_REPORT = "nbguard-report.json"
+# Never notebooks of the course, whatever the globs say.
+ALWAYS_EXCLUDED = (
+    "**/.ipynb_checkpoints/**",
+    "**/.git/**",
+    "**/.nbguard/**",
+    "**/_build/**",
+    "**/node_modules/**",
+    "**/site-packages/**",
+    "**/.tox/**",
+    "**/.nox/**",
+)
+
+
+def _as_str(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError("a non-empty string")
+    return value
+
+
+def _as_str_list(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise TypeError("a string or a list of strings")
+
+
+def _as_int(value: object) -> int:
+    if isinstance(value, bool):
+        raise TypeError("a whole number")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or value < 1:
+        raise TypeError("a whole number of at least 1")
+    return value
+
+
+def _as_seconds(value: object) -> float | None:
+    """Seconds; 0, "none" or "off" means no limit."""
+    if isinstance(value, str) and value.strip().lower() in {"none", "off", "0"}:
+        return None
+    if isinstance(value, bool):
+        raise TypeError("a number of seconds")
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TypeError("a number of seconds (0 for no limit)") from None
+    if seconds < 0:
+        raise TypeError("a number of seconds (0 for no limit)")
+    return seconds or None
+
+
+def _as_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "yes", "1", "on"}:
+        return True
+    if isinstance(value, str) and value.lower() in {"false", "no", "0", "off"}:
+        return False
+    raise TypeError("true or false")
+
+
+def _one_of(*choices: str) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        if value not in choices:
+            raise TypeError("one of " + ", ".join(repr(c) for c in choices))
+        return str(value)
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its `[tool.nbguard]` key, command-line flag and help derive from here."""
+
+    key: str  # as written in TOML, dashes between words
+    parse: Callable[[object], Any]
+    default: object
+    help: str
+    metavar: str = "VALUE"
+    repeatable: bool = False  # a list on the command line: the flag may be given many times
+
+    @property
+    def attr(self) -> str:
+        return self.key.replace("-", "_")
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key
+
+    @property
+    def is_bool(self) -> bool:
+        return self.parse is _as_bool
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("notebooks", _as_str_list, ("**/*.ipynb",), "glob of notebooks to run, relative to the course", "GLOB", True),
+    Setting("exclude", _as_str_list, (), "glob of notebooks to leave out (checkpoints, venvs, _build and .nbguard always are)", "GLOB", True),
+    Setting("timeout", _as_seconds, 300.0, "seconds one cell may run (0: no limit)", "SECONDS"),
+    Setting("notebook-timeout", _as_seconds, 1800.0, "seconds one notebook may run in all (0: no limit)", "SECONDS"),
+    Setting("jobs", _as_int, max(1, os.cpu_count() or 1), "notebooks executed at once (default: number of CPUs)", "N"),
+    Setting("baseline", _as_str, "locked", "the env every other env is compared with", "ENV"),
+    Setting("resolver", _one_of("uv", "pip-tools"), "uv", "resolver and installer: uv (fast) or pip-tools (pip-compile + pip)", "NAME"),
+    Setting("find-links", _as_str_list, (), "extra directory or URL of wheels for every env (relative paths: to the config file)", "DIR", True),
+    Setting("index-url", _as_str, None, "package index for every env (default: the resolver's own)", "URL"),
+    Setting("extra-index-url", _as_str_list, (), "additional package index", "URL", True),
+    Setting("no-index", _as_bool, False, "use only --find-links, never a package index (offline)"),
+    Setting("course-code", _one_of("path", "none"), "path", "how notebooks import the course's own modules: 'path' puts the course root (and src/) on the kernel's PYTHONPATH", "MODE"),
+    Setting("python-path", _as_str_list, (), "more course directories to put on the kernel's PYTHONPATH", "DIR", True),
+    Setting("cache-dir", _as_str, None, "where environments are kept (default: $NBGUARD_CACHE_DIR or ~/.cache/nbguard)", "DIR"),
+    Setting("report", _as_str, DEFAULT_REPORT, "where to write the JSON report (relative: to the current directory)", "FILE"),
+    Setting("strict", _as_bool, False, "also fail (exit 1) on warnings and already-broken notebooks"),
+    Setting("allow-changed", _as_bool, False, "do not fail (exit 1) on changed outputs, only on broken notebooks"),
+    Setting("startup-timeout", _as_seconds, 60.0, "seconds a kernel may take to start", "SECONDS"),
+)  # fmt: skip
+
+ENV_SETTINGS: tuple[Setting, ...] = (
+    Setting("python", _as_str, None, "Python version (3.12) or interpreter path for ENV", "ENV=VERSION"),
+    Setting("requirements", _as_str, None, "requirements file for ENV (pinned: installed as is; loose: resolved)", "ENV=FILE"),
+    Setting("upgrade", _as_bool, False, "resolve ENV's requirements to the newest releases, ignoring pins", "ENV=BOOL"),
+    Setting("prerelease", _as_bool, False, "let ENV take pre-releases", "ENV=BOOL"),
+    Setting("pins", _as_str_list, (), "extra requirement or pin for ENV, e.g. upcoming='numpy<3'", "ENV=REQ", True),
+)  # fmt: skip
+_SETTING_BY_KEY = {setting.key: setting for setting in SETTINGS}
+_ENV_SETTING_BY_KEY = {setting.key: setting for setting in ENV_SETTINGS}
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What an environment should be; `envs.build` turns it into a real venv."""
+
+    name: str
+    python: str | None  # version request or interpreter path; None: nbguard's own Python
+    requirements: Path | None  # absolute
+    upgrade: bool = False
+    prerelease: bool = False
+    pins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    course: Path  # absolute course root
+    config_file: Path | None
+    envs: tuple[EnvSpec, ...]
+    notebooks: tuple[str, ...] = ("**/*.ipynb",)
+    exclude: tuple[str, ...] = ()
+    timeout: float | None = 300.0
+    notebook_timeout: float | None = 1800.0
+    jobs: int = 1
+    baseline: str = "locked"
+    resolver: str = "uv"
+    find_links: tuple[str, ...] = ()
+    index_url: str | None = None
+    extra_index_url: tuple[str, ...] = ()
+    no_index: bool = False
+    course_code: str = "path"
+    python_path: tuple[str, ...] = ()
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir())
+    report: Path = Path(DEFAULT_REPORT)
+    strict: bool = False
+    allow_changed: bool = False
+    startup_timeout: float | None = 60.0
+
+    def env(self, name: str) -> EnvSpec:
+        return next(spec for spec in self.envs if spec.name == name)
+
+    def public(self) -> dict[str, object]:
+        """The settings as the report shows them (paths as text)."""
+        shown: dict[str, object] = {s.key: getattr(self, s.attr) for s in SETTINGS}
+        shown["cache-dir"] = str(self.cache_dir)
+        shown["report"] = str(self.report)
+        return shown
+
+
+def default_cache_dir() -> Path:
+    if "NBGUARD_CACHE_DIR" in os.environ:
+        return Path(os.environ["NBGUARD_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "nbguard"
+
+
+def find_config_file(course: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The course's nbguard table and the file it came from, if it has one."""
+    for name in CONFIG_FILES:
+        path = course / name
+        if not path.is_file():
+            continue
+        data = _read_toml(path)
+        if name == "nbguard.toml":
+            table = data.get("tool", {}).get("nbguard", data)
+            return path, table
+        table = data.get("tool", {}).get("nbguard")
+        if table is not None:
+            return path, table
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data: dict[str, Any] = tomllib.load(handle)
+            return data
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+
+
+def load(
+    course: Path,
+    overrides: Mapping[str, object] | None = None,
+    env_overrides: Mapping[str, Mapping[str, object]] | None = None,
+    config_file: Path | None = None,
+) -> Config:
+    """Build the Config: defaults, then the course's config file, then command-line values.
+
+    `overrides` maps setting keys to raw values; `env_overrides` maps env name to env keys.
+    """
+    course = course.resolve()
+    if not course.is_dir():
+        raise ConfigError(f"course directory {course} does not exist")
+    if config_file is not None:
+        config_file = config_file.resolve()
+        data = _read_toml(config_file)
+        found: tuple[Path, dict[str, Any]] | None = (
+            config_file,
+            data.get("tool", {}).get("nbguard", data),
+        )
+    else:
+        found = find_config_file(course)
+    where = f"[tool.nbguard] of {found[0]}" if found else "the defaults"
+    file_table: dict[str, Any] = dict(found[1]) if found else {}
+    base = found[0].parent if found else course
+
+    raw_envs = file_table.pop("envs", {})
+    if not isinstance(raw_envs, dict):
+        raise ConfigError(f"envs in {where} must be a table of environments")
+    values: dict[str, object] = {}
+    for key, value in file_table.items():
+        setting = _known(key, _SETTING_BY_KEY, where)
+        values[setting.attr] = _anchor(setting, _parse(key, value, where), base)
+    for key, value in (overrides or {}).items():
+        setting = _known(key, _SETTING_BY_KEY, "the command line")
+        values[setting.attr] = _anchor(setting, _parse(key, value, "the command line"), Path.cwd())
+
+    env_tables: dict[str, dict[str, Any]] = {}
+    for name, table in raw_envs.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"envs.{name} in {where} must be a table")
+        env_tables[name] = {"__base__": base, **table}
+    for name, table in (env_overrides or {}).items():
+        env_tables.setdefault(name, {"__base__": Path.cwd()})
+        env_tables[name].update(table)
+        if "requirements" in table:
+            env_tables[name]["__base__"] = Path.cwd()
+    specs = _env_specs(course, env_tables, where)
+    config = Config(course=course, config_file=found[0] if found else None, envs=specs, **values)  # type: ignore[arg-type]
+    if config.baseline not in {spec.name for spec in specs}:
+        raise ConfigError(
+            f"baseline env {config.baseline!r} is not defined; envs are "
+            + ", ".join(spec.name for spec in specs)
+        )
+    return config
+
+
+def _anchor(setting: Setting, value: object, base: Path) -> object:
+    """Paths are relative to the file that names them; on the command line, to the cwd."""
+    if setting.key == "find-links":
+        return tuple(
+            link if re.match(r"^[a-z][a-z0-9+.-]*://", link) else str((base / link).resolve())
+            for link in value  # type: ignore[attr-defined]
+        )
+    if setting.key == "cache-dir":
+        return (base / Path(str(value)).expanduser()).resolve()
+    if setting.key == "report":
+        return base / str(value)
+    return value
+
+
+def _known(key: str, known: Mapping[str, Setting], where: str) -> Setting:
+    setting = known.get(key.replace("_", "-"))
+    if setting is None:
+        close = [k for k in known if k.startswith(key[:3])]
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"unknown key {key!r} in {where}{hint} (known: {', '.join(sorted(known))})"
+        )
+    return setting
+
+
+def _parse(key: str, value: object, where: str) -> object:
+    setting = (
+        _SETTING_BY_KEY.get(key.replace("_", "-")) or _ENV_SETTING_BY_KEY[key.replace("_", "-")]
+    )
+    try:
+        return setting.parse(value)
+    except TypeError as exc:
+        raise ConfigError(f"{key} in {where} must be {exc}, got {value!r}") from None
+
+
+def _env_specs(
+    course: Path, tables: Mapping[str, dict[str, Any]], where: str
+) -> tuple[EnvSpec, ...]:
+    if not tables:
+        return default_envs(course)
+    specs: list[EnvSpec] = []
+    for name, table in tables.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise ConfigError(f"env name {name!r} in {where}: use letters, digits, '-', '_', '.'")
+        base: Path = table.pop("__base__", course)
+        values = {
+            _known(key, _ENV_SETTING_BY_KEY, f"envs.{name} of {where}").attr: _parse(
+                key, value, f"envs.{name} of {where}"
+            )
+            for key, value in table.items()
+        }
+        requirements = values.pop("requirements", None)
+        path = (
+            (base / str(requirements)).resolve()
+            if requirements
+            else _default_requirements(course, name)
+        )
+        if path is not None and not path.is_file():
+            raise ConfigError(
+                f"envs.{name}.requirements: {path} does not exist; name an existing "
+                "requirements.txt, requirements.in or environment.yml"
+            )
+        specs.append(EnvSpec(name=name, requirements=path, **values))  # type: ignore[arg-type]
+    return tuple(specs)
+
+
+def _default_requirements(course: Path, name: str) -> Path | None:
+    pinned, loose = _requirement_files(course)
+    if name == "upcoming":
+        return loose or pinned
+    return pinned or loose
+
+
+def _requirement_files(course: Path) -> tuple[Path | None, Path | None]:
+    """The course's pinned file and its loose one, by the usual names."""
+    pinned = next(
+        (
+            course / n
+            for n in ("requirements.txt", "requirements.lock", "requirements-lock.txt")
+            if (course / n).is_file()
+        ),
+        None,
+    )
+    loose = next(
+        (
+            course / n
+            for n in ("requirements.in", "environment.yml", "environment.yaml")
+            if (course / n).is_file()
+        ),
+        None,
+    )
+    return pinned, loose
+
+
+def default_envs(course: Path) -> tuple[EnvSpec, ...]:
+    """No envs configured: `locked` from the pinned file as is, `upcoming` from the loose file
+    (or the pinned one with its pins dropped), upgraded, both on nbguard's own Python."""
+    pinned, loose = _requirement_files(course)
+    if pinned is None and loose is None:
+        raise ConfigError(
+            f"no requirements.txt, requirements.in or environment.yml in {course}; "
+            "add one or configure [tool.nbguard.envs] in pyproject.toml"
+        )
+    return (
+        EnvSpec(name="locked", python=None, requirements=pinned or loose),
+        EnvSpec(name="upcoming", python=None, requirements=loose or pinned, upgrade=True),
+    )
+
+
+def parse_env_assignment(setting_key: str, text: str) -> tuple[str, object]:
+    """`upcoming=3.12` from the command line → ("upcoming", "3.12"); a bare `upcoming` sets a
+    boolean env setting to true."""
+    name, sep, value = text.partition("=")
+    if not name:
+        raise ConfigError(f"--env-{setting_key} needs ENV=VALUE, got {text!r}")
+    if not sep:
+        if _ENV_SETTING_BY_KEY[setting_key].is_bool:
+            return name, True
+        raise ConfigError(f"--env-{setting_key} needs ENV=VALUE, got {text!r}")
+    return name, value
+
+
+def describe(settings: Sequence[Setting] = SETTINGS) -> str:
+    """A Markdown table of the settings, for the README's configuration reference."""
+    rows = ["| key / flag | default | meaning |", "|---|---|---|"]
+    for s in settings:
+        rows.append(f"| `{s.key}` / `{s.flag}` | `{s.default!r}` | {s.help} |")
+    return "\n".join(rows)
