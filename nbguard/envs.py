@@ -123,7 +123,8 @@ def _read_requirements(path: Path, seen: frozenset[Path] = frozenset()) -> list[
 
 
 def _unpinned(line: str) -> str:
-    """`numpy[extra]==1.26.4 ; python_version < "3.13" --hash=...` → `numpy[extra] ; python_version < "3.13"`."""
+    """`numpy[x]==1.26.4 ; python_version < "3.13" --hash=…` → `numpy[x] ; python_version < "3.13"`:
+    the name, extras and markers of a pinned line."""
     line = re.sub(r"\s--hash[= ]\S+", "", line)
     match = _REQUIREMENT_NAME.match(line)
     if match is None:  # a URL or path requirement: nothing to unpin
@@ -200,8 +201,8 @@ class _Uv:
     def compile(
         self, spec: EnvSpec, interp: Interpreter, infile: Path, outfile: Path
     ) -> proc.Completed:
-        argv = [self.uv, "pip", "compile", infile, "--output-file", outfile, "--quiet"]
-        argv += ["--no-header", "--no-annotate", "--python", interp.executable]
+        argv: list[str | Path] = [self.uv, "pip", "compile", infile, "--output-file", outfile]
+        argv += ["--quiet", "--no-header", "--no-annotate", "--python", interp.executable]
         argv += ["--prerelease", "allow" if spec.prerelease else "if-necessary-or-explicit"]
         if spec.upgrade:
             argv.append("--upgrade")
@@ -213,7 +214,8 @@ class _Uv:
         )
         if not done.ok:
             return done
-        argv = [self.uv, "pip", "sync", lock, "--python", target / "bin" / "python", "--quiet"]
+        argv: list[str | Path] = [self.uv, "pip", "sync", lock, "--quiet"]
+        argv += ["--python", target / "bin" / "python"]
         # Kernels import the env's packages every run; without .pyc (uv writes none by
         # default, and PYTHONDONTWRITEBYTECODE is common) each import recompiles them.
         argv.append("--compile-bytecode")
@@ -237,7 +239,7 @@ class _PipTools:
             if (tools / ".complete").exists():
                 return tools
             shutil.rmtree(tools, ignore_errors=True)
-            for argv in (
+            steps: tuple[list[str | Path], ...] = (
                 [interp.executable, "-m", "venv", tools],
                 [
                     tools / "bin" / "python",
@@ -248,7 +250,8 @@ class _PipTools:
                     "pip-tools",
                     *self.sources.args(),
                 ],
-            ):
+            )
+            for argv in steps:
                 done = proc.run(argv)
                 if not done.ok:
                     raise EnvironmentBuildError(
@@ -260,7 +263,8 @@ class _PipTools:
     def compile(
         self, spec: EnvSpec, interp: Interpreter, infile: Path, outfile: Path
     ) -> proc.Completed:
-        argv = [self._tools(interp) / "bin" / "pip-compile", "--quiet", "--no-header"]
+        argv: list[str | Path] = [self._tools(interp) / "bin" / "pip-compile", "--quiet"]
+        argv += ["--no-header"]
         argv += ["--no-annotate", "--strip-extras", "--output-file", outfile]
         argv += ["--upgrade"] if spec.upgrade else []
         argv += ["--pre"] if spec.prerelease else []
@@ -270,7 +274,8 @@ class _PipTools:
         done = proc.run([interp.executable, "-m", "venv", target])
         if not done.ok:
             return done
-        pip = [target / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-deps"]
+        pip: list[str | Path] = [target / "bin" / "python", "-m", "pip", "install", "--quiet"]
+        pip.append("--no-deps")
         return proc.run([*pip, "-r", lock, *self.sources.args()])
 
 
