@@ -1,0 +1,130 @@
+"""The command line: parse, load the config, call the pipeline, draw, pick an exit code.
+
+Exit codes: 0 nothing regressed, 1 something broke (see `pipeline.exit_code`), 2 usage,
+configuration or environment-setup error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.markup import escape
+
+from nbguard import __version__, pipeline, report_json, report_terminal, settings
+from nbguard.errors import NbguardError
+
+EXIT_USAGE = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse prints the whole usage block; one line is what the other errors give.
+        self.exit(
+            EXIT_USAGE, f"nbguard: error: {message} (see nbguard {self.prog.split()[-1]} --help)\n"
+        )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="nbguard",
+        description="Run a course's notebooks in the locked and the upcoming environment "
+        "and report what an upgrade breaks.",
+    )
+    parser.add_argument("--version", action="version", version=f"nbguard {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser(
+        "run",
+        help="execute every notebook in every env and compare (the main job)",
+        description="Execute every notebook of COURSE in each env and compare with the baseline.",
+    )
+    run.add_argument("course", nargs="?", default=".", type=Path, help="course root (default: .)")
+    run.add_argument("--config", type=Path, help="read settings from this TOML file")
+    for setting in settings.SETTINGS:
+        if setting.is_bool:
+            run.add_argument(
+                setting.flag, action=argparse.BooleanOptionalAction, default=None, help=setting.help
+            )
+        else:
+            run.add_argument(
+                setting.flag,
+                action="append" if setting.repeatable else "store",
+                metavar=setting.metavar,
+                default=None,
+                help=setting.help,
+            )
+    run.add_argument("-j", dest="jobs", metavar="N", help="same as --jobs")
+    for setting in settings.ENV_SETTINGS:
+        run.add_argument(
+            f"--env-{setting.key}",
+            dest=f"env__{setting.attr}",
+            action="append",
+            metavar=setting.metavar,
+            default=None,
+            help=setting.help + " (repeatable)",
+        )
+    return parser
+
+
+def _load_config(args: argparse.Namespace) -> settings.Config:
+    overrides: dict[str, object] = {}
+    for setting in settings.SETTINGS:
+        value = getattr(args, setting.attr, None)
+        if value is not None:
+            overrides[setting.key] = value
+    env_overrides: dict[str, dict[str, object]] = {}
+    for setting in settings.ENV_SETTINGS:
+        for text in getattr(args, f"env__{setting.attr}") or []:
+            name, value = settings.parse_env_assignment(setting.key, text)
+            table = env_overrides.setdefault(name, {})
+            if setting.repeatable:
+                table.setdefault(setting.key, [])
+                table[setting.key].append(value)  # type: ignore[attr-defined]
+            else:
+                table[setting.key] = value
+    return settings.load(args.course, overrides, env_overrides, args.config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command is None:
+        _parser().print_help()
+        return EXIT_USAGE
+    console = Console(stderr=False, highlight=False)
+    errors = Console(stderr=True, highlight=False)
+    terminated = False
+
+    def sigterm(signum: int, frame: FrameType | None) -> None:
+        nonlocal terminated
+        terminated = True
+        raise pipeline.Terminated
+
+    previous = signal.signal(signal.SIGTERM, sigterm)
+    try:
+        config = _load_config(args)
+        with report_terminal.LiveProgress(console) as progress:
+            report = pipeline.run(config, progress)
+        report_json.write(report, config.report)
+        report_terminal.render(report, console, str(config.report))
+    except NbguardError as exc:
+        errors.print(f"[red]nbguard: error:[/] {escape(str(exc))}", soft_wrap=True)
+        return EXIT_USAGE
+    except (KeyboardInterrupt, pipeline.Terminated):
+        # Interrupted outside the pipeline's own handling (config load, report writing).
+        return EXIT_SIGTERM if terminated else EXIT_SIGINT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if report.interrupted:
+        return EXIT_SIGTERM if terminated else EXIT_SIGINT
+    return pipeline.exit_code(report, config)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

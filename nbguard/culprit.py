@@ -1,0 +1,138 @@
+"""Naming the upgrade behind a broken or changed notebook, from the evidence the runs hold
+(traceback frames, the failing name's module, warnings); `inferred`, never guessed."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+from nbguard.envs import canonical, changed_packages
+from nbguard.model import Comparison, Culprit, EnvInfo, NotebookRun
+
+# ipykernel's own dependency closure: they move with every kernel upgrade, so their version
+# changes alone say nothing about a course notebook.
+_KERNEL_MACHINERY = frozenset(
+    (
+        "ipykernel",
+        "ipython",
+        "ipython-pygments-lexers",
+        "jupyter-client",
+        "jupyter-core",
+        "traitlets",
+        "tornado",
+        "pyzmq",
+        "comm",
+        "debugpy",
+        "matplotlib-inline",
+        "nest-asyncio",
+        "nest-asyncio2",
+        "psutil",
+        "prompt-toolkit",
+        "pygments",
+        "jedi",
+        "parso",
+        "pexpect",
+        "ptyprocess",
+        "stack-data",
+        "executing",
+        "asttokens",
+        "pure-eval",
+        "wcwidth",
+        "decorator",
+        "appnope",
+        "typing-extensions",
+        "exceptiongroup",
+        "backcall",
+        "pickleshare",
+    )
+)
+_SITE_PACKAGES_FRAME = re.compile(r"site-packages/([A-Za-z0-9_]+)")
+_MODULE_IN_MESSAGE = re.compile(
+    r"(?:module '([\w.]+)' has no attribute|No module named '([\w.]+)'|"
+    r"cannot import name '\w+' from '([\w.]+)')"
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def infer(
+    comparison: Comparison,
+    before_run: NotebookRun,
+    after_run: NotebookRun,
+    before: EnvInfo,
+    after: EnvInfo,
+) -> Culprit | None:
+    """The most likely upgrade behind a broken or changed verdict, with the reason; None when
+    the evidence names nothing (or nothing changed between the envs)."""
+    if comparison.verdict not in {"broken", "changed"}:
+        return None
+    moved = {name: (old, new) for name, old, new in changed_packages(before, after)}
+    python_moved = before.python != after.python and None not in (before.python, after.python)
+    modules = _module_owners(after) | _module_owners(before)
+
+    def blame(name: str, reason: str) -> Culprit | None:
+        dist = modules.get(name, canonical(name))
+        if dist in moved:
+            old, new = moved[dist]
+            return Culprit(dist, old, new, "inferred", reason)
+        return None
+
+    error = after_run.error
+    if error is not None:
+        frames = _SITE_PACKAGES_FRAME.findall(_ANSI.sub("", "\n".join(error.traceback)))
+        for module in reversed(frames):  # innermost frame first
+            found = blame(module, f"the traceback of cell {error.cell} ends in {module}")
+            if found:
+                return found
+        for groups in _MODULE_IN_MESSAGE.findall(error.evalue):
+            module = next(g for g in groups if g).split(".")[0]
+            found = blame(module, f"{error.ename} names module {module}")
+            if found:
+                return found
+        if python_moved and error.ename in {"ModuleNotFoundError", "ImportError"}:
+            return Culprit("python", before.python, after.python, "inferred", error.evalue)
+    cells = {change.cell for change in comparison.changes}
+    for record in (*before_run.warnings, *after_run.warnings):
+        if record.package and record.cell in cells:
+            found = blame(
+                record.package, f"{record.category} from {record.package} in cell {record.cell}"
+            )
+            if found:
+                return found
+    for cell in after_run.cells:
+        if cell.index not in cells:
+            continue
+        for module in re.findall(r"\b([A-Za-z_]\w*)\.", cell.source):
+            found = blame(module, f"cell {cell.index} uses {module}")
+            if found:
+                return found
+    course_moves = [name for name in moved if name not in _KERNEL_MACHINERY]
+    if len(course_moves) == 1 and not python_moved:
+        old, new = moved[course_moves[0]]
+        return Culprit(
+            course_moves[0], old, new, "inferred", "the only course package that changed"
+        )
+    if python_moved and not course_moves:
+        return Culprit("python", before.python, after.python, "inferred", "only Python changed")
+    return None
+
+
+def _module_owners(env: EnvInfo) -> dict[str, str]:
+    if env.interpreter is None:
+        return {}
+    return _owners(env.interpreter.parent.parent)
+
+
+@cache
+def _owners(prefix: Path) -> dict[str, str]:
+    """Top-level importable name → distribution, from the env's installed RECORD files."""
+    owners: dict[str, str] = {}
+    for record in prefix.glob("lib/python*/site-packages/*.dist-info/RECORD"):
+        dist = canonical(record.parent.name.split("-")[0])
+        for line in record.read_text(encoding="utf-8", errors="replace").splitlines():
+            top = line.split(",", 1)[0].split("/", 1)[0]
+            if top.endswith(".py"):
+                top = top[:-3]
+            if top and not top.endswith((".dist-info", ".data")) and top != "..":
+                owners.setdefault(top, dist)
+    return owners

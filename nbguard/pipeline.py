@@ -1,0 +1,256 @@
+"""The orchestrator: config → notebooks and envs → runs → comparisons → report."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+from nbguard import compare, culprit, discover, envs, execute
+from nbguard.interpreters import Interpreter
+from nbguard.model import EnvInfo, Notebook, NotebookReport, NotebookRun, Report
+from nbguard.settings import ALWAYS_EXCLUDED, Config
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: stop like on Ctrl-C, with the finished part of the report."""
+
+
+class Observer(Protocol):
+    """What the pipeline tells whoever draws progress (the terminal, or nothing)."""
+
+    def planned(self, notebooks: int, runs: int, envs: list[str]) -> None: ...
+    def env_step(self, env: str, text: str) -> None: ...
+    def env_ready(self, info: EnvInfo) -> None: ...
+    def run_started(self, notebook: str, env: str) -> None: ...
+    def run_finished(self, run: NotebookRun) -> None: ...
+
+
+class Silent:
+    def planned(self, notebooks: int, runs: int, envs: list[str]) -> None:
+        pass
+
+    def env_step(self, env: str, text: str) -> None:
+        pass
+
+    def env_ready(self, info: EnvInfo) -> None:
+        pass
+
+    def run_started(self, notebook: str, env: str) -> None:
+        pass
+
+    def run_finished(self, run: NotebookRun) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class _Task:
+    notebook: Notebook
+    env: EnvInfo
+
+
+def run(config: Config, observer: Observer | None = None) -> Report:
+    """Execute every notebook in every env and compare each env's runs with the baseline's.
+
+    Infrastructure problems that stop everything (no interpreter, bad config) raise
+    NbguardError before any kernel starts; on Ctrl-C / SIGTERM the notebooks that finished in
+    every env are reported and `Report.interrupted` is set.
+    """
+    seen = observer or Silent()
+    started = time.monotonic()
+    notebooks = discover.discover(config.course, config.notebooks, config.exclude, ALWAYS_EXCLUDED)
+    # Look up every interpreter first: a missing Python is a setup error, before any work.
+    interps = {spec.name: envs.interpreter_for(spec) for spec in config.envs}
+    runnable = [nb for nb in notebooks if nb.skip_reason is None]
+    seen.planned(len(notebooks), len(runnable) * len(config.envs), [s.name for s in config.envs])
+
+    scratch = Path(tempfile.mkdtemp(prefix="nbguard-"))
+    built: dict[str, EnvInfo] = {}
+    runs: dict[tuple[str, str], NotebookRun] = {}
+    interrupted = False
+    try:
+        _execute_all(config, interps, runnable, scratch, seen, built, runs)
+    except (KeyboardInterrupt, Terminated):
+        interrupted = True
+    finally:
+        execute.kill_all_kernels()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    env_names = [spec.name for spec in config.envs]
+    reports: list[NotebookReport] = []
+    for notebook in notebooks:
+        if notebook.skip_reason is not None:
+            reports.append(_skipped(notebook, env_names))
+            continue
+        nb_runs = {
+            name: runs[(notebook.path, name)] for name in env_names if (notebook.path, name) in runs
+        }
+        if len(nb_runs) < len(env_names):
+            continue  # interrupted before every env ran it: nothing to compare
+        reports.append(_compare(config, notebook, nb_runs, built))
+    return Report(
+        course=str(config.course),
+        baseline=config.baseline,
+        envs={name: built[name] for name in env_names if name in built},
+        notebooks=tuple(reports),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        duration_s=time.monotonic() - started,
+        interrupted=interrupted,
+        settings=config.public(),
+    )
+
+
+def _execute_all(
+    config: Config,
+    interps: dict[str, Interpreter],
+    notebooks: list[Notebook],
+    scratch: Path,
+    seen: Observer,
+    built: dict[str, EnvInfo],
+    runs: dict[tuple[str, str], NotebookRun],
+) -> None:
+    """Build the envs side by side and start each env's notebooks as soon as it is ready,
+    so the first env's kernels run while the second still installs."""
+    options = _exec_options(config)
+    cancel = threading.Event()
+
+    def build(name: str) -> EnvInfo:
+        spec = config.env(name)
+        return envs.build(spec, config, interps[name], lambda text: seen.env_step(name, text))
+
+    def execute_one(task: _Task, workdir: Path) -> NotebookRun:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        seen.run_started(task.notebook.path, task.env.name)
+        assert task.env.interpreter is not None
+        return execute.execute_notebook(
+            task.notebook,
+            config.course,
+            task.env.name,
+            task.env.interpreter,
+            _kernel_options(options, task.env.interpreter),
+            workdir,
+        )
+
+    with (
+        ThreadPoolExecutor(max_workers=len(config.envs), thread_name_prefix="env") as builders,
+        ThreadPoolExecutor(max_workers=config.jobs, thread_name_prefix="kernel") as workers,
+    ):
+        pending: set[Future[object]] = {builders.submit(build, spec.name) for spec in config.envs}
+        counter = 0
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    if isinstance(result, EnvInfo):
+                        built[result.name] = result
+                        seen.env_ready(result)
+                        for notebook in notebooks:
+                            if not result.ok:
+                                run_ = _env_failed(notebook, result)
+                                runs[(notebook.path, result.name)] = run_
+                                seen.run_finished(run_)
+                                continue
+                            counter += 1
+                            workdir = scratch / result.name / str(counter)
+                            pending.add(
+                                workers.submit(execute_one, _Task(notebook, result), workdir)
+                            )
+                    elif isinstance(result, NotebookRun):
+                        runs[(result.notebook, result.env)] = result
+                        seen.run_finished(result)
+        except BaseException:
+            cancel.set()
+            for future in pending:
+                future.cancel()
+            execute.kill_all_kernels()
+            raise
+
+
+def _kernel_options(base: execute.ExecOptions, python: Path) -> execute.ExecOptions:
+    """Options for one env's kernels: its bin first on PATH, so `!python` and `!pip` in a
+    notebook mean the env's own, as they would for a student."""
+    prefix = python.parent.parent
+    kernel_env = {
+        **base.kernel_env,
+        "VIRTUAL_ENV": str(prefix),
+        "PATH": os.pathsep.join([str(prefix / "bin"), os.environ.get("PATH", "")]),
+    }
+    return replace(base, kernel_env=kernel_env)
+
+
+def _exec_options(config: Config) -> execute.ExecOptions:
+    paths: list[Path] = []
+    if config.course_code == "path":
+        paths.append(config.course)
+        if (config.course / "src").is_dir():
+            paths.append(config.course / "src")
+    paths += [(config.course / extra).resolve() for extra in config.python_path]
+    return execute.ExecOptions(
+        cell_timeout=config.timeout,
+        notebook_timeout=config.notebook_timeout,
+        startup_timeout=config.startup_timeout or 60.0,
+        python_path=tuple(paths),
+        # No user site-packages: a kernel sees its env's packages and nothing else.
+        kernel_env={"PYTHONNOUSERSITE": "1", "MPLBACKEND": "Agg"},
+    )
+
+
+def _env_failed(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+    return NotebookRun(
+        notebook=notebook.path,
+        env=env.name,
+        status="env-failed",
+        duration_s=0.0,
+        reason=env.error,
+    )
+
+
+def _skipped(notebook: Notebook, env_names: list[str]) -> NotebookReport:
+    runs = {
+        name: NotebookRun(notebook.path, name, "skipped", 0.0, reason=notebook.skip_reason)
+        for name in env_names
+    }
+    return NotebookReport(notebook.path, "skipped", runs, skip_reason=notebook.skip_reason)
+
+
+def _compare(
+    config: Config,
+    notebook: Notebook,
+    runs: dict[str, NotebookRun],
+    built: dict[str, EnvInfo],
+) -> NotebookReport:
+    baseline = runs[config.baseline]
+    comparisons = []
+    for name, other in runs.items():
+        if name == config.baseline:
+            continue
+        comparison = compare.compare_runs(baseline, other)
+        blamed = culprit.infer(comparison, baseline, other, built[config.baseline], built[name])
+        if blamed is not None:
+            comparison = replace(comparison, culprit=blamed)
+        comparisons.append(comparison)
+    return NotebookReport(
+        notebook.path, compare.notebook_verdict(comparisons), runs, tuple(comparisons)
+    )
+
+
+def exit_code(report: Report, config: Config) -> int:
+    """0 when nothing regressed; 1 for broken (and changed, unless allowed; with --strict also
+    warnings and already-broken); 130 when interrupted."""
+    if report.interrupted:
+        return 130
+    failing = {"broken"}
+    if not config.allow_changed:
+        failing.add("changed")
+    if config.strict:
+        failing |= {"warnings", "already-broken"}
+    return 1 if any(nb.verdict in failing for nb in report.notebooks) else 0

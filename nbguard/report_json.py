@@ -1,0 +1,73 @@
+"""The JSON report: the versioned contract other tools and CI read (DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from nbguard import __version__
+from nbguard.model import NotebookReport, NotebookRun, Report
+
+SCHEMA = "nbguard-report/1"
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "nbguard_version": __version__,
+        "created": report.created,
+        "course": report.course,
+        "baseline": report.baseline,
+        "interrupted": report.interrupted,
+        "duration_s": round(report.duration_s, 3),
+        "envs": {
+            name: {
+                "python": env.python,
+                "packages": dict(sorted(env.packages.items())),
+                "fingerprint": env.fingerprint,
+                "reused": env.reused,
+                "build_s": round(env.build_s, 3),
+                "error": env.error,
+            }
+            for name, env in report.envs.items()
+        },
+        "summary": report.summary,
+        "notebooks": [_notebook(nb) for nb in report.notebooks],
+        "settings": report.settings,
+    }
+
+
+def _notebook(nb: NotebookReport) -> dict[str, Any]:
+    culprit = nb.culprit
+    return {
+        "path": nb.path,
+        "verdict": nb.verdict,
+        "verdicts": {c.env: c.verdict for c in nb.comparisons},
+        "skip_reason": nb.skip_reason,
+        "runs": {name: _run(run) for name, run in nb.runs.items()},
+        "changes": [change.to_json() for change in nb.changes],
+        "culprit": culprit.to_json() if culprit else None,
+    }
+
+
+def _run(run: NotebookRun) -> dict[str, Any]:
+    return {
+        "status": run.status,
+        "duration_s": round(run.duration_s, 3),
+        "error": run.error.to_json() if run.error else None,
+        "reason": run.reason,
+        "warnings": [record.to_json() for record in run.warnings],
+    }
+
+
+def write(report: Report, path: Path) -> None:
+    """Write atomically: a reader (or a Ctrl-C) never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=".nbguard-report-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    Path(tmp).replace(path)

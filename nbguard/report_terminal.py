@@ -1,0 +1,192 @@
+"""What the terminal shows: live progress while the pipeline runs, then the verdict table.
+The only module that imports rich."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from nbguard.model import EnvInfo, NotebookReport, NotebookRun, Report
+
+VERDICT_STYLE = {
+    "ok": "green",
+    "warnings": "yellow",
+    "changed": "magenta",
+    "broken": "bold red",
+    "already-broken": "red",
+    "fixed": "cyan",
+    "skipped": "dim",
+}
+
+
+class LiveProgress:
+    """A pipeline Observer drawing a bar per env build and one for notebook runs."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._lock = threading.Lock()
+        self._envs: dict[str, TaskID] = {}
+        self._runs: TaskID | None = None
+
+    def __enter__(self) -> LiveProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.progress.stop()
+
+    def planned(self, notebooks: int, runs: int, envs: list[str]) -> None:
+        with self._lock:
+            for name in envs:
+                self._envs[name] = self.progress.add_task(f"env {name}: waiting", total=1)
+            self._runs = self.progress.add_task(
+                f"{notebooks} notebooks × {len(envs)} envs", total=runs
+            )
+
+    def env_step(self, env: str, text: str) -> None:
+        with self._lock:
+            self.progress.update(self._envs[env], description=f"env {env}: {escape(text)}")
+
+    def env_ready(self, info: EnvInfo) -> None:
+        with self._lock:
+            if info.ok:
+                how = "reused" if info.reused else f"built in {info.build_s:.1f}s"
+                text = (
+                    f"env {info.name}: Python {info.python}, {len(info.packages)} packages, {how}"
+                )
+                self.console.print(f"[green]✓[/] {escape(text)}")
+            else:
+                self.console.print(f"[red]✗ env {info.name}:[/] {escape(str(info.error))}")
+            self.progress.update(self._envs[info.name], completed=1, visible=False)
+
+    def run_started(self, notebook: str, env: str) -> None:
+        pass
+
+    def run_finished(self, run: NotebookRun) -> None:
+        with self._lock:
+            if self._runs is not None and run.status != "env-failed":
+                self.progress.advance(self._runs)
+            if run.status not in {"ok", "env-failed"}:
+                self.console.print(
+                    f"  [dim]{escape(run.env)}[/] {escape(run.notebook)}: "
+                    f"[red]{run.status}[/] {escape(_error_line(run))}"
+                )
+
+
+def _error_line(run: NotebookRun) -> str:
+    if run.error is not None:
+        return f"cell {run.error.cell}: {run.error.ename}: {_first_line(run.error.evalue)}"
+    return _first_line(run.reason or "")
+
+
+def _first_line(text: str, width: int = 160) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _detail(nb: NotebookReport, baseline: str) -> str:
+    """The one line a user needs per notebook: the failing cell, the change, the warnings."""
+    if nb.verdict == "skipped":
+        return nb.skip_reason or next((r.reason or "" for r in nb.runs.values()), "")
+    lines: list[str] = []
+    failing = [run for name, run in nb.runs.items() if run.failed and name != baseline]
+    if nb.verdict in {"broken", "already-broken"} and failing:
+        lines += [f"{run.env}: {_error_line(run)}" for run in failing]
+    elif nb.verdict == "fixed":
+        base = nb.runs[baseline]
+        lines.append(f"{baseline} failed ({_error_line(base)}); runs now")
+    elif nb.verdict == "changed":
+        for change in nb.changes[:3]:
+            after = _first_line(change.after or "", 80)
+            lines.append(f"cell {change.cell} {change.kind}: {after}")
+        if len(nb.changes) > 3:
+            lines.append(f"… {len(nb.changes) - 3} more changes")
+    seen: set[tuple[str, str]] = set()
+    for name, run in nb.runs.items():
+        for record in run.warnings:
+            key = (record.category, record.message)
+            if key in seen:
+                continue
+            seen.add(key)
+            source = f" ({record.package})" if record.package else ""
+            lines.append(
+                f"{name} cell {record.cell}: {record.category}{source}: "
+                f"{_first_line(record.message, 100)}"
+            )
+    return "\n".join(lines)
+
+
+def render(report: Report, console: Console, report_path: str | None = None) -> None:
+    """The verdict table, the envs, the summary line."""
+    table = Table(title=f"nbguard: {escape(report.course)}", show_lines=True, expand=False)
+    table.add_column("notebook", overflow="fold")
+    table.add_column("verdict")
+    table.add_column("what happened", overflow="fold")
+    table.add_column("culprit")
+    for nb in report.notebooks:
+        style = VERDICT_STYLE[nb.verdict]
+        culprit = nb.culprit
+        blamed = (
+            f"{culprit.package} {culprit.from_version} → {culprit.to_version} ({culprit.evidence})"
+            if culprit
+            else ""
+        )
+        table.add_row(
+            escape(nb.path),
+            f"[{style}]{nb.verdict}[/]",
+            escape(_detail(nb, report.baseline)),
+            escape(blamed),
+        )
+    console.print(table)
+    base = report.envs.get(report.baseline)
+    for name, env in report.envs.items():
+        if env.error:
+            console.print(f"[red]env {escape(name)} failed:[/] {escape(env.error)}")
+            continue
+        moved = ""
+        if base is not None and name != report.baseline:
+            changes = [
+                f"{pkg} {base.packages.get(pkg, '—')} → {env.packages.get(pkg, '—')}"
+                for pkg in sorted(set(base.packages) | set(env.packages))
+                if base.packages.get(pkg) != env.packages.get(pkg)
+            ]
+            if base.python != env.python:
+                changes.insert(0, f"python {base.python} → {env.python}")
+            moved = f"; vs {report.baseline}: " + (", ".join(changes) if changes else "no changes")
+        console.print(
+            f"[bold]{escape(name)}[/]: Python {env.python}, {len(env.packages)} packages"
+            + escape(moved)
+        )
+    counts = ", ".join(f"[{VERDICT_STYLE[v]}]{n} {v}[/]" for v, n in report.summary.items() if n)
+    console.print(f"{counts or 'no notebooks found'} in {report.duration_s:.1f}s")
+    if report.interrupted:
+        console.print("[yellow]interrupted: the report holds the notebooks that finished[/]")
+    if report_path:
+        console.print(f"report: {escape(report_path)}")
