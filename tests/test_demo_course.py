@@ -1,0 +1,127 @@
+"""Integration tier: `nbguard run` on the demo course builds real venvs from local wheels
+(offline) and gives every verdict a user expects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbguard import cli
+from tests.conftest import DEMO_COURSE, offline_args, snapshot
+
+pytestmark = pytest.mark.integration
+
+EXPECTED: dict[str, Any] = json.loads((DEMO_COURSE / "EXPECTED.json").read_text())
+
+
+def _run(course: Path, cache: Path, tmp_path: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+    report = tmp_path / "report.json"
+    code = cli.main(["run", str(course), *offline_args(cache), "--report", str(report), *extra])
+    return code, json.loads(report.read_text())
+
+
+@pytest.fixture(scope="module")
+def demo_run(
+    tmp_path_factory: pytest.TempPathFactory, fixture_wheels: Path, env_cache: Path
+) -> tuple[int, dict[str, Any], dict[str, str], dict[str, str], Path]:
+    """One audit of a fresh copy of the demo course, shared by the tests that read it."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("demo")
+    course = root / "demo-course"
+    shutil.copytree(DEMO_COURSE, course)
+    shutil.copytree(fixture_wheels, root / "wheels")
+    before = snapshot(course)
+    code, report = _run(course, env_cache, root, "--jobs", "4")
+    return code, report, before, snapshot(course), course
+
+
+def test_every_notebook_gets_its_expected_verdict(demo_run: Any) -> None:
+    code, report, *_ = demo_run
+    verdicts = {nb["path"]: nb["verdict"] for nb in report["notebooks"]}
+    assert verdicts == EXPECTED["notebooks"]
+    # A broken notebook fails the run.
+    assert code == 1
+
+
+def test_report_follows_the_json_contract(demo_run: Any) -> None:
+    _, report, *_ = demo_run
+    assert report["schema"] == "nbguard-report/1"
+    assert {"nbguard_version", "created", "envs", "notebooks", "summary"} <= set(report)
+    assert report["envs"]["locked"]["packages"]["wobble"] == "1.0"
+    assert report["envs"]["upcoming"]["packages"]["wobble"] == "2.0"
+    # ipykernel was added to both envs without moving the course's pins.
+    assert "ipykernel" in report["envs"]["locked"]["packages"]
+    assert report["summary"]["broken"] == 1
+    assert sum(report["summary"].values()) == len(EXPECTED["notebooks"])
+    for nb in report["notebooks"]:
+        assert set(nb["runs"]) == {"locked", "upcoming"}
+        for run in nb["runs"].values():
+            assert {"status", "duration_s", "error", "warnings"} <= set(run)
+
+
+def test_broken_notebook_names_the_failing_cell_and_the_upgrade(demo_run: Any) -> None:
+    _, report, *_ = demo_run
+    for path, per_env in EXPECTED["errors"].items():
+        nb = next(nb for nb in report["notebooks"] if nb["path"] == path)
+        for env, error in per_env.items():
+            got = nb["runs"][env]["error"]
+            assert (got["cell"], got["ename"]) == (error["cell"], error["ename"]), path
+    broken = next(nb for nb in report["notebooks"] if nb["verdict"] == "broken")
+    assert broken["culprit"]["package"] == "wobble"
+    assert (broken["culprit"]["from"], broken["culprit"]["to"]) == ("1.0", "2.0")
+    assert broken["culprit"]["evidence"] == "inferred"
+
+
+def test_warning_records_carry_category_package_and_cell(demo_run: Any) -> None:
+    _, report, *_ = demo_run
+    for nb in report["notebooks"]:
+        got = sorted(
+            (env, w["cell"], w["category"], w["package"])
+            for env, run in nb["runs"].items()
+            for w in run["warnings"]
+        )
+        wanted = sorted(
+            (w["env"], w["cell"], w["category"], w["package"])
+            for w in EXPECTED["warnings"].get(nb["path"], [])
+        )
+        assert got == wanted, nb["path"]
+
+
+def test_changed_notebook_shows_the_changed_cell(demo_run: Any) -> None:
+    _, report, *_ = demo_run
+    for path, cells in EXPECTED["changes"].items():
+        nb = next(nb for nb in report["notebooks"] if nb["path"] == path)
+        assert sorted({c["cell"] for c in nb["changes"]}) == cells
+
+
+def test_course_tree_is_byte_identical_afterwards(demo_run: Any) -> None:
+    _, _, before, after, _ = demo_run
+    assert after == before
+
+
+def test_second_run_reuses_both_envs(demo_run: Any, env_cache: Path, tmp_path: Path) -> None:
+    *_, course = demo_run
+    envs_before = sorted(p.name for p in (env_cache / "envs").iterdir())
+    code, report = _run(course, env_cache, tmp_path)
+    assert code == 1
+    assert all(env["reused"] for env in report["envs"].values())
+    assert sorted(p.name for p in (env_cache / "envs").iterdir()) == envs_before
+    assert {nb["path"]: nb["verdict"] for nb in report["notebooks"]} == EXPECTED["notebooks"]
+
+
+def test_unresolvable_upcoming_env_breaks_every_notebook_with_the_resolver_message(
+    demo_course: Path, env_cache: Path, tmp_path: Path
+) -> None:
+    code, report = _run(demo_course, env_cache, tmp_path, "--env-pins", "upcoming=wobble>=9")
+    assert code == 1
+    assert "wobble" in report["envs"]["upcoming"]["error"]
+    for nb in report["notebooks"]:
+        if nb["verdict"] == "skipped":
+            continue
+        assert nb["runs"]["upcoming"]["status"] == "env-failed"
+        assert "wobble" in nb["runs"]["upcoming"]["reason"]
+        assert nb["verdict"] in {"broken", "already-broken"}
