@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,9 @@ class Setting:
     help: str
     metavar: str = "VALUE"
     repeatable: bool = False  # a list on the command line: the flag may be given many times
+    # Command-line values add to the config file's list instead of replacing it (as pip's
+    # --find-links does), for places to look rather than choices.
+    extends: bool = False
 
     @property
     def attr(self) -> str:
@@ -123,12 +126,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("jobs", _as_int, max(1, os.cpu_count() or 1), "notebooks executed at once (default: number of CPUs)", "N"),
     Setting("baseline", _as_str, "locked", "the env every other env is compared with", "ENV"),
     Setting("resolver", _one_of("uv", "pip-tools"), "uv", "resolver and installer: uv (fast) or pip-tools (pip-compile + pip)", "NAME"),
-    Setting("find-links", _as_str_list, (), "extra directory or URL of wheels for every env (relative paths: to the config file)", "DIR", True),
+    Setting("find-links", _as_str_list, (), "extra directory or URL of wheels for every env (relative paths: to the config file)", "DIR", True, True),
     Setting("index-url", _as_str, None, "package index for every env (default: the resolver's own)", "URL"),
-    Setting("extra-index-url", _as_str_list, (), "additional package index", "URL", True),
+    Setting("extra-index-url", _as_str_list, (), "additional package index", "URL", True, True),
     Setting("no-index", _as_bool, False, "use only --find-links, never a package index (offline)"),
     Setting("course-code", _one_of("path", "none"), "path", "how notebooks import the course's own modules: 'path' puts the course root (and src/) on the kernel's PYTHONPATH", "MODE"),
-    Setting("python-path", _as_str_list, (), "more course directories to put on the kernel's PYTHONPATH", "DIR", True),
+    Setting("python-path", _as_str_list, (), "more course directories to put on the kernel's PYTHONPATH", "DIR", True, True),
     Setting("cache-dir", _as_str, None, "where environments are kept (default: $NBGUARD_CACHE_DIR or ~/.cache/nbguard)", "DIR"),
     Setting("report", _as_str, DEFAULT_REPORT, "where to write the JSON report (relative: to the current directory)", "FILE"),
     Setting("strict", _as_bool, False, "also fail (exit 1) on warnings and already-broken notebooks"),
@@ -152,8 +155,8 @@ class EnvSpec:
     """What an environment should be; `envs.build` turns it into a real venv."""
 
     name: str
-    python: str | None  # version request or interpreter path; None: nbguard's own Python
-    requirements: Path | None  # absolute
+    python: str | None = None  # version request or interpreter path; None: nbguard's own
+    requirements: Path | None = None  # absolute
     upgrade: bool = False
     prerelease: bool = False
     pins: tuple[str, ...] = ()
@@ -263,20 +266,33 @@ def load(
         values[setting.attr] = _anchor(setting, _parse(key, value, where), base)
     for key, value in (overrides or {}).items():
         setting = _known(key, _SETTING_BY_KEY, "the command line")
-        values[setting.attr] = _anchor(setting, _parse(key, value, "the command line"), Path.cwd())
+        parsed = _anchor(setting, _parse(key, value, "the command line"), Path.cwd())
+        if setting.extends:
+            parsed = (*values.get(setting.attr, ()), *parsed)  # type: ignore[misc]
+        values[setting.attr] = parsed
 
     env_tables: dict[str, dict[str, Any]] = {}
     for name, table in raw_envs.items():
         if not isinstance(table, dict):
             raise ConfigError(f"envs.{name} in {where} must be a table")
-        env_tables[name] = {"__base__": base, **table}
+        env_tables[name] = table
+    specs = list(_env_specs(course, env_tables, base, where))
     for name, table in (env_overrides or {}).items():
-        env_tables.setdefault(name, {"__base__": Path.cwd()})
-        env_tables[name].update(table)
-        if "requirements" in table:
-            env_tables[name]["__base__"] = Path.cwd()
-    specs = _env_specs(course, env_tables, where)
-    config = Config(course=course, config_file=found[0] if found else None, envs=specs, **values)  # type: ignore[arg-type]
+        index = next((i for i, spec in enumerate(specs) if spec.name == name), None)
+        if index is None:
+            raise ConfigError(
+                f"unknown env {name!r} on the command line; envs are "
+                + ", ".join(spec.name for spec in specs)
+                + f" (define more in [tool.nbguard.envs.{name}])"
+            )
+        [changed] = _env_specs(course, {name: dict(table)}, Path.cwd(), "the command line")
+        given = {_ENV_SETTING_BY_KEY[key.replace("_", "-")].attr for key in table}
+        updates = {attr: getattr(changed, attr) for attr in given}
+        if "pins" in updates:  # pins given on the command line add to the configured ones
+            updates["pins"] = (*specs[index].pins, *updates["pins"])
+        specs[index] = replace(specs[index], **updates)
+    # Each value was checked by its Setting's parser above, so the keyword types hold.
+    config = Config(course, found[0] if found else None, tuple(specs), **values)  # type: ignore[arg-type]
     if config.baseline not in {spec.name for spec in specs}:
         raise ConfigError(
             f"baseline env {config.baseline!r} is not defined; envs are "
@@ -321,7 +337,7 @@ def _parse(key: str, value: object, where: str) -> object:
 
 
 def _env_specs(
-    course: Path, tables: Mapping[str, dict[str, Any]], where: str
+    course: Path, tables: Mapping[str, dict[str, Any]], base: Path, where: str
 ) -> tuple[EnvSpec, ...]:
     if not tables:
         return default_envs(course)
@@ -329,7 +345,6 @@ def _env_specs(
     for name, table in tables.items():
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
             raise ConfigError(f"env name {name!r} in {where}: use letters, digits, '-', '_', '.'")
-        base: Path = table.pop("__base__", course)
         values = {
             _known(key, _ENV_SETTING_BY_KEY, f"envs.{name} of {where}").attr: _parse(
                 key, value, f"envs.{name} of {where}"

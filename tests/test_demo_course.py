@@ -51,8 +51,8 @@ def test_report_follows_the_json_contract(demo_run: Any) -> None:
     _, report, *_ = demo_run
     assert report["schema"] == "nbguard-report/1"
     assert {"nbguard_version", "created", "envs", "notebooks", "summary"} <= set(report)
-    assert report["envs"]["locked"]["packages"]["wobble"] == "1.0"
-    assert report["envs"]["upcoming"]["packages"]["wobble"] == "2.0"
+    assert report["envs"]["locked"]["packages"]["nbguard-demo-wobble"] == "1.0"
+    assert report["envs"]["upcoming"]["packages"]["nbguard-demo-wobble"] == "2.0"
     # ipykernel was added to both envs without moving the course's pins.
     assert "ipykernel" in report["envs"]["locked"]["packages"]
     assert report["summary"]["broken"] == 1
@@ -71,7 +71,7 @@ def test_broken_notebook_names_the_failing_cell_and_the_upgrade(demo_run: Any) -
             got = nb["runs"][env]["error"]
             assert (got["cell"], got["ename"]) == (error["cell"], error["ename"]), path
     broken = next(nb for nb in report["notebooks"] if nb["verdict"] == "broken")
-    assert broken["culprit"]["package"] == "wobble"
+    assert broken["culprit"]["package"] == "nbguard-demo-wobble"
     assert (broken["culprit"]["from"], broken["culprit"]["to"]) == ("1.0", "2.0")
     assert broken["culprit"]["evidence"] == "inferred"
 
@@ -116,12 +116,12 @@ def test_second_run_reuses_both_envs(demo_run: Any, env_cache: Path, tmp_path: P
 def test_unresolvable_upcoming_env_breaks_every_notebook_with_the_resolver_message(
     demo_course: Path, env_cache: Path, tmp_path: Path
 ) -> None:
-    code, report = _run(demo_course, env_cache, tmp_path, "--env-pins", "upcoming=wobble>=9")
+    code, report = _run(demo_course, env_cache, tmp_path, "--env-pins", "upcoming=nbguard-demo-wobble>=9")
     assert code == 1
-    assert "wobble" in report["envs"]["upcoming"]["error"]
+    assert "nbguard-demo-wobble" in report["envs"]["upcoming"]["error"]
     for nb in report["notebooks"]:
         if nb["verdict"] == "skipped":
             continue
         assert nb["runs"]["upcoming"]["status"] == "env-failed"
-        assert "wobble" in nb["runs"]["upcoming"]["reason"]
+        assert "nbguard-demo-wobble" in nb["runs"]["upcoming"]["reason"]
         assert nb["verdict"] in {"broken", "already-broken"}

@@ -1,0 +1,444 @@
+"""Kernel tier: execute tiny notebooks in real kernels of this interpreter and check the runs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+import time
+import venv
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from nbguard.execute import CAPTURE_MIME, ExecOptions, execute_notebook, kill_all_kernels
+from nbguard.model import Notebook, NotebookRun
+
+pytestmark = pytest.mark.kernel
+
+PYTHON = Path(sys.executable)
+
+MYLIB = """\
+import warnings
+
+
+class MyDeprecation(DeprecationWarning):
+    pass
+
+
+def old():
+    warnings.warn("old() is deprecated", DeprecationWarning, stacklevel=2)
+    return 1
+
+
+def future():
+    warnings.warn("future() will change", FutureWarning, stacklevel=2)
+
+
+def custom():
+    warnings.warn("custom() is going away", MyDeprecation, stacklevel=2)
+"""
+
+Cell = str | tuple[str, list[str]]  # source, or (source, tags)
+Runner = Callable[..., NotebookRun]
+
+
+def _kernel_children() -> list[int]:
+    """Kernel processes this test process started that are still alive (Linux /proc)."""
+    alive = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return alive
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        state, ppid = fields[0], int(fields[1])
+        if ppid == os.getpid() and state != "Z" and b"ipykernel_launcher" in cmdline:
+            alive.append(int(entry.name))
+    return alive
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+@pytest.fixture(autouse=True)
+def _no_kernel_survives() -> Iterator[None]:
+    yield
+    assert _kernel_children() == []
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Path:
+    root = tmp_path / "course"
+    root.mkdir()
+    (root / "mylib.py").write_text(MYLIB)
+    return root
+
+
+@pytest.fixture
+def run(course: Path, tmp_path: Path) -> Runner:
+    """Write a notebook of the given cells into the course and execute it."""
+
+    def runner(
+        *cells: Cell,
+        path: str = "nb.ipynb",
+        python: Path = PYTHON,
+        options: ExecOptions | None = None,
+    ) -> NotebookRun:
+        nb = new_notebook()
+        for cell in cells:
+            if isinstance(cell, tuple):
+                source, tags = cell
+                nb.cells.append(new_code_cell(source, metadata={"tags": tags}))
+            elif cell.startswith("# "):
+                nb.cells.append(new_markdown_cell(cell))
+            else:
+                nb.cells.append(new_code_cell(cell))
+        target = course / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+        notebook = Notebook(path=path, sha256="0" * 64, kernel_name="python3", language="python")
+        return execute_notebook(
+            notebook,
+            course,
+            "upcoming",
+            python,
+            options or ExecOptions(cell_timeout=20),
+            tmp_path / "work",
+        )
+
+    return runner
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_ok_notebook_reports_every_output_with_real_cell_indexes(run: Runner) -> None:
+    result = run(
+        "# A title",
+        "print('hello')\n21 * 2",
+        "from IPython.display import HTML, display\ndisplay(HTML('<b>hi</b>'))",
+        "import sys\nprint('oops', file=sys.stderr)",
+    )
+
+    assert result.status == "ok"
+    assert result.error is None
+    assert [cell.index for cell in result.cells] == [1, 2, 3]  # markdown 0 counts, not listed
+    assert all(cell.status == "ok" for cell in result.cells)
+    hello, html, stderr = (cell.outputs for cell in result.cells)
+    assert [(o.kind, dict(o.data)) for o in hello] == [
+        ("stream", {"stdout": "hello\n"}),
+        ("execute_result", {"text/plain": "42"}),
+    ]
+    assert html[0].kind == "display_data"
+    assert html[0].data["text/html"] == "<b>hi</b>"
+    assert [(o.kind, dict(o.data)) for o in stderr] == [("stream", {"stderr": "oops\n"})]
+    placeholders = [placeholder for _path, placeholder in result.volatile_paths]
+    assert {"<course>", "<env>", "<workdir>"} <= set(placeholders)
+    lengths = [len(path) for path, _placeholder in result.volatile_paths]
+    assert lengths == sorted(lengths, reverse=True)
+
+
+def test_capture_code_leaves_the_user_namespace_alone(run: Runner) -> None:
+    result = run("print(sorted(globals()), dict(Out))")
+
+    names = result.cells[0].outputs[0].data["stdout"]
+    for leaked in ("run_path", "MIME", "CATEGORIES", "_Capture", "_install"):
+        assert leaked not in names
+    assert names.rstrip().endswith("{}")  # nothing displayed at startup
+
+
+def test_failing_cell_stops_the_notebook(run: Runner) -> None:
+    result = run("x = 1", "# prose", "raise ValueError('bad value')", "print('after')", "x")
+
+    assert result.status == "error"
+    assert result.error is not None
+    assert (result.error.cell, result.error.ename, result.error.evalue) == (
+        2,
+        "ValueError",
+        "bad value",
+    )
+    assert any("ValueError" in line for line in result.error.traceback)
+    assert not any("\x1b[" in line for line in result.error.traceback)
+    assert [(cell.index, cell.status) for cell in result.cells] == [
+        (0, "ok"),
+        (2, "error"),
+        (3, "not-run"),
+        (4, "not-run"),
+    ]
+    assert result.cells[1].outputs[0].data == {"ename": "ValueError", "evalue": "bad value"}
+
+
+def test_raises_exception_tag_lets_the_run_go_on(run: Runner) -> None:
+    result = run(("1 / 0", ["raises-exception"]), "print('still here')")
+
+    assert result.status == "ok"
+    assert result.error is None
+    failing, after = result.cells
+    assert failing.status == "error" and failing.allowed_error
+    assert after.outputs[0].data == {"stdout": "still here\n"}
+
+
+def test_skip_tags_skip_cells(run: Runner) -> None:
+    result = run(
+        ("raise SystemExit('never')", ["skip-execution"]),
+        ("raise SystemExit('never')", ["nbguard-skip"]),
+        "print('ran')",
+    )
+
+    assert result.status == "ok"
+    assert [cell.status for cell in result.cells] == ["skipped", "skipped", "ok"]
+    assert result.cells[0].outputs == ()
+
+
+def test_cell_timeout_stops_the_kernel_and_its_children(run: Runner, tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = run(
+        "import subprocess\nchild = subprocess.Popen(['sleep', '300'])\nprint(child.pid)",
+        "import time\ntime.sleep(300)",
+        "print('never')",
+        options=ExecOptions(cell_timeout=1),
+    )
+
+    assert time.monotonic() - started < 15
+    assert result.status == "timeout"
+    assert result.error is not None
+    assert (result.error.cell, result.error.ename) == (1, "CellTimeoutError")
+    assert result.error.evalue == "cell 1 did not finish within 1 s"
+    assert result.reason is not None and "per-cell limit" in result.reason
+    assert [cell.status for cell in result.cells] == ["ok", "error", "not-run"]
+    # The child the notebook started shares the kernel's process group and died with it.
+    child = int(result.cells[0].outputs[0].data["stdout"])
+    assert not _process_alive(child)
+    assert not (tmp_path / "work" / "course").exists()  # the scratch copy is gone too
+
+
+def test_notebook_timeout_says_the_notebook_ran_out(run: Runner) -> None:
+    result = run(
+        "import time\ntime.sleep(0.6)",
+        "time.sleep(0.6)",
+        "print('never')",
+        options=ExecOptions(cell_timeout=30, notebook_timeout=1),
+    )
+
+    assert result.status == "timeout"
+    assert result.error is not None and result.error.cell == 1
+    assert result.reason is not None and "notebook" in result.reason and "1 s" in result.reason
+    assert [cell.status for cell in result.cells] == ["ok", "error", "not-run"]
+
+
+@pytest.mark.parametrize("death", ["os._exit(1)", "os.kill(os.getpid(), 9)"])
+def test_dead_kernel_is_reported_on_its_cell(run: Runner, death: str) -> None:
+    result = run("print('before')", f"import os\n{death}", "print('never')")
+
+    assert result.status == "dead-kernel"
+    assert result.error is not None and result.error.cell == 1
+    assert result.reason is not None and "died while cell 1" in result.reason
+    assert [cell.status for cell in result.cells] == ["ok", "error", "not-run"]
+
+
+def test_deprecation_warnings_become_records_of_their_cell(run: Runner) -> None:
+    result = run(
+        "# setup",
+        "import mylib",
+        "for _ in range(1000):\n    mylib.old()",  # recorded once, not a thousand times
+        "mylib.future()\nmylib.custom()",
+        "mylib.old()\nraise RuntimeError('after the warning')",
+        options=ExecOptions(cell_timeout=20, keep_going=False),
+    )
+
+    records = [(w.cell, w.category, w.message, w.package) for w in result.warnings]
+    assert records == [
+        (2, "DeprecationWarning", "old() is deprecated", "mylib"),
+        (3, "FutureWarning", "future() will change", "mylib"),
+        (3, "MyDeprecation", "custom() is going away", "mylib"),
+        (4, "DeprecationWarning", "old() is deprecated", "mylib"),
+    ]
+    # Records, not output: nothing printed, no private mime type left in the outputs.
+    for cell in result.cells:
+        for output in cell.outputs:
+            assert CAPTURE_MIME not in output.data
+            assert output.kind != "stream" or "deprecated" not in "".join(output.data.values())
+    assert {cell.index: cell.outputs for cell in result.cells}[2] == ()
+
+
+def test_warning_attribution_and_what_is_left_out(run: Runner) -> None:
+    def warn_from(module: str, message: str) -> str:
+        # Code whose globals carry a module's name is, to attribution, that module's code.
+        code = f"import warnings; warnings.warn({message!r}, DeprecationWarning)"
+        return f"exec({code!r}, {{'__name__': {module!r}}})"
+
+    result = run(
+        "import warnings\nwarnings.warn('mine', DeprecationWarning)",
+        warn_from("ipykernel.kernelbase", "kernel noise"),
+        warn_from("IPython.core.interactiveshell", "shell noise"),
+        warn_from("json.decoder", "from the standard library"),
+        warn_from("dateutil.parser", "from an installed distribution"),
+        "warnings.warn('a user warning')",
+    )
+
+    assert result.status == "ok"
+    assert [(w.cell, w.message, w.package) for w in result.warnings] == [
+        (0, "mine", None),  # the notebook's own: no package
+        (3, "from the standard library", "python"),
+        (4, "from an installed distribution", "python-dateutil"),
+    ]
+    # Other warnings keep printing, as they would in Jupyter.
+    assert "UserWarning: a user warning" in result.cells[5].outputs[0].data["stderr"]
+
+
+def test_a_notebook_that_turns_deprecations_into_errors_still_gets_them(run: Runner) -> None:
+    result = run(
+        "import warnings, mylib\nwarnings.simplefilter('error', DeprecationWarning)",
+        ("mylib.old()", ["raises-exception"]),
+        "print('done')",
+    )
+
+    assert result.cells[1].status == "error"
+    assert result.cells[1].outputs[0].data["ename"] == "DeprecationWarning"
+    assert result.status == "ok"
+
+
+def test_course_tree_is_never_touched(run: Runner, course: Path) -> None:
+    (course / "data").mkdir()
+    (course / "data" / "table.csv").write_text("a,b\n1,2\n")
+    (course / "lectures").mkdir()
+    (course / "lectures" / "notes.txt").write_text("keep me")
+    (course / ".git").mkdir()
+    (course / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    before = _hashes(course)
+
+    result = run(
+        "print(open('../data/table.csv').read().splitlines()[1])",
+        "import os, shutil\n"
+        "os.remove('notes.txt')\n"
+        "shutil.rmtree('../data')\n"
+        "open('new.txt', 'w').write('x')\n"
+        "open('../mylib.py', 'a').write('# changed')\n"
+        "print(os.path.exists('../.git'))",
+        path="lectures/nb.ipynb",
+    )
+
+    assert result.status == "ok", result.error
+    assert result.cells[0].outputs[0].data == {"stdout": "1,2\n"}
+    assert result.cells[1].outputs[0].data == {"stdout": "False\n"}  # .git is not copied
+    after = _hashes(course)
+    after.pop("lectures/nb.ipynb")
+    before.pop("lectures/nb.ipynb", None)
+    assert after == before
+
+
+def test_python_path_makes_course_helpers_importable(
+    run: Runner, course: Path, tmp_path: Path
+) -> None:
+    (course / "lib").mkdir()
+    (course / "lib" / "helpers.py").write_text("ANSWER = 42\n")
+
+    result = run(
+        "import helpers, mylib\nprint(helpers.ANSWER)\nprint(helpers.__file__)",
+        path="lectures/nb.ipynb",
+        options=ExecOptions(python_path=(course / "lib",), kernel_env={"NBGUARD_TEST": "1"}),
+    )
+
+    assert result.status == "ok", result.error
+    answer, location = result.cells[0].outputs[0].data["stdout"].splitlines()
+    assert answer == "42"
+    # Imported from the scratch copy, not from the course itself.
+    assert Path(location).resolve().is_relative_to((tmp_path / "work").resolve())
+
+
+def test_kernel_env_reaches_the_kernel(run: Runner) -> None:
+    result = run(
+        "import os\nprint(os.environ['NBGUARD_TEST'])",
+        options=ExecOptions(kernel_env={"NBGUARD_TEST": "hello"}),
+    )
+
+    assert result.cells[0].outputs[0].data == {"stdout": "hello\n"}
+
+
+def test_bad_interpreter_is_an_env_failure(run: Runner, tmp_path: Path) -> None:
+    result = run("1", python=tmp_path / "no-such-env" / "bin" / "python")
+
+    assert result.status == "env-failed"
+    assert result.reason is not None
+    assert "'upcoming'" in result.reason and "does not exist" in result.reason
+    assert "\n" not in result.reason
+
+
+def test_env_without_ipykernel_is_an_env_failure(run: Runner, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    venv.create(bare, with_pip=False)
+
+    result = run("1", python=bare / "bin" / "python", options=ExecOptions(startup_timeout=20))
+
+    assert result.status == "env-failed"
+    assert result.reason is not None
+    assert "'upcoming'" in result.reason and "ipykernel" in result.reason
+    assert "\n" not in result.reason
+
+
+def test_kill_all_kernels_stops_running_notebooks(run: Runner, tmp_path: Path) -> None:
+    results: list[NotebookRun] = []
+    worker = threading.Thread(
+        target=lambda: results.append(
+            run("open('started', 'w').close()\nimport time\ntime.sleep(300)")
+        )
+    )
+    worker.start()
+    marker = tmp_path / "work" / "course" / "started"
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    kill_all_kernels()
+    worker.join(timeout=20)
+
+    assert not worker.is_alive()
+    (result,) = results
+    assert result.status == "dead-kernel"
+    assert result.reason is not None and "interrupted" in result.reason
+
+
+def test_notebooks_run_side_by_side_in_threads(course: Path, tmp_path: Path) -> None:
+    nbformat.write(
+        new_notebook(cells=[new_code_cell("import os\nprint(os.getcwd())")]), course / "a.ipynb"
+    )
+    notebook = Notebook("a.ipynb", "0" * 64, "python3", "python")
+    results: dict[int, NotebookRun] = {}
+
+    def work(number: int) -> None:
+        results[number] = execute_notebook(
+            notebook, course, f"env{number}", PYTHON, ExecOptions(), tmp_path / f"w{number}"
+        )
+
+    threads = [threading.Thread(target=work, args=(number,)) for number in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(results) == [0, 1, 2]
+    for number, result in results.items():
+        assert result.status == "ok"
+        cwd = result.cells[0].outputs[0].data["stdout"].strip()
+        assert Path(cwd) == (tmp_path / f"w{number}" / "course").resolve()
