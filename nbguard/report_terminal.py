@@ -4,6 +4,7 @@ The only module that imports rich."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from types import TracebackType
 
 from rich.console import Console
@@ -19,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from nbguard.model import EnvInfo, NotebookReport, NotebookRun, Report
+from nbguard.model import VERDICTS, EnvInfo, NotebookReport, NotebookRun, Report
 
 VERDICT_STYLE = {
     "ok": "green",
@@ -93,11 +94,6 @@ class LiveProgress:
         with self._lock:
             if self._runs is not None and run.status != "env-failed":
                 self.progress.advance(self._runs)
-            if run.status not in {"ok", "env-failed"}:
-                self.console.print(
-                    f"  [dim]{escape(run.env)}[/] {escape(run.notebook)}: "
-                    f"[red]{run.status}[/] {escape(_error_line(run))}"
-                )
 
 
 def _error_line(run: NotebookRun) -> str:
@@ -109,6 +105,20 @@ def _error_line(run: NotebookRun) -> str:
 def _first_line(text: str, width: int = 160) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _change_line(kind: str, before: str | None, after: str | None) -> str:
+    """`Curve(n=3) → <Curve n=3 points>` when both sides are one short line."""
+    short = [
+        text for text in (before, after) if text and "\n" not in text.strip() and len(text) < 60
+    ]
+    if kind == "output" and len(short) == 2:
+        return f"{short[0].strip()} → {short[1].strip()}"
+    if kind == "missing-output":
+        return f"output gone: {_first_line(before or '', 60)}"
+    if kind == "new-output":
+        return f"new output: {_first_line(after or '', 60)}"
+    return f"{kind} differs: {_first_line(after or '', 60)}"
 
 
 def _detail(nb: NotebookReport, baseline: str) -> str:
@@ -124,10 +134,11 @@ def _detail(nb: NotebookReport, baseline: str) -> str:
         lines.append(f"{baseline} failed ({_error_line(base)}); runs now")
     elif nb.verdict == "changed":
         for change in nb.changes[:3]:
-            after = _first_line(change.after or "", 80)
-            lines.append(f"cell {change.cell} {change.kind}: {after}")
+            lines.append(
+                f"cell {change.cell}: {_change_line(change.kind, change.before, change.after)}"
+            )
         if len(nb.changes) > 3:
-            lines.append(f"… {len(nb.changes) - 3} more changes")
+            lines.append(f"… {len(nb.changes) - 3} more changes in the JSON report")
     seen: set[tuple[str, str]] = set()
     for name, run in nb.runs.items():
         for record in run.warnings:
@@ -137,24 +148,33 @@ def _detail(nb: NotebookReport, baseline: str) -> str:
             seen.add(key)
             source = f" ({record.package})" if record.package else ""
             lines.append(
-                f"{name} cell {record.cell}: {record.category}{source}: "
+                f"⚠ {name} cell {record.cell}: {record.category}{source}: "
                 f"{_first_line(record.message, 100)}"
             )
     return "\n".join(lines)
 
 
+def _shown(path: str) -> str:
+    """A path relative to the current directory when it is below it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def render(report: Report, console: Console, report_path: str | None = None) -> None:
     """The verdict table, the envs, the summary line."""
-    table = Table(title=f"nbguard: {escape(report.course)}", show_lines=True, expand=False)
-    table.add_column("notebook", overflow="fold")
-    table.add_column("verdict")
-    table.add_column("what happened", overflow="fold")
-    table.add_column("culprit")
-    for nb in report.notebooks:
+    table = Table(title=f"nbguard: {escape(_shown(report.course))}", show_lines=True, expand=True)
+    table.add_column("notebook", overflow="fold", ratio=2)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("what happened", overflow="fold", ratio=4)
+    table.add_column("culprit", overflow="fold", ratio=2)
+    # Worst first: the rows someone must act on lead the table.
+    for nb in sorted(report.notebooks, key=lambda nb: (VERDICTS.index(nb.verdict), nb.path)):
         style = VERDICT_STYLE[nb.verdict]
         culprit = nb.culprit
         blamed = (
-            f"{culprit.package} {culprit.from_version} → {culprit.to_version} ({culprit.evidence})"
+            f"{culprit.package} {culprit.from_version} → {culprit.to_version}\n({culprit.evidence})"
             if culprit
             else ""
         )

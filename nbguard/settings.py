@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -420,11 +420,3 @@ def parse_env_assignment(setting_key: str, text: str) -> tuple[str, object]:
             return name, True
         raise ConfigError(f"--env-{setting_key} needs ENV=VALUE, got {text!r}")
     return name, value
-
-
-def describe(settings: Sequence[Setting] = SETTINGS) -> str:
-    """A Markdown table of the settings, for the README's configuration reference."""
-    rows = ["| key / flag | default | meaning |", "|---|---|---|"]
-    for s in settings:
-        rows.append(f"| `{s.key}` / `{s.flag}` | `{s.default!r}` | {s.help} |")
-    return "\n".join(rows)
