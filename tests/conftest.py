@@ -17,8 +17,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
 DEMO_COURSE = FIXTURES / "demo-course"
-# Wheels of ipykernel's closure, fetched once (this is installing the project's own test
-# dependencies); every env the tests build installs from here with --no-index afterwards.
+# Wheels of ipykernel's closure (and pip-tools', for that backend), fetched once (this is
+# installing the project's own test dependencies); every env the tests build installs from
+# here with --no-index afterwards.
 WHEELHOUSE = Path(os.environ.get("NBGUARD_TEST_WHEELHOUSE", REPO / ".nbguard-test" / "wheelhouse"))
 
 
@@ -37,14 +38,17 @@ def kernel_wheelhouse(python_version: str = f"{sys.version_info[0]}.{sys.version
         return target
     target.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(target),
-         "--python-version", python_version, "ipykernel", "pip"],
+        [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+         "--dest", str(target), "--python-version", python_version,
+         "ipykernel", "pip", "pip-tools"],
         capture_output=True,
         text=True,
         check=False,
     )  # fmt: skip
     if done.returncode != 0:
-        pytest.skip(f"cannot fetch ipykernel wheels for Python {python_version}: {done.stderr[-300:]}")
+        pytest.skip(
+            f"cannot fetch ipykernel wheels for Python {python_version}: {done.stderr[-300:]}"
+        )
     (target / ".complete").write_text("ok\n")
     return target
 

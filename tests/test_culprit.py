@@ -1,0 +1,317 @@
+"""Fast tier: naming the upgrade behind a broken or changed notebook from in-memory runs and
+fake env prefixes (a RECORD file per distribution, no real venv)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from nbguard.culprit import infer
+from nbguard.model import (
+    CellError,
+    CellResult,
+    Change,
+    Comparison,
+    Culprit,
+    EnvInfo,
+    NotebookRun,
+    Verdict,
+    WarningRecord,
+)
+
+NOTEBOOK = "homework/hw01.ipynb"
+# Distribution directory name (as installed) → top-level files its RECORD lists.
+INSTALLED: dict[str, Sequence[str]] = {
+    "scikit_learn": ("sklearn/__init__.py", "sklearn/utils/validation.py"),
+    "numpy": ("numpy/__init__.py", "numpy/core/fromnumeric.py"),
+    "nbguard_demo_wobble": ("wobble/__init__.py",),
+    "ipykernel": ("ipykernel/__init__.py", "ipykernel_launcher.py"),
+}
+
+
+def fake_env(
+    root: Path, name: str, python: str, packages: Mapping[str, str], installed: bool = True
+) -> EnvInfo:
+    """An env whose prefix holds only the RECORD files culprit reads; `packages` maps
+    canonical names to versions as the lock gives them."""
+    prefix = root / name
+    if installed:
+        site = prefix / "lib" / f"python{python.rsplit('.', 1)[0]}" / "site-packages"
+        for dist_dir, files in INSTALLED.items():
+            version = packages.get(dist_dir.replace("_", "-"))
+            if version is None:
+                continue
+            record = site / f"{dist_dir}-{version}.dist-info" / "RECORD"
+            record.parent.mkdir(parents=True)
+            lines = [f"{file},sha256=abc,123" for file in files]
+            lines += [f"{dist_dir}-{version}.dist-info/RECORD,,", "../../../bin/tool,sha256=x,1"]
+            record.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return EnvInfo(
+        name, python, dict(packages), f"fp-{name}", interpreter=prefix / "bin" / "python"
+    )
+
+
+BEFORE = {
+    "scikit-learn": "1.4.2",
+    "numpy": "1.26.4",
+    "nbguard-demo-wobble": "1.0",
+    "ipykernel": "6.29.0",
+}
+AFTER = {
+    "scikit-learn": "1.5.0",
+    "numpy": "2.0.1",
+    "nbguard-demo-wobble": "2.0",
+    "ipykernel": "6.29.5",
+}
+
+
+@pytest.fixture
+def envs(tmp_path: Path) -> tuple[EnvInfo, EnvInfo]:
+    """locked → upcoming where several course packages moved at once, so only the evidence
+    can say which one broke a notebook."""
+    return (
+        fake_env(tmp_path, "locked", "3.11.7", BEFORE),
+        fake_env(tmp_path, "upcoming", "3.11.7", AFTER),
+    )
+
+
+def code(index: int, source: str) -> CellResult:
+    return CellResult(index=index, status="ok", source=source)
+
+
+def ran(env: str, *cells: CellResult, warnings: Sequence[WarningRecord] = ()) -> NotebookRun:
+    return NotebookRun(NOTEBOOK, env, "ok", 1.0, cells=cells, warnings=tuple(warnings))
+
+
+def failed(env: str, error: CellError, *cells: CellResult) -> NotebookRun:
+    return NotebookRun(NOTEBOOK, env, "error", 1.0, cells=cells, error=error)
+
+
+def comparison(verdict: Verdict, *changed_cells: int) -> Comparison:
+    changes = tuple(Change("upcoming", cell, "output", "before", "after") for cell in changed_cells)
+    return Comparison(NOTEBOOK, "locked", "upcoming", verdict, changes)
+
+
+def blame(
+    verdict: Verdict,
+    before_run: NotebookRun,
+    after_run: NotebookRun,
+    envs: tuple[EnvInfo, EnvInfo],
+    *changed_cells: int,
+) -> Culprit | None:
+    return infer(comparison(verdict, *changed_cells), before_run, after_run, *envs)
+
+
+# --- evidence in the error ----------------------------------------------------------------------
+
+SKLEARN_TRACEBACK = (
+    "\x1b[0;31m---------------------------------------------------------------------------\x1b[0m",
+    "\x1b[0;31mTypeError\x1b[0m                                 Traceback (most recent call last)",
+    "Cell \x1b[0;32mIn[3], line 2\x1b[0m\n"
+    "\x1b[1;32m      1\x1b[0m model \x1b[38;5;241m=\x1b[39m fit(X)",
+    "File \x1b[0;32m/root/.cache/nbguard/envs/3f2a/lib/python3.11/site-packages/sklearn/utils/"
+    "validation.py:1021\x1b[0m, in \x1b[0;36mcheck_array\x1b[0;34m(array)\x1b[0m",
+    "\x1b[0;31mTypeError\x1b[0m: check_array() got an unexpected keyword argument "
+    "'force_all_finite'",
+)
+
+
+def test_the_tracebacks_site_packages_frame_names_the_distribution(
+    envs: tuple[EnvInfo, EnvInfo],
+) -> None:
+    error = CellError(3, "TypeError", "check_array() got an unexpected keyword", SKLEARN_TRACEBACK)
+
+    culprit = blame(
+        "broken",
+        ran("locked", code(3, "fit(X)")),
+        failed("upcoming", error, code(3, "fit(X)")),
+        envs,
+    )
+
+    assert culprit == Culprit(
+        "scikit-learn",
+        "1.4.2",
+        "1.5.0",
+        "inferred",
+        "the traceback of cell 3 ends in sklearn",
+    )
+
+
+def test_frames_of_packages_that_did_not_move_are_passed_over(tmp_path: Path) -> None:
+    before = fake_env(tmp_path, "locked", "3.11.7", BEFORE)
+    after = fake_env(tmp_path, "upcoming", "3.11.7", {**AFTER, "numpy": "1.26.4"})
+    traceback = (
+        *SKLEARN_TRACEBACK[:-1],
+        "File /env/lib/python3.11/site-packages/numpy/core/fromnumeric.py:59, in _wrapfunc",
+        SKLEARN_TRACEBACK[-1],
+    )
+    error = CellError(3, "TypeError", "unexpected keyword", traceback)
+
+    culprit = blame("broken", ran("locked"), failed("upcoming", error), (before, after))
+
+    assert culprit is not None
+    assert (culprit.package, culprit.from_version, culprit.to_version) == (
+        "scikit-learn",
+        "1.4.2",
+        "1.5.0",
+    )
+
+
+def test_a_module_without_attribute_names_the_distribution_that_provides_it(
+    envs: tuple[EnvInfo, EnvInfo],
+) -> None:
+    error = CellError(3, "AttributeError", "module 'wobble' has no attribute 'old_mean'")
+
+    culprit = blame("broken", ran("locked"), failed("upcoming", error), envs)
+
+    assert culprit == Culprit(
+        "nbguard-demo-wobble", "1.0", "2.0", "inferred", "AttributeError names module wobble"
+    )
+
+
+@pytest.mark.parametrize(
+    ("ename", "evalue"),
+    [
+        ("ImportError", "cannot import name 'old_mean' from 'wobble.stats' (/x/wobble/stats.py)"),
+        ("ModuleNotFoundError", "No module named 'wobble.legacy'"),
+    ],
+)
+def test_an_import_error_names_the_distribution_of_its_top_level_module(
+    envs: tuple[EnvInfo, EnvInfo], ename: str, evalue: str
+) -> None:
+    culprit = blame("broken", ran("locked"), failed("upcoming", CellError(1, ename, evalue)), envs)
+
+    assert culprit is not None
+    assert (culprit.package, culprit.from_version, culprit.to_version) == (
+        "nbguard-demo-wobble",
+        "1.0",
+        "2.0",
+    )
+
+
+def test_a_missing_module_after_a_python_upgrade_blames_python(tmp_path: Path) -> None:
+    before = fake_env(tmp_path, "locked", "3.11.7", BEFORE)
+    after = fake_env(tmp_path, "upcoming", "3.12.4", AFTER)
+    error = CellError(0, "ModuleNotFoundError", "No module named 'distutils'")
+
+    culprit = blame("broken", ran("locked"), failed("upcoming", error), (before, after))
+
+    assert culprit is not None
+    assert (culprit.package, culprit.from_version, culprit.to_version) == (
+        "python",
+        "3.11.7",
+        "3.12.4",
+    )
+
+
+# --- evidence in warnings and cells -------------------------------------------------------------
+
+
+def test_a_warning_in_the_changed_cell_names_its_package(envs: tuple[EnvInfo, EnvInfo]) -> None:
+    warning = WarningRecord(
+        2, "DeprecationWarning", "old_mean is deprecated", "nbguard-demo-wobble"
+    )
+
+    culprit = blame("changed", ran("locked", warnings=[warning]), ran("upcoming"), envs, 2)
+
+    assert culprit == Culprit(
+        "nbguard-demo-wobble",
+        "1.0",
+        "2.0",
+        "inferred",
+        "DeprecationWarning from nbguard-demo-wobble in cell 2",
+    )
+
+
+def test_a_warning_in_another_cell_is_not_evidence(envs: tuple[EnvInfo, EnvInfo]) -> None:
+    warning = WarningRecord(5, "FutureWarning", "will change", "nbguard-demo-wobble")
+
+    assert blame("changed", ran("locked", warnings=[warning]), ran("upcoming"), envs, 2) is None
+
+
+def test_a_changed_cell_that_uses_a_module_names_its_distribution(
+    envs: tuple[EnvInfo, EnvInfo],
+) -> None:
+    cell = code(4, "print(wobble.mean([1, 2, 3]))")
+
+    culprit = blame("changed", ran("locked", cell), ran("upcoming", cell), envs, 4)
+
+    assert culprit is not None
+    assert (culprit.package, culprit.reason) == ("nbguard-demo-wobble", "cell 4 uses wobble")
+
+
+# --- when the evidence is only the envs ---------------------------------------------------------
+
+
+def test_the_only_course_package_that_moved_is_named(tmp_path: Path) -> None:
+    before = fake_env(tmp_path, "locked", "3.11.7", {"numpy": "1.26.4", "ipykernel": "6.29.0"})
+    after = fake_env(
+        tmp_path,
+        "upcoming",
+        "3.11.7",
+        {"numpy": "2.0.1", "ipykernel": "6.29.5", "tornado": "6.4.1"},
+    )
+    error = CellError(2, "ValueError", "setting an array element with a sequence")
+
+    culprit = blame("broken", ran("locked"), failed("upcoming", error), (before, after))
+
+    assert culprit == Culprit(
+        "numpy", "1.26.4", "2.0.1", "inferred", "the only course package that changed"
+    )
+
+
+def test_a_python_only_upgrade_blames_python(tmp_path: Path) -> None:
+    packages = {"numpy": "1.26.4"}
+    before = fake_env(tmp_path, "locked", "3.11.7", {**packages, "ipykernel": "6.29.0"})
+    after = fake_env(tmp_path, "upcoming", "3.12.4", {**packages, "ipykernel": "6.29.5"})
+
+    culprit = blame("changed", ran("locked"), ran("upcoming"), (before, after), 1)
+
+    assert culprit == Culprit("python", "3.11.7", "3.12.4", "inferred", "only Python changed")
+
+
+def test_envs_without_a_prefix_still_get_a_culprit_from_package_names(tmp_path: Path) -> None:
+    """A failed build has no interpreter: the module name is taken as the distribution's."""
+    before = fake_env(tmp_path, "locked", "3.11.7", BEFORE, installed=False)
+    after = fake_env(tmp_path, "upcoming", "3.11.7", AFTER, installed=False)
+    error = CellError(1, "AttributeError", "module 'numpy' has no attribute 'float_'")
+
+    culprit = blame("broken", ran("locked"), failed("upcoming", error), (before, after))
+
+    assert culprit is not None
+    assert (culprit.package, culprit.to_version) == ("numpy", "2.0.1")
+
+
+# --- no culprit ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verdict", ["ok", "warnings", "already-broken", "fixed", "skipped"])
+def test_no_culprit_unless_broken_or_changed(
+    envs: tuple[EnvInfo, EnvInfo], verdict: Verdict
+) -> None:
+    error = CellError(3, "AttributeError", "module 'wobble' has no attribute 'old_mean'")
+
+    assert blame(verdict, failed("locked", error), failed("upcoming", error), envs, 3) is None
+
+
+def test_no_culprit_when_only_the_kernel_moved_and_the_error_is_the_users(
+    tmp_path: Path,
+) -> None:
+    packages = {"numpy": "1.26.4"}
+    before = fake_env(tmp_path, "locked", "3.11.7", {**packages, "ipykernel": "6.29.0"})
+    after = fake_env(
+        tmp_path, "upcoming", "3.11.7", {**packages, "ipykernel": "6.29.5", "pyzmq": "26.0"}
+    )
+    error = CellError(4, "NameError", "name 'resutl' is not defined")
+
+    assert blame("broken", ran("locked"), failed("upcoming", error), (before, after)) is None
+
+
+def test_no_culprit_when_several_packages_moved_and_nothing_names_one(
+    envs: tuple[EnvInfo, EnvInfo],
+) -> None:
+    error = CellError(4, "NameError", "name 'resutl' is not defined")
+
+    assert blame("broken", ran("locked"), failed("upcoming", error), envs) is None

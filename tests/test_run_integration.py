@@ -1,0 +1,219 @@
+"""Integration tier beyond the demo course: faults inside notebooks, interruption, a newer
+Python for the upcoming env, the pip-tools backend, the course's own package."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from nbguard import cli, interpreters
+from nbguard.errors import InterpreterNotFound
+from tests.conftest import DEMO_COURSE, kernel_wheelhouse, offline_args
+
+pytestmark = pytest.mark.integration
+
+EXPECTED: dict[str, Any] = json.loads((DEMO_COURSE / "EXPECTED.json").read_text())
+
+
+def _course(root: Path, notebooks: dict[str, list[str]], wheels: Path) -> Path:
+    """A small course pinned to the demo library, one notebook per entry (code cells)."""
+    course = root / "course"
+    course.mkdir()
+    (course / "requirements.txt").write_text("nbguard-demo-wobble==1.0\n")
+    (course / "requirements.in").write_text("nbguard-demo-wobble\n")
+    (course / "nbguard.toml").write_text(f'find-links = ["{wheels}"]\n')
+    for name, cells in notebooks.items():
+        nb = new_notebook(cells=[new_markdown_cell(f"# {name}"), *map(new_code_cell, cells)])
+        nb.metadata["kernelspec"] = {
+            "name": "python3",
+            "language": "python",
+            "display_name": "Python 3",
+        }
+        path = course / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+    return course
+
+
+def _report(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _by_path(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {nb["path"]: nb for nb in report["notebooks"]}
+
+
+def test_timeout_and_dead_kernel_are_reported_and_the_run_completes(
+    tmp_path: Path, fixture_wheels: Path, env_cache: Path
+) -> None:
+    course = _course(
+        tmp_path,
+        {
+            "loop.ipynb": ["print('start')", "while True:\n    pass", "print('never')"],
+            "die.ipynb": ["import os", "os._exit(3)"],
+            "fine.ipynb": ["import wobble\nprint(wobble.mean([1, 2, 3]))"],
+        },
+        fixture_wheels,
+    )
+    report_path = tmp_path / "r.json"
+    args = [
+        "run",
+        str(course),
+        *offline_args(env_cache),
+        "--timeout",
+        "3",
+        "--report",
+        str(report_path),
+    ]
+    assert cli.main(args) == 0  # failing the same way in both envs is not a regression
+    nbs = _by_path(_report(report_path))
+    for env in ("locked", "upcoming"):
+        assert nbs["loop.ipynb"]["runs"][env]["status"] == "timeout"
+        assert nbs["loop.ipynb"]["runs"][env]["error"]["cell"] == 2
+        assert nbs["die.ipynb"]["runs"][env]["status"] == "dead-kernel"
+        assert nbs["die.ipynb"]["runs"][env]["error"]["cell"] == 2
+    assert nbs["loop.ipynb"]["verdict"] == "already-broken"
+    assert nbs["die.ipynb"]["verdict"] == "already-broken"
+    assert nbs["fine.ipynb"]["verdict"] == "ok"
+    # --strict makes already-broken notebooks fail the run.
+    assert cli.main([*args, "--strict"]) == 1
+
+
+def test_course_package_is_importable_and_data_paths_are_relative(
+    tmp_path: Path, fixture_wheels: Path, env_cache: Path
+) -> None:
+    course = _course(
+        tmp_path,
+        {
+            "units/lesson.ipynb": [
+                "from physkit.consts import G\nprint(G)",
+                "print(open('table.txt').read())",
+            ]
+        },
+        fixture_wheels,
+    )
+    (course / "physkit").mkdir()
+    (course / "physkit" / "__init__.py").write_text("")
+    (course / "physkit" / "consts.py").write_text("G = 9.81\n")
+    (course / "units" / "table.txt").write_text("length,period\n")
+    report_path = tmp_path / "r.json"
+    code = cli.main(["run", str(course), *offline_args(env_cache), "--report", str(report_path)])
+    nb = _by_path(_report(report_path))["units/lesson.ipynb"]
+    assert nb["runs"]["locked"]["status"] == "ok", nb["runs"]["locked"]
+    assert nb["verdict"] == "ok"
+    assert code == 0
+
+
+def _kernel_processes(marker: str) -> list[int]:
+    """PIDs of live processes whose command line mentions `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and "ipykernel" in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="counts processes through /proc (Linux)")
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_writes_the_finished_part_and_leaves_no_kernel(
+    tmp_path: Path, fixture_wheels: Path, env_cache: Path, sig: signal.Signals, code: int
+) -> None:
+    course = _course(
+        tmp_path,
+        {
+            "a_quick.ipynb": ["print(1)"],
+            "b_slow.ipynb": ["import time\ntime.sleep(120)"],
+        },
+        fixture_wheels,
+    )
+    report_path = tmp_path / "r.json"
+    argv = [sys.executable, "-m", "nbguard", "run", str(course), *offline_args(env_cache)]
+    argv += ["--report", str(report_path), "--jobs", "4"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    envs_dir = str(env_cache / "envs")
+    deadline = time.monotonic() + 120
+    # Wait until both slow kernels run (the quick ones are done by then, or nearly).
+    while len(_kernel_processes(envs_dir)) < 2 and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(2.0)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, (out, err)
+    assert "Traceback" not in err
+    report = _report(report_path)
+    assert report["interrupted"] is True
+    assert "b_slow.ipynb" not in _by_path(report)
+    deadline = time.monotonic() + 10
+    while _kernel_processes(envs_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _kernel_processes(envs_dir) == []
+
+
+def test_upcoming_env_on_a_newer_python(demo_course: Path, env_cache: Path, tmp_path: Path) -> None:
+    current = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    newer = f"{sys.version_info[0]}.{sys.version_info[1] + 1}"
+    try:
+        interpreters.find(newer)
+    except InterpreterNotFound:
+        pytest.skip(f"no Python {newer} on this machine to be the upcoming interpreter")
+    report_path = tmp_path / "r.json"
+    args = [
+        "run",
+        str(demo_course),
+        *offline_args(env_cache),
+        "--find-links",
+        str(kernel_wheelhouse(newer)),
+    ]
+    args += ["--env-python", f"upcoming={newer}", "--report", str(report_path)]
+    assert cli.main(args) == 1
+    report = _report(report_path)
+    assert report["envs"]["locked"]["python"].startswith(current + ".")
+    assert report["envs"]["upcoming"]["python"].startswith(newer + ".")
+    assert {nb["path"]: nb["verdict"] for nb in report["notebooks"]} == EXPECTED["notebooks"]
+
+
+def test_pip_tools_backend_gives_the_same_verdicts(
+    demo_course: Path, env_cache: Path, tmp_path: Path
+) -> None:
+    report_path = tmp_path / "r.json"
+    args = ["run", str(demo_course), *offline_args(env_cache), "--resolver", "pip-tools"]
+    assert cli.main([*args, "--report", str(report_path)]) == 1
+    report = _report(report_path)
+    assert report["envs"]["locked"]["packages"]["nbguard-demo-wobble"] == "1.0"
+    assert report["envs"]["upcoming"]["packages"]["nbguard-demo-wobble"] == "2.0"
+    assert {nb["path"]: nb["verdict"] for nb in report["notebooks"]} == EXPECTED["notebooks"]
+
+
+def test_run_without_network_or_config_uses_the_defaults(
+    tmp_path: Path, fixture_wheels: Path, env_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`nbguard run` from inside a course with no arguments at all."""
+    course = _course(
+        tmp_path, {"nb.ipynb": ["import wobble\nwobble.Curve([(0, 1), (1, 2)])"]}, fixture_wheels
+    )
+    monkeypatch.chdir(course)
+    monkeypatch.setenv("NBGUARD_CACHE_DIR", str(env_cache))
+    (course / "nbguard.toml").write_text(
+        f'find-links = ["{fixture_wheels}", "{kernel_wheelhouse()}"]\nno-index = true\n'
+    )
+    assert cli.main(["run"]) == 1  # Curve's repr changed: `changed` fails the run
+    report = _report(course / "nbguard-report.json")
+    assert _by_path(report)["nb.ipynb"]["verdict"] == "changed"
+    assert cli.main(["run", "--allow-changed", "--report", str(tmp_path / "r.json")]) == 0
