@@ -27,9 +27,7 @@ EXIT_SIGTERM = 143
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         # argparse prints the whole usage block; one line is what the other errors give.
-        self.exit(
-            EXIT_USAGE, f"nbguard: error: {message} (see nbguard {self.prog.split()[-1]} --help)\n"
-        )
+        self.exit(EXIT_USAGE, f"nbguard: error: {message} (see {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         help="execute every notebook in every env and compare (the main job)",
         description="Execute every notebook of COURSE in each env and compare with the baseline.",
     )
+    run.set_defaults(command_parser=run)
     run.add_argument("course", nargs="?", default=".", type=Path, help="course root (default: .)")
     run.add_argument("--config", type=Path, help="read settings from this TOML file")
     for setting in settings.SETTINGS:
@@ -93,10 +92,14 @@ def _load_config(args: argparse.Namespace) -> settings.Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
     if args.command is None:
-        _parser().print_help()
+        parser.print_help()
         return EXIT_USAGE
+    if unknown:
+        # Reported by the subcommand's parser, so the hint names `nbguard run --help`.
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     console = Console(stderr=False, highlight=False)
     errors = Console(stderr=True, highlight=False)
     terminated = False

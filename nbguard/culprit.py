@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
@@ -99,10 +100,12 @@ def infer(
             )
             if found:
                 return found
+    aliases = _import_aliases(cell.source for cell in after_run.cells)
     for cell in after_run.cells:
         if cell.index not in cells:
             continue
-        for module in re.findall(r"\b([A-Za-z_]\w*)\.", cell.source):
+        for name in re.findall(r"\b([A-Za-z_]\w*)\.", cell.source):
+            module = aliases.get(name, name)
             found = blame(module, f"cell {cell.index} uses {module}")
             if found:
                 return found
@@ -115,6 +118,24 @@ def infer(
     if python_moved and not course_moves:
         return Culprit("python", before.python, after.python, "inferred", "only Python changed")
     return None
+
+
+_IMPORT_AS = re.compile(r"^\s*import\s+([\w.]+)\s+as\s+(\w+)", re.M)
+_FROM_IMPORT = re.compile(r"^\s*from\s+([\w.]+)\s+import\s+(.+)$", re.M)
+
+
+def _import_aliases(sources: Iterable[str]) -> dict[str, str]:
+    """Name bound in the notebook → top-level module: `np` → numpy, `integrate` → scipy."""
+    aliases: dict[str, str] = {}
+    for source in sources:
+        for module, alias in _IMPORT_AS.findall(source):
+            aliases[alias] = module.split(".")[0]
+        for module, names in _FROM_IMPORT.findall(source):
+            for item in names.strip("() ").split(","):
+                bound = item.split(" as ")[-1].strip()
+                if bound.isidentifier():
+                    aliases[bound] = module.split(".")[0]
+    return aliases
 
 
 def _module_owners(env: EnvInfo) -> dict[str, str]:

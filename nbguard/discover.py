@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -53,10 +53,11 @@ def read_notebook(course: Path, relative: str) -> Notebook:
         content = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return Notebook(relative, digest, kernel_name="python3", language="python")
-    metadata: dict[str, Any] = content.get("metadata", {}) if isinstance(content, dict) else {}
-    kernelspec = metadata.get("kernelspec") or {}
+    # Hand-edited notebooks hold anything: only tables count, anything else means "absent".
+    metadata = _table(content.get("metadata") if isinstance(content, dict) else None)
+    kernelspec = _table(metadata.get("kernelspec"))
     language = str(
-        kernelspec.get("language") or (metadata.get("language_info") or {}).get("name") or "python"
+        kernelspec.get("language") or _table(metadata.get("language_info")).get("name") or "python"
     )
     kernel_name = str(kernelspec.get("name") or "python3")
     return Notebook(
@@ -68,9 +69,12 @@ def read_notebook(course: Path, relative: str) -> Notebook:
     )
 
 
+def _table(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _skip_reason(metadata: dict[str, Any], language: str, kernel_name: str) -> str | None:
-    own = metadata.get("nbguard") or {}
-    skip = own.get("skip") if isinstance(own, dict) else None
+    skip = _table(metadata.get("nbguard")).get("skip")
     if isinstance(skip, str) and skip.strip():
         return f"notebook metadata: {skip.strip()}"
     if skip is True:
@@ -82,11 +86,20 @@ def _skip_reason(metadata: dict[str, Any], language: str, kernel_name: str) -> s
 
 @cache
 def _glob_regex(pattern: str) -> re.Pattern[str]:
-    """A glob over POSIX relative paths: `**/` spans folders (or none), `*` and `?` stay
-    within one name."""
+    """A glob over POSIX relative paths: `**/` spans folders (or none), `*`, `?` and `[...]`
+    stay within one name; a leading `./` is the course root."""
+    while pattern.startswith("./"):
+        pattern = pattern[2:]
     out = []
     i = 0
     while i < len(pattern):
+        if pattern[i] == "[" and "]" in pattern[i + 2 :]:
+            close = pattern.index("]", i + 2)
+            body = pattern[i + 1 : close]
+            negate = body.startswith("!")
+            out.append("[" + ("^" if negate else "") + re.escape(body[negate:]) + "]")
+            i = close + 1
+            continue
         if pattern.startswith("**/", i):
             out.append("(?:.*/)?")
             i += 3
@@ -103,7 +116,3 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
             out.append(re.escape(pattern[i]))
             i += 1
     return re.compile("".join(out) + r"\Z")
-
-
-def matches_any(path: str, patterns: Iterable[str]) -> bool:
-    return any(_glob_regex(pattern).match(path) for pattern in patterns)

@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nbguard import interpreters, proc
-from nbguard.errors import EnvironmentBuildError, ResolutionError
+from nbguard.errors import ConfigError, EnvironmentBuildError, ResolutionError
 from nbguard.interpreters import Interpreter
 from nbguard.model import EnvInfo
 from nbguard.settings import Config, EnvSpec
@@ -74,7 +75,15 @@ def parse_pins(lock: str) -> dict[str, str]:
 
 
 def fingerprint(interpreter: Interpreter, lock: str) -> str:
-    lines = sorted(f"{name}=={version}" for name, version in parse_pins(lock).items())
+    """Python + every resolved requirement: pins by name and version, and the normalized text
+    of anything else a lock may hold (`pkg @ URL`, `-e path`), so a moved URL is a new env."""
+    pins = parse_pins(lock)
+    others = {
+        " ".join(line.split("#", 1)[0].split())
+        for line in lock.splitlines()
+        if line.strip() and not line.lstrip().startswith("#") and not _PIN.match(line)
+    }
+    lines = sorted({f"{name}=={version}" for name, version in pins.items()} | others)
     key = "\n".join(
         [_ENV_FORMAT, interpreter.implementation, interpreter.version, interpreter.platform, *lines]
     )
@@ -87,28 +96,39 @@ def fingerprint(interpreter: Interpreter, lock: str) -> str:
 def requirement_lines(spec: EnvSpec) -> list[str]:
     """The requirements the resolver gets for an env (before ipykernel and pins are added).
 
-    A pinned file in an env that upgrades loses its pins (names, extras and markers stay);
-    an environment.yml is read as its pip-installable dependencies.
+    A file in an env that does not upgrade is passed as it is (`-r file`). In an env that
+    upgrades, `==` pins are dropped and everything else stays: ranges the instructor wrote,
+    extras, markers, URL requirements, index and editable options. An environment.yml is read
+    as its pip-installable dependencies.
     """
     if spec.requirements is None:
         return []
     path = spec.requirements
     if path.suffix in {".yml", ".yaml"}:
-        lines = _conda_requirements(path, keep_versions=not spec.upgrade)
-    elif spec.upgrade:
-        lines = [_unpinned(line) for line in _read_requirements(path)]
-    else:
+        return _conda_requirements(path, keep_versions=not spec.upgrade)
+    if not spec.upgrade:
         return [f"-r {path}"]
-    return [line for line in lines if line]
+    return [_unpinned(line) for line in _read_requirements(path)]
+
+
+# Options whose value is a path, relative to the file that holds them.
+_PATH_OPTION = re.compile(r"^(-e|--editable|-c|--constraint|-f|--find-links)(\s*=?\s*)(\S+)(.*)$")
 
 
 def _read_requirements(path: Path, seen: frozenset[Path] = frozenset()) -> list[str]:
-    """Requirement lines of a file, following `-r` includes; options and comments dropped."""
+    """Lines of a requirements file, `-r` includes followed, comments and `--hash` dropped,
+    relative paths in options made absolute (the resolver reads a copy elsewhere)."""
     lines: list[str] = []
-    joined = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    try:
+        joined = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    except OSError as exc:
+        included = f" (included from {sorted(seen)[-1]})" if seen else ""
+        raise ConfigError(
+            f"cannot read requirements file {path}{included}: {exc.strerror}"
+        ) from None
     for raw in joined.splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
+        line = re.sub(r"\s--hash[= ]\S+", "", raw.split(" #", 1)[0]).strip()
+        if not line or line.startswith("#") or line.startswith("--hash"):
             continue
         include = re.match(r"^(?:-r|--requirement)\s*=?\s*(\S+)", line)
         if include:
@@ -116,55 +136,74 @@ def _read_requirements(path: Path, seen: frozenset[Path] = frozenset()) -> list[
             if target not in seen:
                 lines += _read_requirements(target, seen | {path})
             continue
-        if line.startswith("-"):
-            continue
+        option = _PATH_OPTION.match(line)
+        if option and not re.match(r"^[a-z][a-z0-9+.-]*://", option.group(3)):
+            flag, sep, value, rest = option.groups()
+            line = f"{flag} {(path.parent / value).resolve()}{rest}"
         lines.append(line)
     return lines
 
 
 def _unpinned(line: str) -> str:
-    """`numpy[x]==1.26.4 ; python_version < "3.13" --hash=…` → `numpy[x] ; python_version < "3.13"`:
-    the name, extras and markers of a pinned line."""
-    line = re.sub(r"\s--hash[= ]\S+", "", line)
+    """A requirement line without its `==`/`===` clauses: `numpy[x]==1.26.4 ; python_version
+    < "3.13"` → `numpy[x] ; python_version < "3.13"`; `scipy>=1.10,<2` stays as it is, and so
+    do options and URL requirements (`pkg @ https://…`)."""
     match = _REQUIREMENT_NAME.match(line)
-    if match is None:  # a URL or path requirement: nothing to unpin
+    if line.startswith("-") or match is None or " @ " in line or "@" in line.split(";")[0]:
         return line
-    _, _, marker = line.partition(";")
-    requirement = match.group(1) + (match.group(2) or "")
-    return f"{requirement} ; {marker.strip()}" if marker.strip() else requirement
+    requirement, _, marker = line.partition(";")
+    rest = requirement[match.end() :]
+    kept = [c.strip() for c in rest.split(",") if c.strip() and not c.strip().startswith("==")]
+    head = match.group(1) + (match.group(2) or "")
+    text = head + ",".join(kept)
+    return f"{text} ; {marker.strip()}" if marker.strip() else text
 
 
-def _conda_requirements(path: Path, *, keep_versions: bool) -> list[str]:
-    """pip requirements from an environment.yml: conda `name=1.2` means 1.2.*, builds dropped;
-    `python` and `pip` themselves are not packages to install."""
+def _load_yaml(path: Path) -> dict[str, Any]:
     import yaml  # papermill depends on PyYAML; only environment.yml needs it
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise EnvironmentBuildError(f"{path}: not valid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot parse it"
+        raise ConfigError(f"{path}: not valid YAML{where} ({problem})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'dependencies' list")
+    return data
+
+
+_CONDA_SPEC = re.compile(r"^(?:[\w.-]+::)?([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)$")
+
+
+def _conda_requirements(path: Path, *, keep_versions: bool) -> list[str]:
+    """pip requirements from an environment.yml: conda `name=1.2` means 1.2.*, `name=1.2.3=build`
+    means exactly 1.2.3, comparisons pass through; `python` and `pip` are not packages to
+    install (the env's Python is chosen from `python=`, see conda_python)."""
     lines: list[str] = []
-    for dep in data.get("dependencies", []) or []:
+    for dep in _load_yaml(path).get("dependencies", []) or []:
         if isinstance(dep, dict):
-            lines += [
-                str(item) if keep_versions else _unpinned(str(item)) for item in dep.get("pip", [])
-            ]
+            pip_lines = [str(item) for item in dep.get("pip", []) or []]
+            lines += pip_lines if keep_versions else [_unpinned(line) for line in pip_lines]
             continue
-        name, _, rest = str(dep).partition("=")
-        name = name.split("::")[-1].strip()
-        if canonical(name) in {"python", "pip"} or not name:
+        match = _CONDA_SPEC.match(str(dep).strip())
+        if match is None:
             continue
-        if rest.startswith("="):
-            version = rest[1:].split("=")[0]
+        name, spec = match.group(1), match.group(2).replace(" ", "")
+        if canonical(name) in {"python", "pip"}:
+            continue
+        if spec.startswith(("<", ">", "!", "~", "==")):
+            requirement = f"{name}{spec}"
+        elif spec.startswith("="):
+            version, _, build = spec[1:].partition("=")
+            exact = bool(build) or version.endswith("*")
+            requirement = f"{name}=={version}" if exact else f"{name}=={version}.*"
         else:
-            version = rest.split("=")[0]
-            version = f"{version}.*" if version and not version.endswith("*") else version
-        if re.match(r"^[<>!~]", name[len(name.rstrip("<>=!~")) :]):
-            lines.append(name)
-        elif keep_versions and version:
-            lines.append(f"{name}=={version}")
-        else:
-            lines.append(re.split(r"[<>=!~ ]", name)[0])
+            requirement = name
+        lines.append(requirement if keep_versions else _unpinned(requirement))
     return lines
 
 
@@ -172,10 +211,7 @@ def conda_python(path: Path) -> str | None:
     """The Python version an environment.yml asks for, if it names one."""
     if path.suffix not in {".yml", ".yaml"}:
         return None
-    import yaml
-
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    for dep in data.get("dependencies", []) or []:
+    for dep in _load_yaml(path).get("dependencies", []) or []:
         match = re.match(r"^python\s*=+\s*(\d+\.\d+(?:\.\d+)?)", str(dep))
         if match:
             return match.group(1)

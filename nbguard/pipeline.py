@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from nbguard import compare, culprit, discover, envs, execute
+from nbguard.errors import ConfigError
 from nbguard.interpreters import Interpreter
 from nbguard.model import EnvInfo, Notebook, NotebookReport, NotebookRun, Report
 from nbguard.settings import ALWAYS_EXCLUDED, Config
@@ -65,9 +66,15 @@ def run(config: Config, observer: Observer | None = None) -> Report:
     """
     seen = observer or Silent()
     started = time.monotonic()
-    notebooks = discover.discover(config.course, config.notebooks, config.exclude, ALWAYS_EXCLUDED)
     # Look up every interpreter first: a missing Python is a setup error, before any work.
     interps = {spec.name: envs.interpreter_for(spec) for spec in config.envs}
+    notebooks = discover.discover(config.course, config.notebooks, config.exclude, ALWAYS_EXCLUDED)
+    if not notebooks:
+        # A CI job that silently checks nothing is worse than one that fails.
+        raise ConfigError(
+            f"no notebooks in {config.course} match notebooks={list(config.notebooks)} "
+            f"(exclude={list(config.exclude)}); check the globs"
+        )
     runnable = [nb for nb in notebooks if nb.skip_reason is None]
     seen.planned(len(notebooks), len(runnable) * len(config.envs), [s.name for s in config.envs])
 

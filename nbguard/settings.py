@@ -3,6 +3,7 @@ and overridden from the command line, validated into one frozen `Config`."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
@@ -208,16 +209,27 @@ def find_config_file(course: Path) -> tuple[Path, dict[str, Any]] | None:
     """The course's nbguard table and the file it came from, if it has one."""
     for name in CONFIG_FILES:
         path = course / name
-        if not path.is_file():
-            continue
-        data = _read_toml(path)
-        if name == "nbguard.toml":
-            table = data.get("tool", {}).get("nbguard", data)
-            return path, table
-        table = data.get("tool", {}).get("nbguard")
-        if table is not None:
-            return path, table
+        if path.is_file():
+            table = _nbguard_table(path, required=False)
+            if table is not None:
+                return path, table
     return None
+
+
+def _nbguard_table(path: Path, *, required: bool) -> dict[str, Any] | None:
+    """`[tool.nbguard]` of a pyproject.toml; of an nbguard.toml (or any other file named
+    with --config), that table if present, else the whole file."""
+    data = _read_toml(path)
+    tool = data.get("tool", {})
+    table = tool.get("nbguard") if isinstance(tool, dict) else None
+    if table is None and path.name == "pyproject.toml":
+        if required:
+            raise ConfigError(f"{path} has no [tool.nbguard] table; add one or name another file")
+        return None
+    table = data if table is None else table
+    if not isinstance(table, dict):
+        raise ConfigError(f"tool.nbguard in {path} must be a table, got {table!r}")
+    return table
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -237,19 +249,17 @@ def load(
     env_overrides: Mapping[str, Mapping[str, object]] | None = None,
     config_file: Path | None = None,
 ) -> Config:
-    """Build the Config: defaults, then the course's config file, then command-line values.
-
-    `overrides` maps setting keys to raw values; `env_overrides` maps env name to env keys.
-    """
+    """Build the Config: each Setting's default, then the course's config file, then the
+    command line. `overrides` maps setting keys to raw values; `env_overrides` maps an env
+    name to env keys."""
     course = course.resolve()
     if not course.is_dir():
         raise ConfigError(f"course directory {course} does not exist")
     if config_file is not None:
         config_file = config_file.resolve()
-        data = _read_toml(config_file)
         found: tuple[Path, dict[str, Any]] | None = (
             config_file,
-            data.get("tool", {}).get("nbguard", data),
+            _nbguard_table(config_file, required=True) or {},
         )
     else:
         found = find_config_file(course)
@@ -258,9 +268,12 @@ def load(
     base = found[0].parent if found else course
 
     raw_envs = file_table.pop("envs", {})
-    if not isinstance(raw_envs, dict):
-        raise ConfigError(f"envs in {where} must be a table of environments")
-    values: dict[str, object] = {}
+    if not isinstance(raw_envs, dict) or not all(isinstance(t, dict) for t in raw_envs.values()):
+        raise ConfigError(
+            f"envs in {where} must be a table of env tables ([tool.nbguard.envs.NAME])"
+        )
+    values: dict[str, object] = {s.attr: s.default for s in SETTINGS if s.default is not None}
+    values["report"] = Path(DEFAULT_REPORT)
     for key, value in file_table.items():
         setting = _known(key, _SETTING_BY_KEY, where)
         values[setting.attr] = _anchor(setting, _parse(key, value, where), base)
@@ -271,28 +284,9 @@ def load(
             parsed = (*values.get(setting.attr, ()), *parsed)  # type: ignore[misc]
         values[setting.attr] = parsed
 
-    env_tables: dict[str, dict[str, Any]] = {}
-    for name, table in raw_envs.items():
-        if not isinstance(table, dict):
-            raise ConfigError(f"envs.{name} in {where} must be a table")
-        env_tables[name] = table
-    specs = list(_env_specs(course, env_tables, base, where))
-    for name, table in (env_overrides or {}).items():
-        index = next((i for i, spec in enumerate(specs) if spec.name == name), None)
-        if index is None:
-            raise ConfigError(
-                f"unknown env {name!r} on the command line; envs are "
-                + ", ".join(spec.name for spec in specs)
-                + f" (define more in [tool.nbguard.envs.{name}])"
-            )
-        [changed] = _env_specs(course, {name: dict(table)}, Path.cwd(), "the command line")
-        given = {_ENV_SETTING_BY_KEY[key.replace("_", "-")].attr for key in table}
-        updates = {attr: getattr(changed, attr) for attr in given}
-        if "pins" in updates:  # pins given on the command line add to the configured ones
-            updates["pins"] = (*specs[index].pins, *updates["pins"])
-        specs[index] = replace(specs[index], **updates)
+    specs = _env_specs(course, raw_envs, base, where, env_overrides or {}, str(values["baseline"]))
     # Each value was checked by its Setting's parser above, so the keyword types hold.
-    config = Config(course, found[0] if found else None, tuple(specs), **values)  # type: ignore[arg-type]
+    config = Config(course, found[0] if found else None, specs, **values)  # type: ignore[arg-type]
     if config.baseline not in {spec.name for spec in specs}:
         raise ConfigError(
             f"baseline env {config.baseline!r} is not defined; envs are "
@@ -302,7 +296,8 @@ def load(
 
 
 def _anchor(setting: Setting, value: object, base: Path) -> object:
-    """Paths are relative to the file that names them; on the command line, to the cwd."""
+    """Paths are relative to the file that names them; on the command line, to the cwd. The
+    report is always relative to the current directory, like pytest's --junitxml."""
     if setting.key == "find-links":
         return tuple(
             link if re.match(r"^[a-z][a-z0-9+.-]*://", link) else str((base / link).resolve())
@@ -311,14 +306,14 @@ def _anchor(setting: Setting, value: object, base: Path) -> object:
     if setting.key == "cache-dir":
         return (base / Path(str(value)).expanduser()).resolve()
     if setting.key == "report":
-        return base / str(value)
+        return Path(str(value))
     return value
 
 
 def _known(key: str, known: Mapping[str, Setting], where: str) -> Setting:
     setting = known.get(key.replace("_", "-"))
     if setting is None:
-        close = [k for k in known if k.startswith(key[:3])]
+        close = difflib.get_close_matches(key.replace("_", "-"), list(known), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(
             f"unknown key {key!r} in {where}{hint} (known: {', '.join(sorted(known))})"
@@ -327,9 +322,8 @@ def _known(key: str, known: Mapping[str, Setting], where: str) -> Setting:
 
 
 def _parse(key: str, value: object, where: str) -> object:
-    setting = (
-        _SETTING_BY_KEY.get(key.replace("_", "-")) or _ENV_SETTING_BY_KEY[key.replace("_", "-")]
-    )
+    name = key.replace("_", "-")
+    setting = _SETTING_BY_KEY.get(name) or _ENV_SETTING_BY_KEY[name]
     try:
         return setting.parse(value)
     except TypeError as exc:
@@ -337,40 +331,73 @@ def _parse(key: str, value: object, where: str) -> object:
 
 
 def _env_specs(
-    course: Path, tables: Mapping[str, dict[str, Any]], base: Path, where: str
+    course: Path,
+    file_tables: Mapping[str, dict[str, Any]],
+    base: Path,
+    where: str,
+    cli_tables: Mapping[str, Mapping[str, object]],
+    baseline: str,
 ) -> tuple[EnvSpec, ...]:
-    if not tables:
-        return default_envs(course)
-    specs: list[EnvSpec] = []
-    for name, table in tables.items():
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-            raise ConfigError(f"env name {name!r} in {where}: use letters, digits, '-', '_', '.'")
-        values = {
-            _known(key, _ENV_SETTING_BY_KEY, f"envs.{name} of {where}").attr: _parse(
-                key, value, f"envs.{name} of {where}"
-            )
-            for key, value in table.items()
-        }
-        requirements = values.pop("requirements", None)
-        path = (
-            (base / str(requirements)).resolve()
-            if requirements
-            else _default_requirements(course, name)
+    """The default envs (when the course has requirement files), updated by the config
+    file's env tables (which may add envs), then by the command line's (which may not)."""
+    defaults = {spec.name: spec for spec in default_envs(course)}
+    # Configured envs are the envs, each filled in from the default of the same name; only
+    # the baseline, when left out, stays the default (configuring just `upcoming` on a newer
+    # Python still compares it with `locked`).
+    if file_tables:
+        keep = ([baseline] if baseline not in file_tables else []) + list(file_tables)
+    else:
+        keep = list(defaults)
+    specs: dict[str, EnvSpec | None] = {name: defaults.get(name) for name in keep}
+    layers = ((file_tables, base, where, True), (cli_tables, Path.cwd(), "the command line", False))
+    for tables, anchor, source, may_add in layers:
+        for name, table in tables.items():
+            if name not in specs and not may_add:
+                raise ConfigError(
+                    f"unknown env {name!r} on the command line; envs are {', '.join(specs)} "
+                    f"(define more in [tool.nbguard.envs.{name}])"
+                )
+            specs[name] = _env_spec(course, specs.get(name), name, table, anchor, source)
+    built = tuple(spec for spec in specs.values() if spec is not None)
+    if not built:
+        raise ConfigError(
+            f"no requirements.txt, requirements.in or environment.yml in {course}; "
+            "add one or configure [tool.nbguard.envs.NAME] with a requirements file"
         )
-        if path is not None and not path.is_file():
+    return built
+
+
+def _env_spec(
+    course: Path,
+    spec: EnvSpec | None,
+    name: str,
+    table: Mapping[str, object],
+    anchor: Path,
+    source: str,
+) -> EnvSpec:
+    """`spec` updated with the keys of one env table (a new spec when `spec` is None)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"env name {name!r} in {source}: use letters, digits, '-', '_', '.'")
+    where = f"envs.{name} of {source}"
+    values: dict[str, Any] = {
+        _known(key, _ENV_SETTING_BY_KEY, where).attr: _parse(key, value, where)
+        for key, value in table.items()
+    }
+    if "requirements" in values:
+        path = (anchor / str(values["requirements"])).resolve()
+        if not path.is_file():
             raise ConfigError(
-                f"envs.{name}.requirements: {path} does not exist; name an existing "
-                "requirements.txt, requirements.in or environment.yml"
+                f"envs.{name}.requirements in {source}: {path} does not exist; name an "
+                "existing requirements.txt, requirements.in or environment.yml"
             )
-        specs.append(EnvSpec(name=name, requirements=path, **values))  # type: ignore[arg-type]
-    return tuple(specs)
-
-
-def _default_requirements(course: Path, name: str) -> Path | None:
-    pinned, loose = _requirement_files(course)
-    if name == "upcoming":
-        return loose or pinned
-    return pinned or loose
+        values["requirements"] = path
+    if spec is None:
+        if "requirements" not in values:
+            raise ConfigError(f"envs.{name} in {source} needs a requirements file")
+        return EnvSpec(name=name, **values)
+    if "pins" in values:  # pins add up across layers: each one names one more constraint
+        values["pins"] = (*spec.pins, *values["pins"])
+    return replace(spec, **values)
 
 
 def _requirement_files(course: Path) -> tuple[Path | None, Path | None]:
@@ -395,14 +422,11 @@ def _requirement_files(course: Path) -> tuple[Path | None, Path | None]:
 
 
 def default_envs(course: Path) -> tuple[EnvSpec, ...]:
-    """No envs configured: `locked` from the pinned file as is, `upcoming` from the loose file
-    (or the pinned one with its pins dropped), upgraded, both on nbguard's own Python."""
+    """`locked` from the pinned file as is, `upcoming` from the loose file (or the pinned one
+    with its pins dropped), upgraded, both on nbguard's own Python; none without files."""
     pinned, loose = _requirement_files(course)
     if pinned is None and loose is None:
-        raise ConfigError(
-            f"no requirements.txt, requirements.in or environment.yml in {course}; "
-            "add one or configure [tool.nbguard.envs] in pyproject.toml"
-        )
+        return ()
     return (
         EnvSpec(name="locked", python=None, requirements=pinned or loose),
         EnvSpec(name="upcoming", python=None, requirements=loose or pinned, upgrade=True),

@@ -55,11 +55,6 @@ def test_an_unknown_flag(course: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "unrecognized arguments: --jbos" in one_error_line(capsys)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli._Parser.error builds the hint from self.prog; unrecognized arguments are "
-    "reported by the top-level parser, so the line ends '(see nbguard nbguard --help)'",
-)
 def test_an_unknown_flag_points_at_the_commands_help(
     course: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -217,11 +212,6 @@ def test_readme_documents_every_env_key_in_its_example() -> None:
     assert missing == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="envs.conda_python (run by interpreter_for before any env is built) lets "
-    "yaml.YAMLError escape, so an invalid environment.yml ends in a traceback, not exit 2",
-)
 def test_an_invalid_environment_yml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     course = tmp_path / "course"
     course.mkdir()

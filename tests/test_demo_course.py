@@ -116,7 +116,9 @@ def test_second_run_reuses_both_envs(demo_run: Any, env_cache: Path, tmp_path: P
 def test_unresolvable_upcoming_env_breaks_every_notebook_with_the_resolver_message(
     demo_course: Path, env_cache: Path, tmp_path: Path
 ) -> None:
-    code, report = _run(demo_course, env_cache, tmp_path, "--env-pins", "upcoming=nbguard-demo-wobble>=9")
+    code, report = _run(
+        demo_course, env_cache, tmp_path, "--env-pins", "upcoming=nbguard-demo-wobble>=9"
+    )
     assert code == 1
     assert "nbguard-demo-wobble" in report["envs"]["upcoming"]["error"]
     for nb in report["notebooks"]:

@@ -202,12 +202,6 @@ def test_a_notebook_that_is_not_utf8_is_returned_not_dropped(tmp_path: Path) -> 
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="discover.read_notebook calls .get on kernelspec/metadata without checking they "
-    'are objects: a notebook with "kernelspec": "python3" raises AttributeError and the '
-    "whole run dies with a traceback",
-)
 def test_a_notebook_with_malformed_metadata_is_returned_not_a_crash(tmp_path: Path) -> None:
     (tmp_path / "odd.ipynb").write_text(
         '{"metadata": {"kernelspec": "python3"}, "cells": [], "nbformat": 4, "nbformat_minor": 5}',

@@ -85,9 +85,10 @@ def _unpadded_sha256(data: bytes) -> str:
 def test_wheels_are_built_for_every_package(wheels: list[Path]) -> None:
     packages = build_wheels_script.discover_packages()
     assert [wheel.name for wheel in wheels] == [package.wheel_name for package in packages]
-    assert {"nbguard_demo_wobble-1.0-py3-none-any.whl", "nbguard_demo_wobble-2.0-py3-none-any.whl"} <= {
-        wheel.name for wheel in wheels
-    }
+    assert {
+        "nbguard_demo_wobble-1.0-py3-none-any.whl",
+        "nbguard_demo_wobble-2.0-py3-none-any.whl",
+    } <= {wheel.name for wheel in wheels}
 
 
 def test_two_builds_are_byte_identical(tmp_path: Path) -> None:

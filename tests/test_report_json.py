@@ -237,12 +237,6 @@ def test_a_report_that_cannot_be_written_leaves_the_old_one_whole(
     assert [p.name for p in tmp_path.iterdir()] == ["nbguard-report.json"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="report_json.write renames a tempfile.mkstemp file, which is created 0600: the "
-    "report is unreadable to anyone else (CI artifact servers, a course's web page) "
-    "regardless of the umask",
-)
 def test_the_report_gets_the_usual_file_permissions(
     report: Report, tmp_path: Path, umask: int
 ) -> None:

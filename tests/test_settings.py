@@ -93,11 +93,6 @@ def test_no_config_uses_the_documented_defaults(
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs more than one CPU to tell")
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings.load never applies Setting.default, so jobs falls back to Config.jobs = 1 "
-    "instead of the number of CPUs that --help and the README promise",
-)
 def test_jobs_defaults_to_the_number_of_cpus(course: Path) -> None:
     assert settings.load(course).jobs == os.cpu_count()
 
@@ -315,22 +310,12 @@ def test_unknown_key_names_it_and_suggests_the_close_one(course: Path) -> None:
     assert "did you mean 'timeout'?" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings._known only suggests keys sharing the first three characters and takes "
-    "the first in table order: 'notebook-timout' gets \"did you mean 'notebooks'?\"",
-)
 def test_a_typo_in_a_two_word_key_suggests_that_key(course: Path) -> None:
     write(course / "nbguard.toml", "notebook-timout = 30\n")
 
     assert "did you mean 'notebook-timeout'?" in config_error(course)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings._known gives no suggestion when the typo is in the first three "
-    "characters ('exlude' → no 'did you mean' although 'exclude' is one letter away)",
-)
 def test_a_typo_early_in_the_key_still_gets_a_suggestion(course: Path) -> None:
     write(course / "nbguard.toml", 'exlude = ["drafts/**"]\n')
 
@@ -376,7 +361,8 @@ def test_missing_requirements_file_names_the_env_and_the_path(course: Path) -> N
 
     message = config_error(course)
 
-    assert f"envs.locked.requirements: {course / 'requirements-2023.txt'} does not exist" in message
+    assert message.startswith("envs.locked.requirements in ")
+    assert f"{course / 'requirements-2023.txt'} does not exist" in message
     assert "name an existing requirements.txt" in message
 
 
@@ -404,22 +390,12 @@ def test_invalid_toml_names_the_file(course: Path) -> None:
     assert f"{toml}: not valid TOML" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings.load does dict(table) on [tool.nbguard] without checking it is a table: "
-    "`tool.nbguard = 3` raises TypeError, a traceback instead of exit 2",
-)
 def test_a_tool_nbguard_that_is_not_a_table(course: Path) -> None:
     write(course / "pyproject.toml", "tool.nbguard = 3\n")
 
     assert "tool.nbguard" in config_error(course)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings.load reads a --config file without a [tool.nbguard] table as the table "
-    "itself, so another project's pyproject.toml fails with \"unknown key 'project'\"",
-)
 def test_an_explicit_pyproject_without_an_nbguard_table_says_so(
     course: Path, tmp_path: Path
 ) -> None:
@@ -435,7 +411,7 @@ def test_no_requirements_at_all_says_what_to_add(tmp_path: Path) -> None:
     message = config_error(tmp_path)
 
     assert f"no requirements.txt, requirements.in or environment.yml in {tmp_path}" in message
-    assert "[tool.nbguard.envs]" in message
+    assert "[tool.nbguard.envs" in message
 
 
 def test_missing_course_directory(tmp_path: Path) -> None:
@@ -445,4 +421,4 @@ def test_missing_course_directory(tmp_path: Path) -> None:
 def test_envs_must_be_a_table(course: Path) -> None:
     write(course / "nbguard.toml", 'envs = ["locked"]\n')
 
-    assert "must be a table of environments" in config_error(course)
+    assert "must be a table of env tables" in config_error(course)
