@@ -138,7 +138,7 @@ def _read_requirements(path: Path, seen: frozenset[Path] = frozenset()) -> list[
             continue
         option = _PATH_OPTION.match(line)
         if option and not re.match(r"^[a-z][a-z0-9+.-]*://", option.group(3)):
-            flag, sep, value, rest = option.groups()
+            flag, _, value, rest = option.groups()
             line = f"{flag} {(path.parent / value).resolve()}{rest}"
         lines.append(line)
     return lines

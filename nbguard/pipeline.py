@@ -207,7 +207,7 @@ def _exec_options(config: Config) -> execute.ExecOptions:
         startup_timeout=config.startup_timeout or 60.0,
         python_path=tuple(paths),
         # No user site-packages: a kernel sees its env's packages and nothing else.
-        kernel_env={"PYTHONNOUSERSITE": "1", "MPLBACKEND": "Agg"},
+        kernel_env={"PYTHONNOUSERSITE": "1"},
     )
 
 

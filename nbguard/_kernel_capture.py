@@ -1,0 +1,325 @@
+"""Runs inside the target env's kernel: records each cell's deprecation-family warnings.
+
+Loaded by the kernel's exec_lines through ``runpy.run_path``, so it lives in no module and
+leaves nothing in the user namespace. It must run on Python 3.8+ with only the standard
+library and IPython, and import nothing from nbguard (the target env does not have it).
+
+Around every cell (IPython's pre_run_cell/post_run_cell events) it puts "default" filters for
+DeprecationWarning, PendingDeprecationWarning and FutureWarning at the front of
+``warnings.filters``, so library deprecations that IPython hides are shown, once per place
+per cell, to a wrapped ``warnings.showwarning``. The wrapper records them instead of printing
+them (they are reported as records, not as output); after the cell the records go out as one
+display_data output with a private mime type, attached to the cell that caused them.
+Deprecations a notebook silences (filterwarnings("ignore")) are recorded too: they break just
+the same when the upgrade lands. A notebook's "error" filters keep raising.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+import warnings
+from types import FrameType
+from typing import Any, Literal, TextIO
+
+MIME = "application/vnd.nbguard.warnings+json"
+CATEGORIES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+# Top-level modules of the kernel itself: their deprecations are not the notebook's business.
+MACHINERY = frozenset(
+    {
+        "ipykernel",
+        "IPython",
+        "jupyter_client",
+        "jupyter_core",
+        "traitlets",
+        "zmq",
+        "tornado",
+        "comm",
+        "debugpy",
+        "nest_asyncio",
+        "matplotlib_inline",
+        "jedi",
+        "parso",
+    }
+)
+# Enough to act on; a loop that warns with a new message every time must not flood the report.
+MAX_RECORDS = 50
+
+_GLOBALS = globals()
+_WARNINGS_MODULES = ("warnings", "_py_warnings")
+_DROP = "<drop>"  # _package's answer for kernel noise; never a module name
+
+
+def _filters_mutated() -> bool:
+    """Tell warnings its filters changed; False when this Python has no way to say it.
+
+    That clears every module's __warningregistry__ lazily, so a warning seen in an earlier
+    cell is shown (and recorded) again in this one. Private, hence looked up defensively.
+    """
+    bump = getattr(warnings, "_filters_mutated", None) or getattr(
+        warnings, "_filters_mutated_lock_held", None
+    )
+    if bump is None:
+        return False
+    bump()
+    return True
+
+
+def _insert_filters(action: Literal["always", "default"]) -> list[Any]:
+    """Put our filters at the front of warnings.filters; returns the entries added."""
+    filters: Any = warnings.filters
+    items = [(action, None, category, None, 0) for category in CATEGORIES]
+    # Inserted as they are rather than with filterwarnings(), which would first remove an
+    # equal filter the notebook set itself (simplefilter("default", DeprecationWarning)),
+    # and _restore would then take the notebook's filter away for good.
+    filters[0:0] = items
+    if _filters_mutated():
+        return items
+    del filters[: len(items)]
+    for category in reversed(CATEGORIES):
+        warnings.filterwarnings(action, category=category)
+    return list(filters[: len(CATEGORIES)])
+
+
+def _canonical(name: str) -> str:
+    """A distribution name as packaging normalizes it (PEP 503)."""
+    text = "".join("-" if char in "-_." else char for char in name.lower())
+    while "--" in text:
+        text = text.replace("--", "-")
+    return text
+
+
+def _is_stdlib(top: str) -> bool:
+    names = getattr(sys, "stdlib_module_names", None)  # Python 3.10+
+    if names is not None:
+        return top in names
+    if top in sys.builtin_module_names:
+        return True
+    path = getattr(sys.modules.get(top), "__file__", None) or ""
+    if not path:
+        return False
+    import sysconfig
+
+    stdlib = sysconfig.get_paths().get("stdlib", "")
+    return bool(stdlib) and path.startswith(stdlib) and "-packages" not in path
+
+
+def _has_error_filter(filters: Any) -> bool:
+    for item in filters:
+        action, category = item[0], item[2]
+        if (
+            action == "error"
+            # IPython makes its own ProvisionalCompleterWarning an error; not the notebook's.
+            and str(getattr(category, "__module__", "")).partition(".")[0] not in MACHINERY
+            and any(issubclass(category, c) or issubclass(c, category) for c in CATEGORIES)
+        ):
+            return True
+    return False
+
+
+def _matches(pattern: Any, text: str) -> bool:
+    # The interpreter's built-in filters hold plain strings, compared exactly; the ones
+    # warnings.filterwarnings adds hold compiled regular expressions.
+    if pattern is None:
+        return True
+    if isinstance(pattern, str):
+        return pattern == text
+    return bool(pattern.match(text))
+
+
+class _Capture:
+    def __init__(self, shell: Any) -> None:
+        self.shell = shell
+        self.depth = 0
+        self.records: list[dict[str, str | None]] = []
+        self.seen: set[tuple[str, str, str | None]] = set()
+        self.inserted: list[Any] = []
+        self.saved_show: Any = None
+        self.escalate = False
+        self.distributions: dict[str, list[str]] | None = None
+
+    # -- IPython events --------------------------------------------------------------------
+
+    def pre_run_cell(self, *_args: Any) -> None:
+        # A cell may run another cell (get_ipython().run_cell): the outer cell owns the state.
+        self.depth += 1
+        if self.depth > 1:
+            return
+        try:
+            self.records = []
+            self.seen = set()
+            self.escalate = _has_error_filter(warnings.filters)
+            # "always" only when some filter turns these warnings into errors: then every
+            # occurrence must reach the wrapper so it can raise as the notebook expects.
+            # Otherwise "default" shows each place once per cell, which keeps loops fast.
+            self.inserted = _insert_filters("always" if self.escalate else "default")
+            self.saved_show = warnings.showwarning
+            warnings.showwarning = self.showwarning
+        except Exception:  # the notebook's own run comes first
+            pass
+
+    def post_run_cell(self, *_args: Any) -> None:
+        if self.depth == 0:
+            return  # the exec_line that loaded this file
+        self.depth -= 1
+        if self.depth > 0:
+            return
+        try:
+            self._restore()
+            records, self.records = self.records, []
+            if records:
+                display: Any = importlib.import_module("IPython.display")
+                display.publish_display_data({MIME: {"warnings": records}})
+        except Exception:
+            pass
+
+    def _restore(self) -> None:
+        if warnings.showwarning == self.showwarning:
+            warnings.showwarning = self.saved_show
+        # Remove only our own entries (by identity): filters the cell added itself stay, as
+        # they would without nbguard.
+        ours = self.inserted
+        filters: Any = warnings.filters
+        filters[:] = [f for f in filters if not any(f is o for o in ours)]
+        self.inserted = []
+        _filters_mutated()
+
+    # -- the wrapped showwarning -----------------------------------------------------------
+
+    def showwarning(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if not (isinstance(category, type) and issubclass(category, CATEGORIES)):
+            show = self.saved_show
+            if show is None or show == self.showwarning:
+                show = getattr(warnings, "_showwarning_orig", warnings.showwarning)
+            show(message, category, filename, lineno, file, line)
+            return
+        with contextlib.suppress(Exception):  # a record lost beats a notebook disturbed
+            self._record(message, category, filename)
+        if self.escalate and self._original_action(message, category, filename, lineno) == (
+            "error"
+        ):
+            raise message if isinstance(message, Warning) else category(message)
+
+    def _record(self, message: Warning | str, category: type[Warning], filename: str) -> None:
+        if len(self.records) >= MAX_RECORDS:
+            return
+        package = self._package(category, filename)
+        if package == _DROP:
+            return
+        key = (category.__name__, str(message), package)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        self.records.append(
+            {"category": category.__name__, "message": str(message), "package": package}
+        )
+
+    def _package(self, category: type[Warning], filename: str) -> str | None:
+        """The distribution that emitted the warning; None when unknown or the user's code.
+
+        The emitter is the innermost frame outside the warnings machinery: the code that
+        called warnings.warn (or the Python caller of C code that warned), whatever frame
+        stacklevel points at.
+        """
+        top = ""
+        frame: FrameType | None = sys._getframe(0)
+        while frame is not None:
+            if frame.f_globals is not _GLOBALS:
+                name = frame.f_globals.get("__name__")
+                if name not in _WARNINGS_MODULES:
+                    top = name.partition(".")[0] if isinstance(name, str) else ""
+                    break
+            frame = frame.f_back
+        if top in MACHINERY:
+            # The kernel's own noise, unless it points at a cell: then the notebook's code
+            # triggered it (a deprecated IPython API, an invalid escape in the cell's source).
+            return None if self._is_cell(filename) else _DROP
+        if top in ("", "__main__"):
+            # Warned from the cell itself (or from C code it called): the category may still
+            # say whose it is, e.g. numpy's VisibleDeprecationWarning.
+            top = str(getattr(category, "__module__", "")).partition(".")[0]
+            if top in ("builtins", "__main__", "") or top in MACHINERY:
+                return None
+        return self._distribution(top)
+
+    def _is_cell(self, filename: str) -> bool:
+        if not isinstance(filename, str):
+            return False
+        if filename.startswith("<ipython-input-"):
+            return True
+        compiler = getattr(self.shell, "compile", None)
+        return filename in getattr(compiler, "_filename_map", {})
+
+    def _distribution(self, top: str) -> str:
+        if _is_stdlib(top):
+            return "python"
+        if self.distributions is None:
+            self.distributions = {}
+            try:
+                from importlib import metadata
+
+                # Python 3.10+; before that the module name has to do.
+                lookup = getattr(metadata, "packages_distributions", None)
+                if lookup is not None:
+                    self.distributions = dict(lookup())
+            except Exception:
+                pass
+        names = self.distributions.get(top)
+        return _canonical(names[0]) if names else top
+
+    def _original_action(
+        self, message: Warning | str, category: type[Warning], filename: str, lineno: int
+    ) -> str:
+        """The action the filters would take without ours (as warnings.warn_explicit does)."""
+        text = str(message)
+        module = _warned_module(filename, lineno)
+        for item in warnings.filters:
+            if any(item is o for o in self.inserted):
+                continue
+            action, msg, cat, mod, ln = item
+            if (
+                _matches(msg, text)
+                and issubclass(category, cat)
+                and _matches(mod, module)
+                and (ln == 0 or lineno == ln)
+            ):
+                return str(action)
+        return str(getattr(warnings, "defaultaction", "default"))
+
+
+def _warned_module(filename: str, lineno: int) -> str:
+    # warnings names the module after the globals of the frame stacklevel points at.
+    frame: FrameType | None = sys._getframe(0)
+    while frame is not None:
+        if frame.f_code.co_filename == filename and frame.f_lineno == lineno:
+            name = frame.f_globals.get("__name__")
+            if isinstance(name, str):
+                return name
+        frame = frame.f_back
+    name = filename or "<unknown>"
+    return name[:-3] if name.lower().endswith(".py") else name
+
+
+def _install() -> None:
+    try:
+        ipython: Any = importlib.import_module("IPython")
+    except ImportError:
+        return
+    shell = ipython.get_ipython()
+    if shell is None:
+        return
+    capture = _Capture(shell)
+    shell.events.register("pre_run_cell", capture.pre_run_cell)
+    shell.events.register("post_run_cell", capture.post_run_cell)
+
+
+_install()

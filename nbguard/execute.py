@@ -1,0 +1,691 @@
+"""Executing one notebook in one environment's kernel; the only nbclient/jupyter_client import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+from nbguard.errors import NbguardError
+from nbguard.model import (
+    CellError,
+    CellResult,
+    CellStatus,
+    Notebook,
+    NotebookRun,
+    Output,
+    RunStatus,
+    WarningRecord,
+)
+
+__all__ = ["CAPTURE_MIME", "ExecOptions", "execute_notebook", "kill_all_kernels"]
+
+# The mime type _kernel_capture.py publishes its records under (keep the two in step).
+CAPTURE_MIME = "application/vnd.nbguard.warnings+json"
+_SKIP_TAGS = frozenset({"skip-execution", "nbguard-skip"})
+_ALLOWED_ERROR_TAG = "raises-exception"
+
+_CAPTURE_SOURCE = Path(__file__).with_name("_kernel_capture.py")
+_KERNEL_NAME = "nbguard"
+# Variables of nbguard's own process that would point the kernel at the wrong Python or make
+# it behave unlike a student's Jupyter (MPLBACKEND=Agg in CI would swallow every figure,
+# PYTHONWARNINGS=error meant for nbguard would break notebooks); kernel_env can set them.
+_SCRUBBED_ENV = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONEXECUTABLE",
+    "PYTHONWARNINGS",
+    "VIRTUAL_ENV",
+    "MPLBACKEND",
+)
+# Colour and cursor sequences (CSI) and hyperlinks (OSC) that IPython puts in tracebacks.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+_KERNEL_NOISE = ("running over TCP without encryption",)
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    cell_timeout: float | None = 300.0  # seconds per cell; None = no limit
+    notebook_timeout: float | None = None  # seconds for all cells of the notebook together
+    startup_timeout: float = 60.0
+    # Extra dirs (absolute, inside the course) prepended to PYTHONPATH, mapped into the copy.
+    python_path: tuple[Path, ...] = ()
+    kernel_env: Mapping[str, str] = field(default_factory=dict)
+    # Names (fnmatch) not copied into the scratch tree.
+    copy_ignore: tuple[str, ...] = (
+        ".git",
+        ".nbguard",
+        ".ipynb_checkpoints",
+        "_build",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        "node_modules",
+    )
+    keep_going: bool = False  # reserved; a failing cell stops the notebook for now
+
+
+# -- the live-kernel registry (the only state shared between worker threads) ---------------
+
+_LIVE_LOCK = threading.RLock()  # re-entrant: a signal handler may run on a thread holding it
+_LIVE: dict[int, int] = {}  # token -> process group of a kernel still running
+_KILLED: set[int] = set()  # tokens kill_all_kernels stopped, so the run can say why
+_TOKENS = itertools.count(1)
+
+
+def kill_all_kernels() -> None:
+    """Kill every kernel still running (its whole process group); safe from any thread."""
+    with _LIVE_LOCK:
+        for token, group in list(_LIVE.items()):
+            _KILLED.add(token)
+            _kill_group(group)
+
+
+def _register(group: int) -> int:
+    with _LIVE_LOCK:
+        token = next(_TOKENS)
+        _LIVE[token] = group
+        return token
+
+
+def _unregister(token: int) -> None:
+    with _LIVE_LOCK:
+        _LIVE.pop(token, None)
+        _KILLED.discard(token)
+
+
+def _was_killed(token: int | None) -> bool:
+    """Whether kill_all_kernels stopped this kernel (rather than the notebook killing it)."""
+    with _LIVE_LOCK:
+        return token is not None and token in _KILLED
+
+
+def _kill_group(group: int) -> None:
+    # The kernel leads its own session (jupyter_client starts it with start_new_session), so
+    # the group holds the kernel and whatever it spawned (multiprocessing pools, servers).
+    with contextlib.suppress(ProcessLookupError, PermissionError, AttributeError):
+        os.killpg(group, signal.SIGKILL)  # AttributeError: no process groups on Windows
+
+
+# -- the public entry point ----------------------------------------------------------------
+
+
+def execute_notebook(
+    notebook: Notebook,
+    course_root: Path,
+    env_name: str,
+    python: Path,
+    options: ExecOptions,
+    workdir: Path,
+) -> NotebookRun:
+    """Run one notebook of the course in `python`'s environment and report what happened.
+
+    Whatever the notebook does (fail, hang, kill its kernel, write files) comes back as a
+    NotebookRun; the course tree is only read. Blocks the calling thread.
+    """
+    started = time.monotonic()
+    workdir.mkdir(parents=True, exist_ok=True)
+    # Resolved, because the kernel's os.getcwd() and __file__ show real paths.
+    workdir = workdir.resolve()
+    course_root = course_root.resolve()
+    # Not resolved: a venv's python is a symlink to the base interpreter it must not become.
+    python = python.absolute()
+    scratch = workdir / "course"
+
+    def finish(status: RunStatus, kernel_tmp: str | None = None, **values: Any) -> NotebookRun:
+        return NotebookRun(
+            notebook=notebook.path,
+            env=env_name,
+            status=status,
+            duration_s=time.monotonic() - started,
+            volatile_paths=_volatile_paths(scratch, python, workdir, kernel_tmp),
+            **values,
+        )
+
+    if notebook.skip_reason is not None:
+        return finish("skipped", reason=notebook.skip_reason)
+    problem = _interpreter_problem(python)
+    if problem is not None:
+        return finish("env-failed", reason=_env_failed(env_name, problem))
+    try:
+        nb = _read_notebook(course_root / notebook.path)
+    except _UNREADABLE as exc:
+        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return finish("error", reason=f"cannot read {notebook.path}: {cause}")
+
+    _copy_course(course_root, scratch, options.copy_ignore, workdir)
+    try:
+        cwd = scratch.joinpath(*PurePosixPath(notebook.path).parent.parts)
+        cwd.mkdir(parents=True, exist_ok=True)  # its folder may be one copy_ignore skips
+        job = _Job(
+            nb=nb,
+            env_name=env_name,
+            options=options,
+            python=python,
+            cwd=cwd,
+            kernels_dir=_write_kernelspec(workdir, python),
+            env=_kernel_env(course_root, scratch, options, workdir),
+            workdir=workdir,
+        )
+        outcome = asyncio.run(_run(job))
+    finally:
+        _remove_tree(scratch)
+    return finish(
+        outcome.status,
+        kernel_tmp=_kernel_tmp(job.env, outcome.kernel_pid),
+        cells=outcome.cells,
+        error=outcome.error,
+        warnings=outcome.warnings,
+        reason=outcome.reason,
+    )
+
+
+# -- preparing the scratch copy and the kernel ---------------------------------------------
+
+
+def _volatile_paths(
+    scratch: Path, python: Path, workdir: Path, kernel_tmp: str | None
+) -> tuple[tuple[str, str], ...]:
+    prefix = python.parent.parent
+    pairs = {
+        str(scratch): "<course>",
+        str(prefix): "<env>",
+        os.path.realpath(prefix): "<env>",  # what a symlinked prefix shows in tracebacks
+        str(workdir): "<workdir>",
+    }
+    if kernel_tmp is not None:
+        pairs[kernel_tmp] = "<kernel-tmp>"
+    return tuple(sorted(pairs.items(), key=lambda pair: len(pair[0]), reverse=True))
+
+
+def _kernel_tmp(env: Mapping[str, str], pid: int | None) -> str | None:
+    """Where ipykernel names cell code files: warnings printed from a cell show this path.
+
+    ipykernel uses <tempdir>/ipykernel_<pid>/<hash of the code>.py, so only the pid differs
+    between two runs of the same cell.
+    """
+    if pid is None:
+        return None
+    base = next((env[name] for name in ("TMPDIR", "TEMP", "TMP") if env.get(name)), None)
+    return str(Path(base or tempfile.gettempdir()).absolute() / f"ipykernel_{pid}")
+
+
+def _interpreter_problem(python: Path) -> str | None:
+    if not python.exists():
+        return f"interpreter {python} does not exist"
+    if not os.access(python, os.X_OK) or python.is_dir():
+        return f"interpreter {python} is not an executable file"
+    return None
+
+
+def _env_failed(env_name: str, cause: str) -> str:
+    return f"the kernel of env {env_name!r} did not start: {cause}"
+
+
+# What reading a damaged notebook file raises (nbformat's own errors are ValueErrors, or
+# jsonschema's ValidationError; JSON of the wrong shape gives the lookup/attribute ones).
+_UNREADABLE = (
+    OSError,
+    ValueError,
+    LookupError,
+    AttributeError,
+    TypeError,
+    nbformat.ValidationError,
+)
+
+
+def _read_notebook(path: Path) -> Any:
+    # nbformat.read would also validate, which warns (FutureWarning) about cells without ids
+    # in older notebooks; execution needs none of it, only the keys read below.
+    untyped: Any = nbformat
+    nb = untyped.convert(untyped.reader.reads(path.read_text(encoding="utf-8")), 4)
+    for cell in nb.cells:
+        cell.setdefault("metadata", untyped.NotebookNode())
+        cell.setdefault("source", "")
+        cell.setdefault("cell_type", "raw")
+    return nb
+
+
+def _copy_course(course_root: Path, scratch: Path, ignore: tuple[str, ...], workdir: Path) -> None:
+    """Copy the course into `scratch`, leaving out caches, VCS data and virtual envs."""
+
+    def ignored(directory: str, names: list[str]) -> set[str]:
+        skip = {name for name in names if any(fnmatch.fnmatch(name, p) for p in ignore)}
+        for name in set(names) - skip:
+            path = Path(directory, name)
+            if path.is_dir() and (
+                (path / "pyvenv.cfg").is_file()
+                # nbguard's own work tree inside the course would copy into itself forever.
+                or workdir == path
+                or path in workdir.parents
+            ):
+                skip.add(name)
+        return skip
+
+    _remove_tree(scratch)
+    try:
+        # Symlinks are followed: a notebook writing through a copied link would reach the
+        # original files.
+        shutil.copytree(course_root, scratch, ignore=ignored, ignore_dangling_symlinks=True)
+    except (OSError, shutil.Error) as exc:
+        _remove_tree(scratch)
+        raise NbguardError(
+            f"cannot copy the course {course_root} into the scratch directory {scratch}: {exc}"
+        ) from exc
+
+
+def _remove_tree(path: Path) -> None:
+    """Best effort: a notebook may have left read-only folders behind."""
+    if not path.exists():
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():
+        for folder, _dirs, _files in os.walk(path):
+            with contextlib.suppress(OSError):
+                Path(folder).chmod(0o700)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _write_kernelspec(workdir: Path, python: Path) -> Path:
+    """A kernelspec naming the env's interpreter by absolute path, with warning capture."""
+    kernels = workdir / "kernels"
+    spec_dir = kernels / _KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    # runpy.run_path runs the capture code in a throwaway namespace: nothing reaches the
+    # user's. A statement, not an expression, so IPython keeps the returned globals out of
+    # Out/_ (a trailing semicolon does not help: exec_lines are not in the history).
+    loader = f"if __import__('runpy').run_path({str(_CAPTURE_SOURCE)!r}): pass"
+    spec = {
+        "argv": [
+            str(python),
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            # Concurrent kernels must not share (and lock) one sqlite history file.
+            "--HistoryManager.hist_file=:memory:",
+            f"--IPKernelApp.exec_lines={json.dumps([loader])}",
+        ],
+        "display_name": "nbguard",
+        "language": "python",
+        "metadata": {"debugger": False},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    return kernels
+
+
+def _kernel_env(
+    course_root: Path, scratch: Path, options: ExecOptions, workdir: Path
+) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED_ENV}
+    env.update(options.kernel_env)
+    paths = [str(scratch)]
+    for entry in options.python_path:
+        try:
+            paths.append(str(scratch / entry.resolve().relative_to(course_root)))
+        except ValueError:
+            paths.append(str(entry))  # outside the course: nothing to map
+    if options.kernel_env.get("PYTHONPATH"):
+        paths.append(options.kernel_env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    # A private IPython profile: no user startup files, no shared state between kernels.
+    env["IPYTHONDIR"] = str(workdir / "ipython")
+    return env
+
+
+# -- running the cells ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Job:
+    nb: Any
+    env_name: str
+    options: ExecOptions
+    python: Path
+    cwd: Path
+    kernels_dir: Path
+    env: dict[str, str]
+    workdir: Path
+
+
+@dataclass
+class _Outcome:
+    status: RunStatus = "ok"
+    cells: tuple[CellResult, ...] = ()
+    error: CellError | None = None
+    warnings: tuple[WarningRecord, ...] = ()
+    reason: str | None = None
+    kernel_pid: int | None = None
+
+
+class _Limit:
+    """The timeout nbclient asks for before each cell (per-cell limit or what is left)."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+
+    def __call__(self, _cell: Any) -> float | None:
+        return self.seconds
+
+
+async def _run(job: _Job) -> _Outcome:
+    with contextlib.ExitStack() as stack:
+        return await _run_kernel(job, _transport(stack))
+
+
+def _transport(stack: contextlib.ExitStack) -> dict[str, str]:
+    """How the kernel and nbguard talk: Unix sockets where there are any.
+
+    Over TCP, jupyter_client picks free ports by binding and releasing them; between two
+    nbguard processes that races (measured: 3 of 288 kernels started together failed, with
+    "Address already in use" or by talking to another run's kernel). Socket files in a
+    private directory cannot collide. The directory is short because socket paths are
+    limited to about 100 bytes.
+    """
+    if os.name != "posix":
+        return {"transport": "tcp"}
+    sockets = stack.enter_context(tempfile.TemporaryDirectory(prefix="nbguard-sock-"))
+    return {"transport": "ipc", "ip": str(Path(sockets) / "k")}
+
+
+async def _run_kernel(job: _Job, transport: dict[str, str]) -> _Outcome:
+    km = AsyncKernelManager(
+        kernel_name=_KERNEL_NAME,
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(job.kernels_dir)]),
+        connection_file=str(job.workdir / "kernel-connection.json"),
+        **transport,
+    )
+    limit = _Limit()
+    client = NotebookClient(
+        job.nb,
+        km=km,
+        kernel_name=_KERNEL_NAME,
+        timeout_func=limit,
+        startup_timeout=job.options.startup_timeout,
+        shutdown_kernel="immediate",
+        allow_errors=False,
+        record_timing=False,
+    )
+    token: int | None = None
+    log_path = job.workdir / "kernel.log"
+    # The kernel's own stdout/stderr (startup chatter, crash messages) go to a log file, not
+    # to nbguard's terminal; what cells print arrives over IOPub.
+    with log_path.open("wb") as log:
+        try:
+            try:
+                await km.start_kernel(cwd=str(job.cwd), env=job.env, stdout=log, stderr=log)
+            except OSError as exc:
+                cause = f"cannot run {job.python}: {exc.strerror or exc}"
+                return _Outcome("env-failed", reason=_env_failed(job.env_name, cause))
+            provisioner: Any = km.provisioner  # a LocalProvisioner: it knows the process
+            token = _register(provisioner.pgid or provisioner.pid)
+            kernel_pid = int(provisioner.pid)
+            # Started by hand rather than with nbclient's helper, to tell a kernel that died
+            # (no ipykernel, broken env) from one that is merely slow.
+            client.kc = km.client()
+            client.kc.start_channels()
+            try:
+                await client.kc.wait_for_ready(timeout=job.options.startup_timeout)
+            except RuntimeError:
+                if _was_killed(token):
+                    reason = "the kernel was stopped before it was ready: nbguard was interrupted"
+                    return _Outcome("dead-kernel", reason=reason)
+                if await km.is_alive():
+                    cause = f"no answer within {job.options.startup_timeout:g} s"
+                else:
+                    cause = _kernel_log_cause(log_path) or "the kernel exited at once"
+                return _Outcome("env-failed", reason=_env_failed(job.env_name, cause))
+            client.kc.allow_stdin = False  # input() fails at once instead of waiting forever
+            outcome = await _run_cells(job, client, km, limit, token)
+            outcome.kernel_pid = kernel_pid
+            return outcome
+        finally:
+            await _stop_kernel(km, client)
+            if token is not None:
+                _unregister(token)
+
+
+async def _run_cells(job: _Job, client: Any, km: Any, limit: _Limit, token: int | None) -> _Outcome:
+    options = job.options
+    deadline = None
+    if options.notebook_timeout is not None:
+        deadline = time.monotonic() + options.notebook_timeout
+    outcome = _Outcome()
+    cells: list[CellResult] = []
+    records: list[WarningRecord] = []
+    executed = 0
+    for index, cell in enumerate(job.nb.cells):
+        if cell.cell_type != "code":
+            continue
+        tags = set(cell.metadata.get("tags", ()))
+        allowed = _ALLOWED_ERROR_TAG in tags
+        if outcome.status != "ok":
+            cells.append(CellResult(index, "not-run", cell.source, allowed_error=allowed))
+            continue
+        if tags & _SKIP_TAGS:
+            cells.append(CellResult(index, "skipped", cell.source, allowed_error=allowed))
+            continue
+
+        by_notebook = False
+        limit.seconds = options.cell_timeout
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if limit.seconds is None or left < limit.seconds:
+                limit.seconds, by_notebook = left, True
+        cell.outputs = []
+        status: CellStatus = "ok"
+        if limit.seconds is not None and limit.seconds <= 0:
+            # nbclient reads 0 as "no limit"; the notebook's time is simply up.
+            status = "not-run"
+            outcome.status = "timeout"
+            outcome.error = CellError(index, "CellTimeoutError", "the notebook ran out of time")
+            outcome.reason = (
+                f"the notebook did not finish within its {options.notebook_timeout:g} s "
+                f"limit: no time was left for cell {index}"
+            )
+        else:
+            executed += 1
+            try:
+                await client.async_execute_cell(cell, index, execution_count=executed)
+            except CellExecutionError as exc:
+                status = "error"
+                outcome.status = "error"
+                outcome.error = _cell_error(index, cell.outputs, exc)
+            except CellTimeoutError:
+                status = "error"
+                outcome.status = "timeout"
+                seconds = limit.seconds or 0.0
+                outcome.error = CellError(
+                    index, "CellTimeoutError", f"cell {index} did not finish within {seconds:g} s"
+                )
+                if by_notebook:
+                    outcome.reason = (
+                        f"the notebook did not finish within its {options.notebook_timeout:g} s "
+                        f"limit: cell {index} was still running when it ran out"
+                    )
+                else:
+                    outcome.reason = (
+                        f"cell {index} did not finish within the per-cell limit of "
+                        f"{seconds:g} s, so its kernel was stopped"
+                    )
+            except DeadKernelError:
+                _reraise_cancellation()
+                status = "error"
+                outcome.status = "dead-kernel"
+                outcome.error = CellError(
+                    index, "DeadKernelError", f"the kernel died while cell {index} was running"
+                )
+                outcome.reason = _death_reason(index, km, token)
+            else:
+                if any(out.get("output_type") == "error" for out in cell.outputs):
+                    status = "error"  # allowed: tagged raises-exception
+        outputs, found = _convert_outputs(index, cell.outputs)
+        records.extend(found)
+        cells.append(CellResult(index, status, cell.source, outputs, allowed_error=allowed))
+    await _cancel_leftover_tasks()
+    outcome.cells = tuple(cells)
+    outcome.warnings = tuple(records)
+    return outcome
+
+
+def _cell_error(index: int, outputs: list[Any], exc: CellExecutionError) -> CellError:
+    for out in outputs:
+        if out.get("output_type") == "error":
+            return CellError(
+                index,
+                str(out.get("ename", exc.ename)),
+                _strip_ansi(str(out.get("evalue", exc.evalue))),
+                tuple(_strip_ansi(line) for line in out.get("traceback", ())),
+            )
+    lines = tuple(_strip_ansi(line) for line in str(exc.traceback).splitlines())
+    return CellError(index, str(exc.ename), _strip_ansi(str(exc.evalue)), lines)
+
+
+def _death_reason(index: int, km: Any, token: int | None) -> str:
+    if _was_killed(token):
+        return f"the kernel was stopped while cell {index} was running: nbguard was interrupted"
+    process = getattr(km.provisioner, "process", None)
+    code = process.poll() if process is not None else None
+    if code is None:
+        how = ""
+    elif code < 0:
+        try:
+            how = f" (killed by {signal.Signals(-code).name})"
+        except ValueError:
+            how = f" (killed by signal {-code})"
+    else:
+        how = f" (exit code {code})"
+    return f"the kernel died while cell {index} was running{how}"
+
+
+def _reraise_cancellation() -> None:
+    # nbclient reports any cancellation of a running cell as a dead kernel. When it is this
+    # task being cancelled (Ctrl-C under asyncio.run), let it end so KeyboardInterrupt
+    # reaches the caller instead of a made-up result.
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    if cancelling is not None and cancelling():
+        raise asyncio.CancelledError
+
+
+async def _cancel_leftover_tasks() -> None:
+    # After a timeout nbclient leaves its IOPub reader waiting; it must end before the
+    # channels close, or asyncio reports an exception nobody retrieved.
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _stop_kernel(km: Any, client: Any) -> None:
+    """Kill the kernel's process group now and release its sockets; never raises."""
+    await _cancel_leftover_tasks()
+    # Broad on purpose: this runs in `finally` blocks, where a failing cleanup step must
+    # neither hide the run's result nor stop the steps after it.
+    if client.kc is not None:
+        with contextlib.suppress(Exception):
+            client.kc.stop_channels()
+        client.kc = None
+    with contextlib.suppress(Exception):
+        if km.has_kernel:
+            await km.shutdown_kernel(now=True)
+        else:
+            await km.cleanup_resources()  # the connection file of a kernel that never ran
+    # jupyter_client kills the group and reaps the kernel; if it failed to, do it here.
+    provisioner = km.provisioner
+    process = getattr(provisioner, "process", None)
+    if process is not None and process.poll() is None:
+        _kill_group(getattr(provisioner, "pgid", None) or process.pid)
+        with contextlib.suppress(Exception):
+            process.wait(timeout=5)
+
+
+def _kernel_log_cause(path: Path) -> str | None:
+    """The last thing the kernel said before it died: usually why it could not start."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not any(noise in line for noise in _KERNEL_NOISE)
+    ]
+    return lines[-1] if lines else None
+
+
+# -- turning nbformat outputs into model values --------------------------------------------
+
+
+def _convert_outputs(
+    index: int, outputs: list[Any]
+) -> tuple[tuple[Output, ...], list[WarningRecord]]:
+    converted: list[Output] = []
+    records: list[WarningRecord] = []
+    for out in outputs:
+        kind = str(out.get("output_type", ""))
+        if kind == "stream":
+            converted.append(Output(kind, {str(out.get("name")): _text(out.get("text", ""))}))
+        elif kind == "error":
+            converted.append(
+                Output(kind, {"ename": str(out.get("ename")), "evalue": str(out.get("evalue"))})
+            )
+        elif kind in ("execute_result", "display_data"):
+            bundle = dict(out.get("data", {}))
+            if CAPTURE_MIME in bundle:
+                records.extend(_records(index, bundle.pop(CAPTURE_MIME)))
+                if not bundle:
+                    continue
+            converted.append(
+                Output(kind, {mime: _mime_text(mime, v) for mime, v in bundle.items()})
+            )
+        else:
+            converted.append(Output(kind, {}))
+    return tuple(converted), records
+
+
+def _records(index: int, payload: Any) -> Iterator[WarningRecord]:
+    items = payload.get("warnings", ()) if isinstance(payload, Mapping) else ()
+    for item in items:
+        package = item.get("package")
+        yield WarningRecord(
+            cell=index,
+            category=str(item.get("category")),
+            message=str(item.get("message")),
+            package=None if package is None else str(package),
+        )
+
+
+def _text(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _mime_text(mime: str, value: Any) -> str:
+    if mime == "application/json" or mime.endswith("+json"):
+        return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return _text(value)
+
+
+def _strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
