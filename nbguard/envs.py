@@ -257,6 +257,11 @@ class _Uv:
         argv.append("--compile-bytecode")
         return proc.run([*argv, *self.sources.args()], env=_quiet_uv())
 
+    def install_into(self, python: Path, project: Path, target: Path) -> proc.Completed:
+        argv: list[str | Path] = [self.uv, "pip", "install", "--quiet", "--no-deps"]
+        argv += ["--python", python, "--target", target, project]
+        return proc.run([*argv, *self.sources.args()], env=_quiet_uv())
+
 
 class _PipTools:
     name = "pip-tools"
@@ -314,6 +319,14 @@ class _PipTools:
         pip.append("--no-deps")
         return proc.run([*pip, "-r", lock, *self.sources.args()])
 
+    def install_into(self, python: Path, project: Path, target: Path) -> proc.Completed:
+        pip: list[str | Path] = [python, "-m", "pip", "install", "--quiet", "--no-deps"]
+        return proc.run([*pip, "--target", target, project, *self.sources.args()])
+
+
+def _resolver(config: Config, sources: Sources) -> _Uv | _PipTools:
+    return _Uv(sources) if config.resolver == "uv" else _PipTools(sources, config.cache_dir)
+
 
 def _quiet_uv() -> dict[str, str]:
     # uv would otherwise ask (and fail on) interpreters it finds on PATH, such as pyenv shims.
@@ -336,9 +349,7 @@ def build(
     """
     started = time.monotonic()
     sources = Sources.from_config(config)
-    resolver: _Uv | _PipTools = (
-        _Uv(sources) if config.resolver == "uv" else _PipTools(sources, config.cache_dir)
-    )
+    resolver = _resolver(config, sources)
     envs_dir = config.cache_dir / "envs"
     envs_dir.mkdir(parents=True, exist_ok=True)
 
@@ -452,6 +463,19 @@ def _locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def install_course(config: Config, env: EnvInfo, source: Path, target: Path) -> str | None:
+    """Install the course's own package (from a scratch copy of the course: builds write
+    into their source tree) into `target`, a folder put on that env's kernels' PYTHONPATH, so
+    the cached env itself never changes. Returns why it failed, or None."""
+    assert env.interpreter is not None
+    done = _resolver(config, Sources.from_config(config)).install_into(
+        env.interpreter, source, target
+    )
+    if not done.ok:
+        return f"cannot install the course's package into env {env.name!r}: {_reason(done)}"
+    return None
 
 
 def interpreter_for(spec: EnvSpec) -> Interpreter:

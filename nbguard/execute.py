@@ -37,7 +37,7 @@ from nbguard.model import (
     WarningRecord,
 )
 
-__all__ = ["CAPTURE_MIME", "ExecOptions", "execute_notebook", "kill_all_kernels"]
+__all__ = ["CAPTURE_MIME", "ExecOptions", "copy_course", "execute_notebook", "kill_all_kernels"]
 
 # The mime type _kernel_capture.py publishes its records under (keep the two in step).
 CAPTURE_MIME = "application/vnd.nbguard.warnings+json"
@@ -174,7 +174,7 @@ def execute_notebook(
         cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return finish("error", reason=f"cannot read {notebook.path}: {cause}")
 
-    _copy_course(course_root, scratch, options.copy_ignore, workdir)
+    copy_course(course_root, scratch, options.copy_ignore, workdir)
     try:
         cwd = scratch.joinpath(*PurePosixPath(notebook.path).parent.parts)
         cwd.mkdir(parents=True, exist_ok=True)  # its folder may be one copy_ignore skips
@@ -267,7 +267,7 @@ def _read_notebook(path: Path) -> Any:
     return nb
 
 
-def _copy_course(course_root: Path, scratch: Path, ignore: tuple[str, ...], workdir: Path) -> None:
+def copy_course(course_root: Path, scratch: Path, ignore: tuple[str, ...], workdir: Path) -> None:
     """Copy the course into `scratch`, leaving out caches, VCS data and virtual envs."""
 
     def ignored(directory: str, names: list[str]) -> set[str]:
@@ -340,7 +340,9 @@ def _kernel_env(
 ) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED_ENV}
     env.update(options.kernel_env)
-    paths = [str(scratch)]
+    # Only what the pipeline asks for (the course root in course-code "path" mode): with
+    # "none", a notebook imports the course's modules only as a student without setup could.
+    paths: list[str] = []
     for entry in options.python_path:
         try:
             paths.append(str(scratch / entry.resolve().relative_to(course_root)))

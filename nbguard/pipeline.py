@@ -128,9 +128,25 @@ def _execute_all(
     options = _exec_options(config)
     cancel = threading.Event()
 
+    course_source = scratch / "course-source"
+    copied = threading.Lock()
+    site_paths: dict[str, Path] = {}
+
     def build(name: str) -> EnvInfo:
         spec = config.env(name)
-        return envs.build(spec, config, interps[name], lambda text: seen.env_step(name, text))
+        info = envs.build(spec, config, interps[name], lambda text: seen.env_step(name, text))
+        if config.course_code != "install" or not info.ok:
+            return info
+        seen.env_step(name, "installing the course's package")
+        with copied:
+            if not course_source.exists():
+                execute.copy_course(config.course, course_source, options.copy_ignore, scratch)
+        site = scratch / "course-site" / name
+        error = envs.install_course(config, info, course_source, site)
+        if error:
+            return replace(info, error=error)
+        site_paths[name] = site
+        return info
 
     def execute_one(task: _Task, workdir: Path) -> NotebookRun:
         if cancel.is_set():
@@ -142,7 +158,7 @@ def _execute_all(
             config.course,
             task.env.name,
             task.env.interpreter,
-            _kernel_options(options, task.env.interpreter),
+            _kernel_options(options, task.env.interpreter, site_paths.get(task.env.name)),
             workdir,
         )
 
@@ -182,16 +198,20 @@ def _execute_all(
             raise
 
 
-def _kernel_options(base: execute.ExecOptions, python: Path) -> execute.ExecOptions:
+def _kernel_options(
+    base: execute.ExecOptions, python: Path, course_site: Path | None
+) -> execute.ExecOptions:
     """Options for one env's kernels: its bin first on PATH, so `!python` and `!pip` in a
-    notebook mean the env's own, as they would for a student."""
+    notebook mean the env's own, as they would for a student; the course's installed
+    package (course-code = "install") on the path."""
     prefix = python.parent.parent
     kernel_env = {
         **base.kernel_env,
         "VIRTUAL_ENV": str(prefix),
         "PATH": os.pathsep.join([str(prefix / "bin"), os.environ.get("PATH", "")]),
     }
-    return replace(base, kernel_env=kernel_env)
+    extra = (course_site,) if course_site is not None else ()
+    return replace(base, kernel_env=kernel_env, python_path=(*extra, *base.python_path))
 
 
 def _exec_options(config: Config) -> execute.ExecOptions:

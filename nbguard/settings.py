@@ -131,7 +131,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("index-url", _as_str, None, "package index for every env (default: the resolver's own)", "URL"),
     Setting("extra-index-url", _as_str_list, (), "additional package index", "URL", True, True),
     Setting("no-index", _as_bool, False, "use only --find-links, never a package index (offline)"),
-    Setting("course-code", _one_of("path", "none"), "path", "how notebooks import the course's own modules: 'path' puts the course root (and src/) on the kernel's PYTHONPATH", "MODE"),
+    Setting("course-code", _one_of("path", "install", "none"), "path", "how notebooks import the course's own modules: 'path' puts the course root (and src/) on the kernel's PYTHONPATH; 'install' installs the course's package (its pyproject.toml/setup.py) for the kernels, outside the cached env", "MODE"),
     Setting("python-path", _as_str_list, (), "more course directories to put on the kernel's PYTHONPATH", "DIR", True, True),
     Setting("cache-dir", _as_str, None, "where environments are kept (default: $NBGUARD_CACHE_DIR or ~/.cache/nbguard)", "DIR"),
     Setting("report", _as_str, DEFAULT_REPORT, "where to write the JSON report (relative: to the current directory)", "FILE"),

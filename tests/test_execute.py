@@ -121,7 +121,8 @@ def run(course: Path, tmp_path: Path) -> Runner:
             course,
             "upcoming",
             python,
-            options or ExecOptions(cell_timeout=20),
+            # The course root on the path, as the pipeline's default course-code "path" does.
+            options or ExecOptions(cell_timeout=20, python_path=(course,)),
             tmp_path / "work",
         )
 
@@ -372,7 +373,7 @@ def test_python_path_makes_course_helpers_importable(
     result = run(
         "import helpers, mylib\nprint(helpers.ANSWER)\nprint(helpers.__file__)",
         path="lectures/nb.ipynb",
-        options=ExecOptions(python_path=(course / "lib",)),
+        options=ExecOptions(python_path=(course, course / "lib")),
     )
 
     assert result.status == "ok", result.error
@@ -380,6 +381,13 @@ def test_python_path_makes_course_helpers_importable(
     assert answer == "42"
     # Imported from the scratch copy, not from the course itself.
     assert Path(location).resolve().is_relative_to((tmp_path / "work").resolve())
+
+
+def test_without_python_path_course_modules_are_not_importable(run: Runner) -> None:
+    result = run("import mylib", path="lectures/nb.ipynb", options=ExecOptions(cell_timeout=20))
+
+    assert result.status == "error"
+    assert result.error is not None and result.error.ename == "ModuleNotFoundError"
 
 
 def test_kernel_env_reaches_the_kernel(run: Runner) -> None:

@@ -17,7 +17,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from nbguard import cli, interpreters
 from nbguard.errors import InterpreterNotFound
-from tests.conftest import DEMO_COURSE, kernel_wheelhouse, offline_args
+from tests.conftest import DEMO_COURSE, kernel_wheelhouse, offline_args, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -217,3 +217,34 @@ def test_run_without_network_or_config_uses_the_defaults(
     report = _report(course / "nbguard-report.json")
     assert _by_path(report)["nb.ipynb"]["verdict"] == "changed"
     assert cli.main(["run", "--allow-changed", "--report", str(tmp_path / "r.json")]) == 0
+
+
+def test_course_package_installed_for_the_kernels_leaves_env_and_course_untouched(
+    tmp_path: Path, fixture_wheels: Path, env_cache: Path
+) -> None:
+    course = _course(
+        tmp_path,
+        {"lessons/lesson.ipynb": ["import physkit\nprint(physkit.G)"]},
+        fixture_wheels,
+    )
+    (course / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "physkit"\nversion = "0.1"\n'
+        '[tool.setuptools]\npackages = ["physkit"]\n'
+    )
+    (course / "physkit").mkdir()
+    (course / "physkit" / "__init__.py").write_text("G = 9.81\n")
+    before = snapshot(course)
+    report_path = tmp_path / "r.json"
+    args = ["run", str(course), *offline_args(env_cache), "--report", str(report_path)]
+    # Without the course's code, the notebook fails as it would for a student without setup.
+    cli.main([*args, "--course-code", "none"])
+    error = _by_path(_report(report_path))["lessons/lesson.ipynb"]["runs"]["locked"]["error"]
+    assert error["ename"] == "ModuleNotFoundError"
+    assert cli.main([*args, "--course-code", "install"]) == 0
+    nb = _by_path(_report(report_path))["lessons/lesson.ipynb"]
+    assert nb["verdict"] == "ok", nb["runs"]
+    # The build happened in a scratch copy: no build/ or *.egg-info in the course.
+    assert snapshot(course) == before
+    # The cached envs do not hold the course's package.
+    assert not list((env_cache / "envs").glob("*/lib/python*/site-packages/physkit"))
