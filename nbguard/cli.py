@@ -7,6 +7,7 @@ configuration or environment-setup error, 130 interrupted (Ctrl-C), 143 terminat
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -100,7 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         # Reported by the subcommand's parser, so the hint names `nbguard run --help`.
         args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    console = Console(stderr=False, highlight=False)
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # CI logs are wider than rich's 80-column guess for a pipe.
+        console = Console(highlight=False, width=120)
     errors = Console(stderr=True, highlight=False)
     terminated = False
 
