@@ -26,7 +26,17 @@ VERDICTS: tuple[Verdict, ...] = (
 # How one cell ended: `not-run` when an earlier cell stopped the notebook.
 CellStatus = Literal["ok", "error", "skipped", "not-run"]
 
-ChangeKind = Literal["error", "output", "missing-output", "new-output"]
+# What kind of difference a change is: `value` numbers beyond tolerance, `repr` the same
+# value printed differently (3.0 → np.float64(3.0)), `text` other text, `image` pixels.
+ChangeKind = Literal["error", "value", "repr", "text", "image", "missing-output", "new-output"]
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far numbers in outputs may move and still count as equal."""
+
+    rel: float = 1e-6
+    abs: float = 1e-12
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class Notebook:
     kernel_name: str  # from the notebook's kernelspec ("python3" when absent)
     language: str  # from language_info / kernelspec ("python" when absent)
     skip_reason: str | None = None  # set when config or metadata excludes it
+    tolerance: Tolerance | None = None  # from the notebook's metadata nbguard.tolerance
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,10 @@ class CellResult:
     source: str
     outputs: tuple[Output, ...] = ()
     allowed_error: bool = False  # tagged raises-exception
+    # Tagged nbguard-ignore-output / nbval-ignore-output or marked # NBVAL_IGNORE_OUTPUT:
+    # runs, but its outputs are not compared.
+    ignore_output: bool = False
+    tolerance: Tolerance | None = None  # from the cell's metadata nbguard.tolerance
 
 
 @dataclass(frozen=True)
@@ -123,6 +138,9 @@ class Change:
     kind: ChangeKind
     before: str | None
     after: str | None
+    # The normalizers and tolerances that were applied before this difference was found,
+    # so nothing is masked invisibly (e.g. "addresses", "rel_tol=1e-06").
+    applied: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -131,6 +149,7 @@ class Change:
             "kind": self.kind,
             "before": self.before,
             "after": self.after,
+            "applied": list(self.applied),
         }
 
 
