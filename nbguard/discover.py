@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from nbguard.model import Notebook
+from nbguard.model import Notebook, Tolerance
 
 _PYTHON_LANGUAGES = {"python", "python3", "ipython", "ipython3"}
 
@@ -66,6 +66,7 @@ def read_notebook(course: Path, relative: str) -> Notebook:
         kernel_name=kernel_name,
         language=language,
         skip_reason=_skip_reason(metadata, language, kernel_name),
+        tolerance=Tolerance.from_metadata(_table(metadata.get("nbguard")).get("tolerance")),
     )
 
 

@@ -34,6 +34,7 @@ from nbguard.model import (
     NotebookRun,
     Output,
     RunStatus,
+    Tolerance,
     WarningRecord,
 )
 
@@ -41,8 +42,54 @@ __all__ = ["CAPTURE_MIME", "ExecOptions", "copy_course", "execute_notebook", "ki
 
 # The mime type _kernel_capture.py publishes its records under (keep the two in step).
 CAPTURE_MIME = "application/vnd.nbguard.warnings+json"
-_SKIP_TAGS = frozenset({"skip-execution", "nbguard-skip"})
-_ALLOWED_ERROR_TAG = "raises-exception"
+# Cell tags and comment markers, nbguard's own and those of nbclient and nbval, so a course
+# migrating from nbval keeps its annotations.
+_SKIP_TAGS = frozenset({"skip-execution", "nbguard-skip", "nbval-skip"})
+_ALLOWED_ERROR_TAGS = frozenset({"raises-exception", "nbval-raises-exception"})
+_IGNORE_OUTPUT_TAGS = frozenset({"nbguard-ignore-output", "nbval-ignore-output"})
+_MARKERS = {
+    "NBVAL_SKIP": _SKIP_TAGS,
+    "NBVAL_RAISES_EXCEPTION": _ALLOWED_ERROR_TAGS,
+    "NBVAL_IGNORE_OUTPUT": _IGNORE_OUTPUT_TAGS,
+}
+_MARKER_LINE = re.compile(r"^\s*#\s*(NBVAL_[A-Z_]+)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class _CellFlags:
+    skip: bool
+    allowed_error: bool
+    ignore_output: bool
+    tolerance: Tolerance | None
+
+
+def _cell_flags(cell: Any) -> _CellFlags:
+    """What a cell's tags, nbval comment markers and metadata ask of nbguard."""
+    tags = {str(tag) for tag in cell.metadata.get("tags", ()) or ()}
+    for marker in _MARKER_LINE.findall(str(cell.source)):
+        tags |= _MARKERS.get(marker, frozenset())
+    own = cell.metadata.get("nbguard")
+    return _CellFlags(
+        skip=bool(tags & _SKIP_TAGS),
+        allowed_error=bool(tags & _ALLOWED_ERROR_TAGS),
+        ignore_output=bool(tags & _IGNORE_OUTPUT_TAGS),
+        tolerance=Tolerance.from_metadata(own.get("tolerance")) if isinstance(own, dict) else None,
+    )
+
+
+def _cell_result(
+    index: int, cell: Any, flags: _CellFlags, status: CellStatus, outputs: tuple[Output, ...] = ()
+) -> CellResult:
+    return CellResult(
+        index,
+        status,
+        cell.source,
+        outputs,
+        allowed_error=flags.allowed_error,
+        ignore_output=flags.ignore_output,
+        tolerance=flags.tolerance,
+    )
+
 
 _CAPTURE_SOURCE = Path(__file__).with_name("_kernel_capture.py")
 _KERNEL_NAME = "nbguard"
@@ -480,13 +527,18 @@ async def _run_cells(job: _Job, client: Any, km: Any, limit: _Limit, token: int 
     for index, cell in enumerate(job.nb.cells):
         if cell.cell_type != "code":
             continue
-        tags = set(cell.metadata.get("tags", ()))
-        allowed = _ALLOWED_ERROR_TAG in tags
+        flags = _cell_flags(cell)
+        if flags.allowed_error:
+            # nbclient lets a cell raise only when it carries its own tag.
+            cell.metadata.setdefault("tags", [])
+            if "raises-exception" not in cell.metadata["tags"]:
+                cell.metadata["tags"].append("raises-exception")
+
         if outcome.status != "ok":
-            cells.append(CellResult(index, "not-run", cell.source, allowed_error=allowed))
+            cells.append(_cell_result(index, cell, flags, "not-run"))
             continue
-        if tags & _SKIP_TAGS:
-            cells.append(CellResult(index, "skipped", cell.source, allowed_error=allowed))
+        if flags.skip:
+            cells.append(_cell_result(index, cell, flags, "skipped"))
             continue
 
         by_notebook = False
@@ -544,7 +596,7 @@ async def _run_cells(job: _Job, client: Any, km: Any, limit: _Limit, token: int 
                     status = "error"  # allowed: tagged raises-exception
         outputs, found = _convert_outputs(index, cell.outputs)
         records.extend(found)
-        cells.append(CellResult(index, status, cell.source, outputs, allowed_error=allowed))
+        cells.append(_cell_result(index, cell, flags, status, outputs))
     await _cancel_leftover_tasks()
     outcome.cells = tuple(cells)
     outcome.warnings = tuple(records)

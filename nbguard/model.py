@@ -38,6 +38,21 @@ class Tolerance:
     rel: float = 1e-6
     abs: float = 1e-12
 
+    @classmethod
+    def from_metadata(cls, value: object) -> Tolerance | None:
+        """`1e-3` (relative) or `{"rel": 1e-3, "abs": 1e-9}` from notebook or cell metadata;
+        None for anything else (metadata is hand-edited; a bad value must not stop a run)."""
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int | float) and value >= 0:
+            return cls(rel=float(value))
+        if isinstance(value, dict):
+            rel, abs_ = value.get("rel", cls.rel), value.get("abs", cls.abs)
+            valid = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (rel, abs_))
+            if valid and rel >= 0 and abs_ >= 0:
+                return cls(rel=float(rel), abs=float(abs_))
+        return None
+
 
 @dataclass(frozen=True)
 class Notebook:

@@ -16,7 +16,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from nbguard.execute import CAPTURE_MIME, ExecOptions, execute_notebook, kill_all_kernels
-from nbguard.model import Notebook, NotebookRun
+from nbguard.model import Notebook, NotebookRun, Tolerance
 
 pytestmark = pytest.mark.kernel
 
@@ -213,6 +213,45 @@ def test_skip_tags_skip_cells(run: Runner) -> None:
     assert result.status == "ok"
     assert [cell.status for cell in result.cells] == ["skipped", "skipped", "ok"]
     assert result.cells[0].outputs == ()
+
+
+def test_nbval_tags_and_comment_markers_are_honoured(run: Runner) -> None:
+    """A course migrating from nbval keeps its annotations (a leading space keeps the
+    runner from reading "# ..." as a markdown cell)."""
+    result = run(
+        ("raise SystemExit('never')", ["nbval-skip"]),
+        " # NBVAL_SKIP\nraise SystemExit('never')",
+        ("1 / 0", ["nbval-raises-exception"]),
+        " # NBVAL_RAISES_EXCEPTION\n1 / 0",
+        ("import random\nprint(random.random())", ["nbval-ignore-output"]),
+        " # NBVAL_IGNORE_OUTPUT\nprint('anything')",
+        ("print('mine')", ["nbguard-ignore-output"]),
+        "print('compared')",
+    )
+
+    assert result.status == "ok", result.error
+    statuses = [cell.status for cell in result.cells]
+    assert statuses == ["skipped", "skipped", "error", "error", "ok", "ok", "ok", "ok"]
+    assert [cell.allowed_error for cell in result.cells][2:4] == [True, True]
+    assert [cell.ignore_output for cell in result.cells] == [False] * 4 + [True] * 3 + [False]
+
+
+def test_cell_metadata_tolerance_reaches_the_result(run: Runner, course: Path) -> None:
+    nb = new_notebook()
+    nb.cells.append(new_code_cell("print(1.0)", metadata={"nbguard": {"tolerance": 1e-3}}))
+    nb.cells.append(new_code_cell("print(2.0)", metadata={"nbguard": {"tolerance": {"abs": 0.5}}}))
+    nb.cells.append(new_code_cell("print(3.0)", metadata={"nbguard": {"tolerance": "lots"}}))
+    nbformat.write(nb, course / "tol.ipynb")
+    notebook = Notebook("tol.ipynb", "0" * 64, kernel_name="python3", language="python")
+    result = execute_notebook(
+        notebook, course, "locked", PYTHON, ExecOptions(cell_timeout=20), course.parent / "w"
+    )
+
+    assert [cell.tolerance for cell in result.cells] == [
+        Tolerance(rel=1e-3),
+        Tolerance(rel=1e-6, abs=0.5),
+        None,  # not a tolerance: ignored rather than stopping the run
+    ]
 
 
 def test_cell_timeout_stops_the_kernel_and_its_children(run: Runner, tmp_path: Path) -> None:
