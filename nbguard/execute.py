@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -38,7 +38,15 @@ from nbguard.model import (
     WarningRecord,
 )
 
-__all__ = ["CAPTURE_MIME", "ExecOptions", "copy_course", "execute_notebook", "kill_all_kernels"]
+__all__ = [
+    "CAPTURE_MIME",
+    "STORED",
+    "ExecOptions",
+    "copy_course",
+    "execute_notebook",
+    "kill_all_kernels",
+    "stored_run",
+]
 
 # The mime type _kernel_capture.py publishes its records under (keep the two in step).
 CAPTURE_MIME = "application/vnd.nbguard.warnings+json"
@@ -91,6 +99,8 @@ def _cell_result(
     )
 
 
+# The pseudo-env whose "run" is the outputs saved in the notebook file.
+STORED = "stored"
 _CAPTURE_SOURCE = Path(__file__).with_name("_kernel_capture.py")
 _KERNEL_NAME = "nbguard"
 # Variables of nbguard's own process that would point the kernel at the wrong Python or make
@@ -246,6 +256,56 @@ def execute_notebook(
         warnings=outcome.warnings,
         reason=outcome.reason,
     )
+
+
+def stored_run(notebook: Notebook, course_root: Path) -> NotebookRun:
+    """The outputs saved in the notebook file as a run of the pseudo-env `stored`: the
+    baseline a course already keeps in git (`--baseline stored`). No kernel starts.
+
+    A cell the author never ran (no execution count, no outputs) is not compared; a stored
+    error output in a cell not allowed to raise makes the stored run an `error` run.
+    """
+    started = time.monotonic()
+
+    def finish(status: RunStatus, **values: Any) -> NotebookRun:
+        duration = time.monotonic() - started
+        return NotebookRun(notebook.path, STORED, status, duration, **values)
+
+    if notebook.skip_reason is not None:
+        return finish("skipped", reason=notebook.skip_reason)
+    try:
+        nb = _read_notebook(course_root / notebook.path)
+    except _UNREADABLE as exc:
+        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return finish("error", reason=f"cannot read {notebook.path}: {cause}")
+    cells: list[CellResult] = []
+    error: CellError | None = None
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        flags = _cell_flags(cell)
+        outputs, _ = _convert_outputs(index, list(cell.get("outputs", [])))
+        never_ran = cell.get("execution_count") is None and not outputs
+        if never_ran:
+            flags = replace(flags, ignore_output=True)
+        status: CellStatus = "skipped" if flags.skip else "not-run" if never_ran else "ok"
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error" and not flags.skip:
+                status = "error"
+                if error is None and not flags.allowed_error:
+                    error = CellError(
+                        index,
+                        str(out.get("ename", "")),
+                        _strip_ansi(str(out.get("evalue", ""))),
+                        tuple(_strip_ansi(line) for line in out.get("traceback", ())),
+                    )
+        cells.append(_cell_result(index, cell, flags, status, outputs))
+    if all(cell.status != "ok" for cell in cells) and error is None:
+        return finish(
+            "skipped",
+            reason="no stored outputs to compare with: the notebook was saved without them",
+        )
+    return finish("error" if error else "ok", cells=tuple(cells), error=error)
 
 
 # -- preparing the scratch copy and the kernel ---------------------------------------------

@@ -91,6 +91,11 @@ def run(config: Config, observer: Observer | None = None) -> Report:
         shutil.rmtree(scratch, ignore_errors=True)
 
     env_names = [spec.name for spec in config.envs]
+    if config.baseline == execute.STORED and not interrupted:
+        # The outputs saved in each notebook stand in for a baseline env's run.
+        env_names.insert(0, execute.STORED)
+        for notebook in runnable:
+            runs[(notebook.path, execute.STORED)] = execute.stored_run(notebook, config.course)
     reports: list[NotebookReport] = []
     for notebook in notebooks:
         if notebook.skip_reason is not None:
@@ -261,9 +266,10 @@ def _compare(
         if name == config.baseline:
             continue
         comparison = compare.compare_runs(baseline, other)
-        blamed = culprit.infer(comparison, baseline, other, built[config.baseline], built[name])
-        if blamed is not None:
-            comparison = replace(comparison, culprit=blamed)
+        if config.baseline in built:  # no culprit against stored outputs: no env to compare
+            blamed = culprit.infer(comparison, baseline, other, built[config.baseline], built[name])
+            if blamed is not None:
+                comparison = replace(comparison, culprit=blamed)
         comparisons.append(comparison)
     return NotebookReport(
         notebook.path, compare.notebook_verdict(comparisons), runs, tuple(comparisons)

@@ -83,6 +83,56 @@ def _as_bool(value: object) -> bool:
     raise TypeError("true or false")
 
 
+def _as_tolerance(value: object) -> float:
+    if isinstance(value, bool):
+        raise TypeError("a number of at least 0")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TypeError("a number of at least 0") from None
+    if number < 0 or number != number:
+        raise TypeError("a number of at least 0")
+    return number
+
+
+def _as_fraction(value: object) -> float:
+    number = _as_tolerance(value)
+    if number > 1:
+        raise TypeError("a fraction between 0 and 1")
+    return number
+
+
+def _as_replacements(value: object) -> tuple[tuple[str, str], ...]:
+    """Regex → replacement pairs, like nbval's sanitize files: a TOML table
+    {"regex" = "replacement"}, a list of [regex, replacement] pairs, or on the command line
+    "REGEX=>REPLACEMENT"."""
+    pairs: list[tuple[object, object]]
+    if isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, str):
+        pattern, _, replacement = value.partition("=>")
+        pairs = [(pattern, replacement)]
+    elif isinstance(value, list | tuple):
+        pairs = []
+        for item in value:
+            if isinstance(item, str):
+                pairs += _as_replacements(item)
+            elif isinstance(item, list | tuple) and len(item) == 2:
+                pairs.append((item[0], item[1]))
+            else:
+                raise TypeError('a table {"regex" = "replacement"} or [regex, replacement] pairs')
+    else:
+        raise TypeError('a table {"regex" = "replacement"} or [regex, replacement] pairs')
+    checked: list[tuple[str, str]] = []
+    for regex, substitute in pairs:
+        try:
+            re.compile(str(regex))
+        except re.error as exc:
+            raise TypeError(f"valid regular expressions ({regex!r}: {exc})") from None
+        checked.append((str(regex), str(substitute)))
+    return tuple(checked)
+
+
 def _one_of(*choices: str) -> Callable[[object], str]:
     def parse(value: object) -> str:
         if value not in choices:
@@ -125,7 +175,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("timeout", _as_seconds, 300.0, "seconds one cell may run (0: no limit)", "SECONDS"),
     Setting("notebook-timeout", _as_seconds, 1800.0, "seconds one notebook may run in all (0: no limit)", "SECONDS"),
     Setting("jobs", _as_int, max(1, os.cpu_count() or 1), "notebooks executed at once (default: number of CPUs)", "N"),
-    Setting("baseline", _as_str, "locked", "the env every other env is compared with", "ENV"),
+    Setting("baseline", _as_str, "locked", "the env every other env is compared with; 'stored': the outputs saved in the notebooks", "ENV"),
     Setting("resolver", _one_of("uv", "pip-tools"), "uv", "resolver and installer: uv (fast) or pip-tools (pip-compile + pip)", "NAME"),
     Setting("find-links", _as_str_list, (), "extra directory or URL of wheels for every env (relative paths: to the config file)", "DIR", True, True),
     Setting("index-url", _as_str, None, "package index for every env (default: the resolver's own)", "URL"),
@@ -138,6 +188,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("strict", _as_bool, False, "also fail (exit 1) on warnings and already-broken notebooks"),
     Setting("allow-changed", _as_bool, False, "do not fail (exit 1) on changed outputs, only on broken notebooks"),
     Setting("startup-timeout", _as_seconds, 60.0, "seconds a kernel may take to start", "SECONDS"),
+    Setting("tolerance", _as_tolerance, 1e-6, "relative difference numbers in outputs may show and still be equal (a notebook's or cell's metadata nbguard.tolerance overrides it)", "REL"),
+    Setting("abs-tolerance", _as_tolerance, 1e-12, "absolute difference numbers near zero may show and still be equal", "ABS"),
+    Setting("image-threshold", _as_fraction, 0.01, "fraction of an image's pixels that may differ visibly before it counts as changed", "FRACTION"),
+    Setting("replace", _as_replacements, (), "regex replacement applied to both runs' outputs before comparing, REGEX=>REPLACEMENT (TOML: a table)", "REGEX=>REPL", True, True),
 )  # fmt: skip
 
 ENV_SETTINGS: tuple[Setting, ...] = (
@@ -186,6 +240,10 @@ class Config:
     strict: bool = False
     allow_changed: bool = False
     startup_timeout: float | None = 60.0
+    tolerance: float = 1e-6
+    abs_tolerance: float = 1e-12
+    image_threshold: float = 0.01
+    replace: tuple[tuple[str, str], ...] = ()
 
     def env(self, name: str) -> EnvSpec:
         return next(spec for spec in self.envs if spec.name == name)
@@ -287,7 +345,8 @@ def load(
     specs = _env_specs(course, raw_envs, base, where, env_overrides or {}, str(values["baseline"]))
     # Each value was checked by its Setting's parser above, so the keyword types hold.
     config = Config(course, found[0] if found else None, specs, **values)  # type: ignore[arg-type]
-    if config.baseline not in {spec.name for spec in specs}:
+    # "stored": the outputs saved in the notebooks are the baseline, every env is compared.
+    if config.baseline != "stored" and config.baseline not in {spec.name for spec in specs}:
         raise ConfigError(
             f"baseline env {config.baseline!r} is not defined; envs are "
             + ", ".join(spec.name for spec in specs)
@@ -346,6 +405,10 @@ def _env_specs(
     # Python still compares it with `locked`).
     if file_tables:
         keep = ([baseline] if baseline not in file_tables else []) + list(file_tables)
+    elif baseline == "stored":
+        # Single-environment mode: a fresh run with today's releases against the outputs
+        # saved in the notebooks (courses without a lock file).
+        keep = ["upcoming"]
     else:
         keep = list(defaults)
     specs: dict[str, EnvSpec | None] = {name: defaults.get(name) for name in keep}

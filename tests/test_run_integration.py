@@ -248,3 +248,33 @@ def test_course_package_installed_for_the_kernels_leaves_env_and_course_untouche
     assert snapshot(course) == before
     # The cached envs do not hold the course's package.
     assert not list((env_cache / "envs").glob("*/lib/python*/site-packages/physkit"))
+
+
+def test_baseline_stored_compares_a_fresh_run_with_the_saved_outputs(
+    tmp_path: Path, fixture_wheels: Path, env_cache: Path
+) -> None:
+    """For a course without a lock file: the outputs in git are the baseline."""
+    course = _course(tmp_path, {}, fixture_wheels)
+    (course / "requirements.txt").unlink()  # only the loose requirements.in
+
+    def saved(name: str, source: str, output: str | None) -> None:
+        cell = new_code_cell(source, execution_count=1 if output is not None else None)
+        if output is not None:
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=output)]
+        nbformat.write(new_notebook(cells=[new_markdown_cell("# n"), cell]), course / name)
+
+    # Saved last semester with wobble 1.0: Curve printed as "Curve(n=2)".
+    saved("curve.ipynb", "import wobble\nprint(wobble.Curve([(0, 1), (1, 2)]))", "Curve(n=2)\n")
+    saved("mean.ipynb", "import wobble\nprint(wobble.mean([1, 2, 3]))", "2.0\n")
+    saved("cleared.ipynb", "print('no outputs kept')", None)
+    report_path = tmp_path / "r.json"
+    args = ["run", str(course), *offline_args(env_cache), "--baseline", "stored"]
+    assert cli.main([*args, "--report", str(report_path)]) == 1
+    report = _report(report_path)
+    assert set(report["envs"]) == {"upcoming"}  # one env: today's releases
+    nbs = _by_path(report)
+    assert nbs["curve.ipynb"]["verdict"] == "changed"
+    assert nbs["curve.ipynb"]["changes"][0]["before"].strip().startswith("Curve(n=2)")
+    assert nbs["mean.ipynb"]["verdict"] == "ok"
+    assert nbs["cleared.ipynb"]["verdict"] == "skipped"
+    assert "saved without" in nbs["cleared.ipynb"]["runs"]["stored"]["reason"]

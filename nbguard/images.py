@@ -1,0 +1,313 @@
+"""Perceptual comparison of image outputs (base64 PNG/JPEG payloads as nbformat stores them)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PIL import Image, ImageChops, ImageFilter
+
+# A channel that moves by at most this much (of 255) is rendering noise: anti-aliasing
+# weights, JPEG recompression, colour rounding. A drawn line differs by far more.
+_TOLERANCE = 16
+_OVER_TOLERANCE = [0] * (_TOLERANCE + 1) + [255] * (255 - _TOLERANCE)
+# Larger images are box-downscaled by an integer factor first, so a dpi=300 figure costs
+# what a screen-sized one does; a change a reader can see survives the averaging.
+_MAX_SIDE = 1000
+# Content boxes (borders trimmed) whose width or height differ by more than this are
+# different pictures: bbox_inches="tight" moves a couple of pixels, a new figsize many.
+_MAX_SIZE_CHANGE = 0.05
+_MIN_SIZE_SLACK = 2
+_WHITE = (255, 255, 255)
+
+RGB = tuple[int, int, int]
+Box = tuple[int, int, int, int]
+
+
+def compare_images(mime: str, before: str, after: str, threshold: float = 0.01) -> tuple[bool, str]:
+    """(same, description). before/after: base64 payloads (whitespace/newlines allowed).
+
+    Same when the decoded bytes are equal, or when at most `threshold` of the drawn
+    (non-background) pixels differ beyond anti-aliasing noise once both images are flattened
+    onto white, trimmed to their content and aligned. Payloads Pillow cannot read are
+    compared byte for byte.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"image threshold must be a fraction between 0 and 1, got {threshold}")
+    raw_before, raw_after = _b64decode(before), _b64decode(after)
+    if raw_before is None or raw_after is None:
+        if "".join(before.split()) == "".join(after.split()):
+            return True, "identical"
+        return False, f"{mime}: cannot decode (not valid base64); the payloads differ"
+    if raw_before == raw_after:
+        return True, "identical"
+    old, new = _decode(raw_before), _decode(raw_after)
+    if isinstance(old, str) or isinstance(new, str):
+        reason = old if isinstance(old, str) else new
+        side = "before" if isinstance(old, str) else "after"
+        return False, (
+            f"{mime}: cannot decode the {side} image ({reason}); "
+            f"the bytes differ ({len(raw_before)} → {len(raw_after)} bytes)"
+        )
+    return _compare_pixels(mime, old, new, threshold)
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+
+def _b64decode(payload: str) -> bytes | None:
+    try:
+        # nbformat wraps base64 at 76 columns; validate=True then rejects anything else.
+        return base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _decode(raw: bytes) -> Image.Image | str:
+    """The image flattened onto white as RGB, or why it cannot be read."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns up to twice its pixel limit; such an image is treated as
+            # undecodable here rather than warned about (and decoded into gigabytes).
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as opened:
+                opened.load()
+                rgba = opened.convert("RGBA")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        return str(error) or type(error).__name__
+    except Image.DecompressionBombWarning as warning:
+        return str(warning)
+    # transparent=True figures must match their white-background twins, as a reader sees them.
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (*_WHITE, 255)), rgba).convert("RGB")
+
+
+# --- pixels --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Side:
+    image: Image.Image  # flattened RGB, possibly downscaled
+    background: RGB
+    box: Box | None  # the content: everything that differs from the background
+
+
+@dataclass(frozen=True)
+class _Alignment:
+    label: str
+    before: Image.Image
+    after: Image.Image
+    before_origin: tuple[int, int]  # canvas position of the before-image's (0, 0)
+    differing: int
+    drawn: int
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.differing / max(self.drawn, 1))
+
+
+def _compare_pixels(
+    mime: str, before: Image.Image, after: Image.Image, threshold: float
+) -> tuple[bool, str]:
+    sizes = _size(before) if before.size == after.size else f"{_size(before)} → {_size(after)}"
+    head = f"{mime} {sizes}"
+    factor = math.ceil(max(*before.size, *after.size) / _MAX_SIDE)
+    notes = [f"downscaled 1/{factor} for speed"] if factor > 1 else []
+    old, new = _side(before, factor), _side(after, factor)
+
+    if old.box is None or new.box is None:
+        if old.box is None and new.box is None:
+            same = _channel_distance(old.background, new.background) <= _TOLERANCE
+            return same, f"{head}: both blank" + ("" if same else ", in different colours")
+        return False, f"{head}: {'before' if old.box is None else 'after'} is blank"
+
+    old_w, old_h = _box_size(old.box)
+    new_w, new_h = _box_size(new.box)
+    if _too_different(old_w, new_w) or _too_different(old_h, new_h):
+        return False, (
+            f"{head}: the content differs in size "
+            f"({old_w * factor}×{old_h * factor} → {new_w * factor}×{new_h * factor})"
+        )
+
+    moved = (new.box[0] - old.box[0]) * factor, (new.box[1] - old.box[1]) * factor
+    if moved != (0, 0):
+        notes.append(f"bounding box moved {_offset(moved)}")
+    if (old_w, old_h) != (new_w, new_h):
+        notes.append(
+            f"content {old_w * factor}×{old_h * factor} → {new_w * factor}×{new_h * factor}"
+        )
+
+    best = min(_alignments(old, new), key=lambda a: a.fraction)
+    if (old_w, old_h) != (new_w, new_h):
+        notes.append(f"compared {best.label}")
+    if best.differing:
+        region = _mismatch(best.before, best.after).getbbox()
+        assert region is not None  # differing > 0 means the mask has a lit pixel
+        x0, y0, x1, y1 = (
+            max(0, (region[0] - best.before_origin[0]) * factor),
+            max(0, (region[1] - best.before_origin[1]) * factor),
+            max(0, (region[2] - best.before_origin[0]) * factor - 1),
+            max(0, (region[3] - best.before_origin[1]) * factor - 1),
+        )
+        notes.append(f"differences in region x {x0}–{x1}, y {y0}–{y1}")
+    summary = f"{head}: {_percent(best.fraction)} of drawn pixels differ"
+    return best.fraction <= threshold, summary + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _side(image: Image.Image, factor: int) -> _Side:
+    if factor > 1:
+        image = image.reduce(factor)
+    background = _background(image)
+    return _Side(image, background, _drawn(image, background).getbbox())
+
+
+def _background(image: Image.Image) -> RGB:
+    # A figure's facecolor fills its corners; when they disagree (a photograph) there is
+    # no border to trim, and white is as good a reference as any for counting drawn pixels.
+    width, height = image.size
+    corners = [_pixel(image, xy) for xy in ((0, 0), (width - 1, 0), (0, height - 1))]
+    corners.append(_pixel(image, (width - 1, height - 1)))
+    if all(_channel_distance(corners[0], c) <= _TOLERANCE for c in corners):
+        return corners[0]
+    return _WHITE
+
+
+def _alignments(old: _Side, new: _Side) -> list[_Alignment]:
+    assert old.box is not None and new.box is not None
+    old_content, new_content = old.image.crop(old.box), new.image.crop(new.box)
+    if old_content.size == new_content.size:
+        return [_aligned("by content", old, new, old_content, new_content, (0, 0))]
+    # A couple of pixels more or less content (a tick label that grew, a border line drawn
+    # in or out) can be anywhere; try the anchors it most often sits at and keep the best.
+    canvas = (
+        max(old_content.width, new_content.width),
+        max(old_content.height, new_content.height),
+    )
+    placed: list[_Alignment] = []
+    anchors: dict[str, Callable[[Image.Image], tuple[int, int]]] = {
+        "aligned top-left": lambda _: (0, 0),
+        "aligned at the centre": lambda im: (
+            (canvas[0] - im.width) // 2,
+            (canvas[1] - im.height) // 2,
+        ),
+        "aligned bottom-right": lambda im: (canvas[0] - im.width, canvas[1] - im.height),
+    }
+    for label, anchor in anchors.items():
+        at = anchor(old_content)
+        placed.append(
+            _aligned(
+                label,
+                old,
+                new,
+                _paste(old_content, old.background, canvas, at),
+                _paste(new_content, new.background, canvas, anchor(new_content)),
+                at,
+            )
+        )
+    stretched = new_content.resize(old_content.size, Image.Resampling.BILINEAR)
+    placed.append(_aligned("scaled to the same size", old, new, old_content, stretched, (0, 0)))
+    return placed
+
+
+def _aligned(
+    label: str,
+    old: _Side,
+    new: _Side,
+    before: Image.Image,
+    after: Image.Image,
+    at: tuple[int, int],
+) -> _Alignment:
+    """`before`/`after`: the two contents on one canvas, the before-content placed `at`."""
+    assert old.box is not None
+    drawn = ImageChops.lighter(_drawn(before, old.background), _drawn(after, new.background))
+    return _Alignment(
+        label=label,
+        before=before,
+        after=after,
+        before_origin=(at[0] - old.box[0], at[1] - old.box[1]),
+        differing=_lit(_mismatch(before, after)),
+        drawn=_lit(drawn),
+    )
+
+
+def _mismatch(before: Image.Image, after: Image.Image) -> Image.Image:
+    """Pixels of either image that no pixel of the other matches within one pixel.
+
+    Anti-aliasing and sub-pixel shifts make an edge pixel a blend of its neighbours, so it
+    lies within the range of the other image's 3x3 neighbourhood; a moved or new line does not.
+    """
+    outside = ImageChops.lighter(_outside_range(before, after), _outside_range(after, before))
+    return _over_tolerance(outside)
+
+
+def _outside_range(image: Image.Image, reference: Image.Image) -> Image.Image:
+    low = reference.filter(ImageFilter.MinFilter(3))
+    high = reference.filter(ImageFilter.MaxFilter(3))
+    # ImageChops.subtract clips at 0: each term is how far `image` lies below or above.
+    return ImageChops.lighter(ImageChops.subtract(low, image), ImageChops.subtract(image, high))
+
+
+def _drawn(image: Image.Image, background: RGB) -> Image.Image:
+    return _over_tolerance(ImageChops.difference(image, Image.new("RGB", image.size, background)))
+
+
+def _over_tolerance(rgb: Image.Image) -> Image.Image:
+    """A mask (mode L, 0 or 255) of pixels where any channel exceeds the tolerance."""
+    red, green, blue = rgb.split()
+    return ImageChops.lighter(ImageChops.lighter(red, green), blue).point(_OVER_TOLERANCE)
+
+
+def _paste(
+    content: Image.Image, background: RGB, size: tuple[int, int], at: tuple[int, int]
+) -> Image.Image:
+    canvas = Image.new("RGB", size, background)
+    canvas.paste(content, at)
+    return canvas
+
+
+# --- small helpers -------------------------------------------------------------------------
+
+
+def _pixel(image: Image.Image, xy: tuple[int, int]) -> RGB:
+    value = image.getpixel(xy)
+    assert isinstance(value, tuple) and len(value) == 3
+    return int(value[0]), int(value[1]), int(value[2])
+
+
+def _lit(mask: Image.Image) -> int:
+    return mask.histogram()[255]
+
+
+def _channel_distance(a: RGB, b: RGB) -> int:
+    return max(abs(x - y) for x, y in zip(a, b, strict=True))
+
+
+def _too_different(old: int, new: int) -> bool:
+    return abs(old - new) > max(_MIN_SIZE_SLACK, _MAX_SIZE_CHANGE * max(old, new))
+
+
+def _box_size(box: Box) -> tuple[int, int]:
+    return box[2] - box[0], box[3] - box[1]
+
+
+def _size(image: Image.Image) -> str:
+    return f"{image.width}×{image.height}"
+
+
+def _offset(moved: tuple[int, int]) -> str:
+    dx, dy = moved
+    if dy == 0:
+        return f"{abs(dx)} px {'right' if dx > 0 else 'left'}"
+    if dx == 0:
+        return f"{abs(dy)} px {'down' if dy > 0 else 'up'}"
+    return f"by ({dx:+d}, {dy:+d}) px"
+
+
+def _percent(fraction: float) -> str:
+    if 0 < fraction < 0.001:
+        return "<0.1 %"
+    return f"{fraction * 100:.1f} %"
