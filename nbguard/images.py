@@ -12,9 +12,13 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageChops, ImageFilter
 
-# A channel that moves by at most this much (of 255) is rendering noise: anti-aliasing
-# weights, JPEG recompression, colour rounding. A drawn line differs by far more.
-_TOLERANCE = 16
+# Both images are blurred this much (a 3x3 box, centre-weighted) before comparing, so a
+# sharper or softer anti-aliasing filter changes a line's edge pixels, not its substance.
+_BLUR_RADIUS = 0.7
+# After that blur, a channel that moves by at most this much (of 255) is rendering noise:
+# anti-aliasing weights, JPEG recompression, colour rounding. A drawn line differs by far
+# more; a light-grey hairline (matplotlib's default grid) is near this limit.
+_TOLERANCE = 24
 _OVER_TOLERANCE = [0] * (_TOLERANCE + 1) + [255] * (255 - _TOLERANCE)
 # Larger images are box-downscaled by an integer factor first, so a dpi=300 figure costs
 # what a screen-sized one does; a change a reader can see survives the averaging.
@@ -77,11 +81,14 @@ def _decode(raw: bytes) -> Image.Image | str:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(raw)) as opened:
                 opened.load()
-                rgba = opened.convert("RGBA")
+                # Annotated: with python_version = 3.10, mypy sees Pillow's `with` as Any.
+                rgba: Image.Image = opened.convert("RGBA")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         return str(error) or type(error).__name__
     except Image.DecompressionBombWarning as warning:
         return str(warning)
+    if rgba.getchannel("A").getextrema() == (255, 255):
+        return rgba.convert("RGB")  # opaque, as most figures are: no compositing to pay for
     # transparent=True figures must match their white-background twins, as a reader sees them.
     return Image.alpha_composite(Image.new("RGBA", rgba.size, (*_WHITE, 255)), rgba).convert("RGB")
 
@@ -91,7 +98,7 @@ def _decode(raw: bytes) -> Image.Image | str:
 
 @dataclass(frozen=True)
 class _Side:
-    image: Image.Image  # flattened RGB, possibly downscaled
+    image: Image.Image  # flattened RGB, possibly downscaled, blurred
     background: RGB
     box: Box | None  # the content: everything that differs from the background
 
@@ -99,11 +106,13 @@ class _Side:
 @dataclass(frozen=True)
 class _Alignment:
     label: str
-    before: Image.Image
-    after: Image.Image
-    before_origin: tuple[int, int]  # canvas position of the before-image's (0, 0)
+    mismatch: Image.Image  # mask of the differing pixels, on the common canvas
     differing: int
     drawn: int
+    # Where the before-content sits on the canvas and how much it was stretched, to report
+    # a region in the before-image's own pixels.
+    at: tuple[int, int] = (0, 0)
+    scale: tuple[float, float] = (1.0, 1.0)
 
     @property
     def fraction(self) -> float:
@@ -125,34 +134,22 @@ def _compare_pixels(
             return same, f"{head}: both blank" + ("" if same else ", in different colours")
         return False, f"{head}: {'before' if old.box is None else 'after'} is blank"
 
-    old_w, old_h = _box_size(old.box)
-    new_w, new_h = _box_size(new.box)
-    if _too_different(old_w, new_w) or _too_different(old_h, new_h):
-        return False, (
-            f"{head}: the content differs in size "
-            f"({old_w * factor}×{old_h * factor} → {new_w * factor}×{new_h * factor})"
-        )
+    old_size, new_size = _box_size(old.box), _box_size(new.box)
+    content = f"content {_scaled(old_size, factor)} → {_scaled(new_size, factor)}"
+    if any(_too_different(o, n) for o, n in zip(old_size, new_size, strict=True)):
+        return False, f"{head}: sizes differ too much to compare ({content})"
 
     moved = (new.box[0] - old.box[0]) * factor, (new.box[1] - old.box[1]) * factor
     if moved != (0, 0):
         notes.append(f"bounding box moved {_offset(moved)}")
-    if (old_w, old_h) != (new_w, new_h):
-        notes.append(
-            f"content {old_w * factor}×{old_h * factor} → {new_w * factor}×{new_h * factor}"
-        )
-
     best = min(_alignments(old, new), key=lambda a: a.fraction)
-    if (old_w, old_h) != (new_w, new_h):
-        notes.append(f"compared {best.label}")
-    if best.differing:
-        region = _mismatch(best.before, best.after).getbbox()
-        assert region is not None  # differing > 0 means the mask has a lit pixel
-        x0, y0, x1, y1 = (
-            max(0, (region[0] - best.before_origin[0]) * factor),
-            max(0, (region[1] - best.before_origin[1]) * factor),
-            max(0, (region[2] - best.before_origin[0]) * factor - 1),
-            max(0, (region[3] - best.before_origin[1]) * factor - 1),
-        )
+    if old_size != new_size:
+        notes.append(f"{content}, compared {best.label}")
+    region = best.mismatch.getbbox()
+    if region is not None:
+        x0, y0 = _frame_point(best, old.box, factor, region[0], region[1])
+        x1, y1 = _frame_point(best, old.box, factor, region[2], region[3])
+        x1, y1 = min(x1, before.width) - 1, min(y1, before.height) - 1
         notes.append(f"differences in region x {x0}–{x1}, y {y0}–{y1}")
     summary = f"{head}: {_percent(best.fraction)} of drawn pixels differ"
     return best.fraction <= threshold, summary + (f" ({'; '.join(notes)})" if notes else "")
@@ -162,7 +159,10 @@ def _side(image: Image.Image, factor: int) -> _Side:
     if factor > 1:
         image = image.reduce(factor)
     background = _background(image)
-    return _Side(image, background, _drawn(image, background).getbbox())
+    # Blurred whole, before any crop, so a content box that starts one pixel earlier or
+    # later does not change the blurred pixels at its edge.
+    blurred = image.filter(ImageFilter.BoxBlur(_BLUR_RADIUS))
+    return _Side(blurred, background, _drawn(image, background).getbbox())
 
 
 def _background(image: Image.Image) -> RGB:
@@ -177,40 +177,47 @@ def _background(image: Image.Image) -> RGB:
 
 
 def _alignments(old: _Side, new: _Side) -> list[_Alignment]:
+    """The ways to lay the two contents over each other; the caller keeps the best.
+
+    The set is the same with before and after swapped, and each measure is symmetric, so
+    the verdict does not depend on which run is the baseline.
+    """
     assert old.box is not None and new.box is not None
     old_content, new_content = old.image.crop(old.box), new.image.crop(new.box)
     if old_content.size == new_content.size:
-        return [_aligned("by content", old, new, old_content, new_content, (0, 0))]
-    # A couple of pixels more or less content (a tick label that grew, a border line drawn
-    # in or out) can be anywhere; try the anchors it most often sits at and keep the best.
-    canvas = (
-        max(old_content.width, new_content.width),
-        max(old_content.height, new_content.height),
-    )
-    placed: list[_Alignment] = []
-    anchors: dict[str, Callable[[Image.Image], tuple[int, int]]] = {
-        "aligned top-left": lambda _: (0, 0),
-        "aligned at the centre": lambda im: (
-            (canvas[0] - im.width) // 2,
-            (canvas[1] - im.height) // 2,
-        ),
-        "aligned bottom-right": lambda im: (canvas[0] - im.width, canvas[1] - im.height),
-    }
-    for label, anchor in anchors.items():
-        at = anchor(old_content)
-        placed.append(
+        return [_aligned("by content", old, new, old_content, new_content)]
+    # A couple of pixels more or less content (a tick label that grew, a frame drawn in or
+    # out) can be anywhere: try the usual anchors, and stretching either onto the other.
+    width = max(old_content.width, new_content.width)
+    height = max(old_content.height, new_content.height)
+    alignments = []
+    for label, half_steps in (("top-left", 0), ("at the centre", 1), ("bottom-right", 2)):
+        old_at = (
+            (width - old_content.width) * half_steps // 2,
+            (height - old_content.height) * half_steps // 2,
+        )
+        new_at = (
+            (width - new_content.width) * half_steps // 2,
+            (height - new_content.height) * half_steps // 2,
+        )
+        alignments.append(
             _aligned(
-                label,
+                f"aligned {label}",
                 old,
                 new,
-                _paste(old_content, old.background, canvas, at),
-                _paste(new_content, new.background, canvas, anchor(new_content)),
-                at,
+                _paste(old_content, old.background, (width, height), old_at),
+                _paste(new_content, new.background, (width, height), new_at),
+                at=old_at,
             )
         )
-    stretched = new_content.resize(old_content.size, Image.Resampling.BILINEAR)
-    placed.append(_aligned("scaled to the same size", old, new, old_content, stretched, (0, 0)))
-    return placed
+    stretched_new = new_content.resize(old_content.size, Image.Resampling.BILINEAR)
+    stretched_old = old_content.resize(new_content.size, Image.Resampling.BILINEAR)
+    scale = (old_content.width / new_content.width, old_content.height / new_content.height)
+    alignments.append(_aligned("stretched to the same size", old, new, old_content, stretched_new))
+    alignments.append(
+        _aligned("stretched to the same size", old, new, stretched_old, new_content, scale=scale)
+    )
+    return alignments
 
 
 def _aligned(
@@ -219,19 +226,21 @@ def _aligned(
     new: _Side,
     before: Image.Image,
     after: Image.Image,
-    at: tuple[int, int],
+    *,
+    at: tuple[int, int] = (0, 0),
+    scale: tuple[float, float] = (1.0, 1.0),
 ) -> _Alignment:
-    """`before`/`after`: the two contents on one canvas, the before-content placed `at`."""
-    assert old.box is not None
+    """`before`/`after`: the two contents on one canvas."""
     drawn = ImageChops.lighter(_drawn(before, old.background), _drawn(after, new.background))
-    return _Alignment(
-        label=label,
-        before=before,
-        after=after,
-        before_origin=(at[0] - old.box[0], at[1] - old.box[1]),
-        differing=_lit(_mismatch(before, after)),
-        drawn=_lit(drawn),
-    )
+    mismatch = _mismatch(before, after)
+    return _Alignment(label, mismatch, _lit(mismatch), _lit(drawn), at, scale)
+
+
+def _frame_point(alignment: _Alignment, box: Box, factor: int, x: int, y: int) -> tuple[int, int]:
+    """A canvas point in the before-image's original pixels."""
+    frame_x = (x - alignment.at[0]) * alignment.scale[0] + box[0]
+    frame_y = (y - alignment.at[1]) * alignment.scale[1] + box[1]
+    return max(0, round(frame_x * factor)), max(0, round(frame_y * factor))
 
 
 def _mismatch(before: Image.Image, after: Image.Image) -> Image.Image:
@@ -245,10 +254,35 @@ def _mismatch(before: Image.Image, after: Image.Image) -> Image.Image:
 
 
 def _outside_range(image: Image.Image, reference: Image.Image) -> Image.Image:
-    low = reference.filter(ImageFilter.MinFilter(3))
-    high = reference.filter(ImageFilter.MaxFilter(3))
+    low = _neighbourhood(reference, ImageChops.darker)
+    high = _neighbourhood(reference, ImageChops.lighter)
     # ImageChops.subtract clips at 0: each term is how far `image` lies below or above.
     return ImageChops.lighter(ImageChops.subtract(low, image), ImageChops.subtract(image, high))
+
+
+def _neighbourhood(
+    image: Image.Image, pick: Callable[[Image.Image, Image.Image], Image.Image]
+) -> Image.Image:
+    """The darkest (or lightest) value of each pixel's 3x3 neighbourhood.
+
+    Separable, from shifted copies: Pillow's MinFilter/MaxFilter are ten times slower.
+    Pasting onto a copy repeats the edge row, so the border sees no pixels from the far side.
+    """
+    rows = _shift_pick(image, pick, (1, 0), (-1, 0))
+    return _shift_pick(rows, pick, (0, 1), (0, -1))
+
+
+def _shift_pick(
+    image: Image.Image,
+    pick: Callable[[Image.Image, Image.Image], Image.Image],
+    *offsets: tuple[int, int],
+) -> Image.Image:
+    result = image
+    for offset in offsets:
+        shifted = image.copy()
+        shifted.paste(image, offset)
+        result = pick(result, shifted)
+    return result
 
 
 def _drawn(image: Image.Image, background: RGB) -> Image.Image:
@@ -296,6 +330,10 @@ def _box_size(box: Box) -> tuple[int, int]:
 
 def _size(image: Image.Image) -> str:
     return f"{image.width}×{image.height}"
+
+
+def _scaled(size: tuple[int, int], factor: int) -> str:
+    return f"{size[0] * factor}×{size[1] * factor}"
 
 
 def _offset(moved: tuple[int, int]) -> str:

@@ -190,7 +190,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("startup-timeout", _as_seconds, 60.0, "seconds a kernel may take to start", "SECONDS"),
     Setting("tolerance", _as_tolerance, 1e-6, "relative difference numbers in outputs may show and still be equal (a notebook's or cell's metadata nbguard.tolerance overrides it)", "REL"),
     Setting("abs-tolerance", _as_tolerance, 1e-12, "absolute difference numbers near zero may show and still be equal", "ABS"),
-    Setting("image-threshold", _as_fraction, 0.01, "fraction of an image's pixels that may differ visibly before it counts as changed", "FRACTION"),
+    Setting("image-threshold", _as_fraction, 0.01, "fraction of an image's drawn (non-background) pixels that may differ visibly before it counts as changed", "FRACTION"),
     Setting("replace", _as_replacements, (), "regex replacement applied to both runs' outputs before comparing, REGEX=>REPLACEMENT (TOML: a table)", "REGEX=>REPL", True, True),
 )  # fmt: skip
 
