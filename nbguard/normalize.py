@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
+from nbguard.errors import ConfigError
 from nbguard.model import NotebookRun, Output
 
 
@@ -57,6 +59,21 @@ _DATETIME_REPR = re.compile(r"datetime\.datetime\(\d{4}(?:, \d{1,6}){2,6}")
 # real hexadecimal value in an output (hex(255) -> '0xff') still counts.
 _ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]+\b")
 
+# A terminal (and Jupyter's output area) redraws a line from its start at each carriage
+# return: tqdm and friends print every state of a progress bar, how many depends on speed.
+_CRLF = re.compile(r"\r+\n")
+
+# tqdm's timing block: "[00:01<00:02, 95.30it/s" (elapsed<remaining, rate) or "[00:01, 3.2s/it"
+# without a total. Rates switch unit (it/s ↔ s/it) with speed, so the unit is masked too;
+# a postfix such as ", loss=0.5]" after the rate is kept.
+_CLOCK = r"\d+:\d{2}(?::\d{2})?"
+_PROGRESS_TIMING = re.compile(
+    rf"\[{_CLOCK}(?P<eta><(?:{_CLOCK}|\?))?,\s*(?:\?|\d+(?:\.\d+)?\s?[kMGTPEZY]?)[^\s,\]]*"
+)
+
+# ipywidgets (tqdm.notebook's bars) get a fresh random model id on every run.
+_WIDGET_MODEL_ID = re.compile(r'("model_id":\s*")[0-9a-f]{32}(")')
+
 # Used by mask_volatile_numbers only, never on outputs.
 _HEX = re.compile(r"\b0x[0-9a-fA-F]+\b")
 _LINE_NUMBER = re.compile(r"\bline \d+\b")
@@ -90,15 +107,64 @@ def _mask_addresses(text: str) -> str:
     return _ADDRESS.sub("at 0xADDRESS", text)
 
 
+def _overlay(line: str) -> str:
+    # What a terminal shows after the redraws: each segment overwrites the line from its
+    # start, and what a shorter redraw does not cover stays visible (Jupyter does the same).
+    shown = ""
+    for segment in line.split("\r"):
+        shown = segment + shown[len(segment) :]
+    return shown
+
+
+def _fold_carriage_returns(text: str) -> str:
+    if "\r" not in text:
+        return text
+    return "\n".join(_overlay(line) for line in _CRLF.sub("\n", text).split("\n"))
+
+
+def _mask_progress_timing(text: str) -> str:
+    def mask(match: re.Match[str]) -> str:
+        return "[<ELAPSED><<REMAINING>, <RATE>" if match.group("eta") else "[<ELAPSED>, <RATE>"
+
+    return _PROGRESS_TIMING.sub(mask, text)
+
+
+def _mask_widget_ids(text: str) -> str:
+    return _WIDGET_MODEL_ID.sub(r"\1<MODEL_ID>\2", text)
+
+
 # The run-independent normalizers, in the order they apply. ANSI goes first because escape
-# codes inside a traceback can split a path or a number the later patterns look for.
+# codes inside a traceback can split a path or a number the later patterns look for; the
+# redraws are folded before anything masks the figures in the last state of a bar.
 NORMALIZERS: tuple[Normalizer, ...] = (
     Normalizer("ansi-escapes", _strip_ansi),
+    Normalizer("carriage-returns", _fold_carriage_returns),
+    Normalizer("progress-bars", _mask_progress_timing),
     Normalizer("ipykernel-files", _mask_ipykernel_files),
     Normalizer("timings", _mask_timings),
     Normalizer("timestamps", _mask_timestamps),
     Normalizer("addresses", _mask_addresses),
+    Normalizer("widget-ids", _mask_widget_ids),
 )
+
+
+def replacement_normalizers(replacements: Iterable[tuple[str, str]]) -> tuple[Normalizer, ...]:
+    """The user's regex → replacement pairs (like nbval's sanitize files), each a normalizer
+    named "replace:<regex>". Raises ConfigError for a pattern or template re cannot use."""
+    normalizers: list[Normalizer] = []
+    for pattern, replacement in replacements:
+        try:
+            compiled = re.compile(pattern)
+            # The template (group references such as \\1) is checked now rather than at the
+            # first match, halfway through a run.
+            compiled.sub(replacement, "")
+        except re.error as exc:
+            raise ConfigError(
+                f"replace: {pattern!r} => {replacement!r} is not a usable regular expression "
+                f"({exc}); fix it in [tool.nbguard] replace or --replace"
+            ) from None
+        normalizers.append(Normalizer(f"replace:{pattern}", partial(compiled.sub, replacement)))
+    return tuple(normalizers)
 
 
 def _volatile_paths(paths: Iterable[tuple[str, str]]) -> Normalizer:
@@ -113,22 +179,49 @@ def _volatile_paths(paths: Iterable[tuple[str, str]]) -> Normalizer:
     return Normalizer("volatile-paths", replace)
 
 
-def normalizers_for(run: NotebookRun) -> tuple[Normalizer, ...]:
-    """The normalizers applied to `run`'s text, in order: the static ones plus its paths."""
+def normalizers_for(
+    run: NotebookRun, replacements: Iterable[tuple[str, str]] = ()
+) -> tuple[Normalizer, ...]:
+    """The normalizers applied to `run`'s text, in order: the static ones plus its paths,
+    then the user's replacements."""
     # Paths go right after ANSI so that no later pattern eats part of a path first (a scratch
-    # dir named after a timestamp, say).
-    return (NORMALIZERS[0], _volatile_paths(run.volatile_paths), *NORMALIZERS[1:])
+    # dir named after a timestamp, say). The user's patterns go last: they are written
+    # against the text a report shows, placeholders included.
+    return (
+        NORMALIZERS[0],
+        _volatile_paths(run.volatile_paths),
+        *NORMALIZERS[1:],
+        *replacement_normalizers(replacements),
+    )
 
 
 def _apply(text: str, normalizers: Sequence[Normalizer]) -> str:
+    return _traced(text, normalizers)[0]
+
+
+def _traced(text: str, normalizers: Sequence[Normalizer]) -> tuple[str, tuple[str, ...]]:
+    """`text` normalized, and the names of the normalizers that changed it."""
+    changed: list[str] = []
     for normalizer in normalizers:
-        text = normalizer(text)
-    return text
+        result = normalizer(text)
+        if result != text:
+            changed.append(normalizer.name)
+        text = result
+    return text, tuple(changed)
 
 
-def normalize_text(text: str, run: NotebookRun) -> str:
+def normalize_text(
+    text: str, run: NotebookRun, replacements: Iterable[tuple[str, str]] = ()
+) -> str:
     """`text` as it came out of `run`, with every normalizer of `normalizers_for` applied."""
-    return _apply(text, normalizers_for(run))
+    return _apply(text, normalizers_for(run, replacements))
+
+
+def normalize_text_traced(
+    text: str, run: NotebookRun, replacements: Iterable[tuple[str, str]] = ()
+) -> tuple[str, tuple[str, ...]]:
+    """Like normalize_text, with the names of the normalizers that changed `text`."""
+    return _traced(text, normalizers_for(run, replacements))
 
 
 def mask_volatile_numbers(text: str) -> str:
@@ -146,62 +239,119 @@ _TEXT_MIMES = frozenset({"stdout", "stderr", "application/json", "application/ja
 
 
 def is_binary_mime(mime: str) -> bool:
-    """True for payloads stored base64 (images, PDFs): compared byte for byte, never rewritten.
-
-    Extension point: a perceptual image comparator would key off this same test.
-    """
+    """True for payloads stored base64 (images, PDFs): never rewritten; images are compared
+    perceptually, anything else byte for byte."""
     if mime in _TEXT_MIMES or mime.startswith("text/"):
         return False
     return not mime.endswith(("+xml", "+json"))
 
 
-def _normalize_one(output: Output, normalizers: Sequence[Normalizer]) -> Output:
+@dataclass(frozen=True)
+class NormalizedOutput:
+    """An output with run-to-run noise removed, and what was removed from each payload."""
+
+    output: Output
+    # Payload key (mime type, stream name, "evalue") -> names of the normalizers that changed
+    # it, structural ones ("stream-chunks", "progress-bars") included.
+    applied: Mapping[str, tuple[str, ...]]
+
+
+def _normalize_one(
+    output: Output, normalizers: Sequence[Normalizer], notes: tuple[str, ...] = ()
+) -> NormalizedOutput:
     if output.kind == "error":
         # The traceback is dropped: its frames name library internals and line numbers that
         # move with every release, while ename/evalue are what the error says.
-        return Output(
-            kind="error",
-            data={
-                "ename": output.data.get("ename", ""),
-                "evalue": _apply(output.data.get("evalue", ""), normalizers),
-            },
+        evalue, applied = _traced(output.data.get("evalue", ""), normalizers)
+        return NormalizedOutput(
+            Output(kind="error", data={"ename": output.data.get("ename", ""), "evalue": evalue}),
+            {"evalue": applied},
         )
     data: dict[str, str] = {}
+    traces: dict[str, tuple[str, ...]] = {}
     for mime, value in output.data.items():
         if is_binary_mime(mime):
             # nbformat may wrap base64 at any width; the bytes are what count.
-            data[mime] = "".join(value.split())
+            data[mime], traces[mime] = "".join(value.split()), ()
         else:
-            data[mime] = _apply(value, normalizers)
-    return Output(kind=output.kind, data=data)
+            data[mime], applied = _traced(value, normalizers)
+            traces[mime] = (*notes, *applied)
+    return NormalizedOutput(Output(kind=output.kind, data=data), traces)
 
 
-def _coalesce_streams(outputs: Iterable[Output]) -> list[Output]:
-    # How print() output is cut into stream messages depends on flush timing, so consecutive
-    # chunks of the same stream are one output (as nbclient's coalesce_streams would do).
-    merged: list[Output] = []
-    for output in outputs:
-        previous = merged[-1] if merged else None
+def _stream_name(output: Output) -> str | None:
+    if output.kind == "stream" and len(output.data) == 1:
+        return next(iter(output.data))
+    return None
+
+
+def _is_transient_progress(output: Output) -> bool:
+    # An unfinished redraw of a progress bar: no newline yet, only carriage returns.
+    (text,) = output.data.values()
+    return "\n" not in text and "\r" in text and _PROGRESS_TIMING.search(text) is not None
+
+
+def _structural_pass(outputs: Iterable[Output]) -> list[tuple[Output, tuple[str, ...]]]:
+    """Stream outputs as a reader would see them once the cell finished, with notes on what
+    was merged or dropped."""
+    kept: list[tuple[Output, tuple[str, ...]]] = []
+    pending: dict[str, tuple[str, ...]] = {}
+    items = list(outputs)
+    for position, output in enumerate(items):
+        name = _stream_name(output)
+        following = items[position + 1] if position + 1 < len(items) else None
         if (
-            previous is not None
-            and output.kind == "stream"
-            and previous.kind == "stream"
-            and len(output.data) == 1
-            and previous.data.keys() == output.data.keys()
+            name is not None
+            and following is not None
+            and _stream_name(following) != name
+            and _is_transient_progress(output)
+            and any(
+                _stream_name(later) == name and later.data[name].startswith("\r")
+                for later in items[position + 1 :]
+            )
         ):
-            (name,) = output.data
-            merged[-1] = Output(kind="stream", data={name: previous.data[name] + output.data[name]})
+            # A bar's intermediate state, cut off by a print on the other stream; the next
+            # redraw on this stream replaces it. How many such states a cell leaves depends
+            # on how fast it ran.
+            pending[name] = ("progress-bars",)
+            continue
+        notes = pending.pop(name, ()) if name is not None else ()
+        previous = kept[-1] if kept else None
+        if name is not None and previous is not None and _stream_name(previous[0]) == name:
+            # How print() output is cut into stream messages depends on flush timing, so
+            # consecutive chunks of the same stream are one output (as nbclient's
+            # coalesce_streams would do).
+            merged = Output("stream", {name: previous[0].data[name] + output.data[name]})
+            kept[-1] = (merged, _union(previous[1], notes, ("stream-chunks",)))
         else:
-            merged.append(output)
-    return merged
+            kept.append((output, notes))
+    return kept
 
 
-def normalize_output(output: Output, run: NotebookRun) -> Output:
+def _union(*groups: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name for group in groups for name in group))
+
+
+def normalize_output(
+    output: Output, run: NotebookRun, replacements: Iterable[tuple[str, str]] = ()
+) -> Output:
     """A new Output with `run`'s noise removed from every text payload."""
-    return _normalize_one(output, normalizers_for(run))
+    return _normalize_one(output, normalizers_for(run, replacements)).output
 
 
-def normalize_outputs(outputs: Iterable[Output], run: NotebookRun) -> tuple[Output, ...]:
+def normalize_outputs_traced(
+    outputs: Iterable[Output], run: NotebookRun, replacements: Iterable[tuple[str, str]] = ()
+) -> tuple[NormalizedOutput, ...]:
+    """One cell's outputs from `run`: stream chunks merged, unfinished progress-bar states
+    dropped, each output normalized, with the names of what changed each payload."""
+    normalizers = normalizers_for(run, replacements)
+    return tuple(
+        _normalize_one(output, normalizers, notes) for output, notes in _structural_pass(outputs)
+    )
+
+
+def normalize_outputs(
+    outputs: Iterable[Output], run: NotebookRun, replacements: Iterable[tuple[str, str]] = ()
+) -> tuple[Output, ...]:
     """One cell's outputs from `run`, stream chunks merged and each output normalized."""
-    normalizers = normalizers_for(run)
-    return tuple(_normalize_one(output, normalizers) for output in _coalesce_streams(outputs))
+    return tuple(n.output for n in normalize_outputs_traced(outputs, run, replacements))

@@ -168,6 +168,7 @@ def test_a_broken_notebook_carries_runs_changes_and_culprit(data: dict[str, Any]
             "kind": "error",
             "before": "2.0",
             "after": "AttributeError: module 'wobble' …",
+            "applied": [],
         }
     ]
     assert notebook["culprit"] == {
