@@ -6,36 +6,69 @@ import base64
 import binascii
 import difflib
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
-from nbguard.model import VERDICTS, Change, Comparison, NotebookRun, Output, Verdict
+from nbguard.comparators import compare_html, compare_text, html_as_text
+from nbguard.images import compare_images
+from nbguard.model import (
+    VERDICTS,
+    CellResult,
+    Change,
+    ChangeKind,
+    Comparison,
+    Notebook,
+    NotebookRun,
+    Output,
+    Tolerance,
+    Verdict,
+)
 from nbguard.normalize import (
+    NormalizedOutput,
     is_binary_mime,
     mask_volatile_numbers,
-    normalize_outputs,
+    normalize_outputs_traced,
     normalize_text,
+    normalize_text_traced,
 )
 
-# Decides whether two normalized payloads of the same mime type (or error field, "ename" /
-# "evalue") are equal. This is the extension point for tolerance: a comparator that accepts
-# close floats in text/plain, or similar images, replaces `exact_equal` without touching the
-# alignment and reporting below.
-ValueEqual: TypeAlias = Callable[[str, str, str], bool]
+# Decides whether two images look the same: (mime, base64 before, base64 after, threshold) ->
+# (same, description). nbguard.images.compare_images is the one nbguard uses.
+ImageEqual: TypeAlias = Callable[[str, str, str, float], tuple[bool, str]]
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """How tolerant a comparison is. The pipeline builds one from the settings and puts a
+    notebook's own tolerance in (options_for); a cell's tolerance overrides both."""
+
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    # The user's regex -> replacement pairs, applied to both runs' text like nbval's sanitize
+    # files; each change names the ones that changed its text ("replace:<regex>").
+    replacements: tuple[tuple[str, str], ...] = ()
+    # The fraction of an image's drawn pixels that may differ before it counts as changed.
+    image_threshold: float = 0.01
+    # None: nbguard.images' perceptual comparison. Tests and other callers may pass their own.
+    image_equal: ImageEqual | None = None
+
+
+def options_for(notebook: Notebook, options: CompareOptions) -> CompareOptions:
+    """`options` with the tolerance of the notebook's metadata (nbguard.tolerance) in force."""
+    if notebook.tolerance is None:
+        return options
+    return replace(options, tolerance=notebook.tolerance)
+
 
 # Keeps a report readable when an output is a 10,000-row DataFrame.
 _MAX_CHARS = 2000
-# How much unchanged text to show before the first difference of a long output.
-_CONTEXT_CHARS = 300
-
-
-def exact_equal(mime: str, before: str, after: str) -> bool:
-    """The default comparator: normalized text must be identical, images byte for byte."""
-    return before == after
+# Above this many output pairs in one stretch of a cell, outputs pair up in order instead of
+# by the best match: a cell printing in a loop should not cost a quadratic search.
+_MAX_MATCHING = 400
 
 
 def compare_runs(
-    baseline: NotebookRun, other: NotebookRun, *, equal: ValueEqual = exact_equal
+    baseline: NotebookRun, other: NotebookRun, options: CompareOptions = CompareOptions()
 ) -> Comparison:
     """The verdict on `other` measured against `baseline`, with the cell-level changes."""
 
@@ -51,15 +84,17 @@ def compare_runs(
     if baseline.status == "skipped" or other.status == "skipped":
         return comparison("skipped")
     if not baseline.failed and not other.failed:
-        changes = _output_changes(baseline, other, equal)
+        changes = _output_changes(baseline, other, options)
         if changes:
             return comparison("changed", changes)
         if baseline.warnings or other.warnings:
             return comparison("warnings")
         return comparison("ok")
     if not other.failed:
-        return comparison("fixed", [_fixed_change(baseline, other)])
-    if baseline.failed and _failure_signature(baseline) == _failure_signature(other):
+        return comparison("fixed", [_fixed_change(baseline, other, options)])
+    if baseline.failed and _failure_signature(baseline, options) == _failure_signature(
+        other, options
+    ):
         return comparison("already-broken")
     # A new failure, possibly hiding behind an old one. Outputs that differ in cells both
     # runs completed come first: they are often the first sign of what went wrong.
@@ -68,7 +103,10 @@ def compare_runs(
         stop = min(stop, _failure_cell(baseline))
     return comparison(
         "broken",
-        [*_output_changes(baseline, other, equal, stop=stop), _error_change(baseline, other)],
+        [
+            *_output_changes(baseline, other, options, stop=stop),
+            _error_change(baseline, other, options),
+        ],
     )
 
 
@@ -84,7 +122,7 @@ def notebook_verdict(comparisons: Sequence[Comparison]) -> Verdict:
 
 
 def _output_changes(
-    baseline: NotebookRun, other: NotebookRun, equal: ValueEqual, stop: int | None = None
+    baseline: NotebookRun, other: NotebookRun, options: CompareOptions, stop: int | None = None
 ) -> list[Change]:
     before_cells = {cell.index: cell for cell in baseline.cells}
     after_cells = {cell.index: cell for cell in other.cells}
@@ -93,39 +131,133 @@ def _output_changes(
         if stop is not None and index >= stop:
             break
         before_cell, after_cell = before_cells.get(index), after_cells.get(index)
-        before = normalize_outputs(before_cell.outputs if before_cell else (), baseline)
-        after = normalize_outputs(after_cell.outputs if after_cell else (), other)
-        changes.extend(_cell_changes(other.env, index, before, after, equal))
+        before = normalize_outputs_traced(
+            _compared_outputs(before_cell, after_cell), baseline, options.replacements
+        )
+        after = normalize_outputs_traced(
+            _compared_outputs(after_cell, before_cell), other, options.replacements
+        )
+        pair = _Pair(other.env, index, _cell_tolerance(before_cell, after_cell, options), options)
+        changes.extend(_cell_changes(pair, before, after))
     return changes
+
+
+def _compared_outputs(cell: CellResult | None, counterpart: CellResult | None) -> list[Output]:
+    if cell is None:
+        return []
+    if cell.ignore_output or (counterpart is not None and counterpart.ignore_output):
+        # Tagged nbguard-ignore-output on either side: what it prints is not compared, but an
+        # error it raises (an expected one, in a raises-exception cell) still is.
+        return [o for o in cell.outputs if o.kind == "error"]
+    return list(cell.outputs)
+
+
+def _cell_tolerance(
+    before: CellResult | None, after: CellResult | None, options: CompareOptions
+) -> Tolerance:
+    # The baseline's cell metadata decides; the other run's copy of the notebook only when
+    # the baseline has no such cell.
+    for cell in (before, after):
+        if cell is not None and cell.tolerance is not None:
+            return cell.tolerance
+    return options.tolerance
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """Where a pair of outputs is compared, and how tolerantly."""
+
+    env: str
+    cell: int
+    tolerance: Tolerance
+    options: CompareOptions
 
 
 def _cell_changes(
-    env: str,
-    cell: int,
-    before: Sequence[Output],
-    after: Sequence[Output],
-    equal: ValueEqual,
+    pair: _Pair, before: Sequence[NormalizedOutput], after: Sequence[NormalizedOutput]
 ) -> list[Change]:
     # Align on exact keys so one inserted or removed output is reported as such instead of
-    # shifting every output after it; within a replaced stretch, outputs pair up in order and
-    # `equal` gets the last word, so a tolerant comparator can still call a pair equal.
+    # shifting every output after it; within a stretch that differs, outputs equal in
+    # substance are matched first, and what remains pairs up in order.
     matcher = difflib.SequenceMatcher(
-        a=[_key(o) for o in before], b=[_key(o) for o in after], autojunk=False
+        a=[_key(o.output) for o in before], b=[_key(o.output) for o in after], autojunk=False
     )
     changes: list[Change] = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            continue
-        paired = min(i2 - i1, j2 - j1)
-        for old, new in zip(before[i1 : i1 + paired], after[j1 : j1 + paired], strict=True):
-            if not _same_output(old, new, equal):
-                shown_before, shown_after = _render_pair(old, new, equal)
-                changes.append(Change(env, cell, "output", shown_before, shown_after))
-        for old in before[i1 + paired : i2]:
-            changes.append(Change(env, cell, "missing-output", _truncate(_render(old)), None))
-        for new in after[j1 + paired : j2]:
-            changes.append(Change(env, cell, "new-output", None, _truncate(_render(new))))
+        if tag != "equal":
+            changes += _stretch_changes(pair, before[i1:i2], after[j1:j2])
     return changes
+
+
+def _stretch_changes(
+    pair: _Pair, before: Sequence[NormalizedOutput], after: Sequence[NormalizedOutput]
+) -> list[Change]:
+    found: dict[tuple[int, int], Change | None] = {}
+
+    def compared(i: int, j: int) -> Change | None:
+        if (i, j) not in found:
+            found[i, j] = _compare_pair(pair, before[i], after[j])
+        return found[i, j]
+
+    matches: list[tuple[int, int]] = []
+    if len(before) * len(after) <= _MAX_MATCHING:
+        matches = _longest_matching(len(before), len(after), lambda i, j: compared(i, j) is None)
+    changes: list[Change] = []
+    i = j = 0
+    for next_i, next_j in [*matches, (len(before), len(after))]:
+        gap = min(next_i - i, next_j - j)
+        for k in range(gap):
+            change = compared(i + k, j + k)
+            if change is not None:
+                changes.append(change)
+        for old in before[i + gap : next_i]:
+            changes.append(
+                Change(
+                    pair.env,
+                    pair.cell,
+                    "missing-output",
+                    _truncate(_render(old.output)),
+                    None,
+                    _all_applied(old),
+                )
+            )
+        for new in after[j + gap : next_j]:
+            changes.append(
+                Change(
+                    pair.env,
+                    pair.cell,
+                    "new-output",
+                    None,
+                    _truncate(_render(new.output)),
+                    _all_applied(new),
+                )
+            )
+        i, j = next_i + 1, next_j + 1
+    return changes
+
+
+def _longest_matching(
+    rows: int, columns: int, equal: Callable[[int, int], bool]
+) -> list[tuple[int, int]]:
+    """Index pairs of the longest run of in-order matches (a longest common subsequence)."""
+    lengths = [[0] * (columns + 1) for _ in range(rows + 1)]
+    for i in range(rows - 1, -1, -1):
+        for j in range(columns - 1, -1, -1):
+            if equal(i, j):
+                lengths[i][j] = lengths[i + 1][j + 1] + 1
+            else:
+                lengths[i][j] = max(lengths[i + 1][j], lengths[i][j + 1])
+    matches: list[tuple[int, int]] = []
+    i = j = 0
+    while i < rows and j < columns:
+        if lengths[i][j] == lengths[i + 1][j + 1] + 1 and equal(i, j):
+            matches.append((i, j))
+            i, j = i + 1, j + 1
+        elif lengths[i + 1][j] >= lengths[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return matches
 
 
 def _comparable(output: Output) -> Output:
@@ -143,11 +275,119 @@ def _key(output: Output) -> tuple[str, tuple[tuple[str, str], ...]]:
     return comparable.kind, tuple(sorted(comparable.data.items()))
 
 
-def _same_output(before: Output, after: Output, equal: ValueEqual) -> bool:
-    old, new = _comparable(before), _comparable(after)
-    if old.kind != new.kind or old.data.keys() != new.data.keys():
-        return False
-    return all(equal(mime, old.data[mime], new.data[mime]) for mime in old.data)
+def _union(*groups: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name for group in groups for name in group))
+
+
+def _all_applied(output: NormalizedOutput) -> tuple[str, ...]:
+    return _union(*output.applied.values())
+
+
+def _compare_pair(pair: _Pair, old: NormalizedOutput, new: NormalizedOutput) -> Change | None:
+    """None when two outputs are equal in substance; else the one change that says how not."""
+    before, after = old.output, new.output
+
+    def change(
+        kind: ChangeKind, shown_before: str | None, shown_after: str | None, *applied: str
+    ) -> Change:
+        return Change(pair.env, pair.cell, kind, shown_before, shown_after, _union(applied))
+
+    if before.kind == "error" or after.kind == "error":
+        if _comparable(before) == _comparable(after):
+            return None
+        masked = (
+            ("volatile-numbers",)
+            if before.kind == after.kind == "error" and _comparable(before) != before
+            else ()
+        )
+        return change(
+            "error",
+            _truncate(_render(before)),
+            _truncate(_render(after)),
+            *_all_applied(old),
+            *_all_applied(new),
+            *masked,
+        )
+    if before.kind != after.kind:
+        return change(
+            "text",
+            _truncate(_render(before)),
+            _truncate(_render(after)),
+            *_all_applied(old),
+            *_all_applied(new),
+        )
+    # The representation a reader looks at first is compared first: a DataFrame whose values
+    # moved is reported from its text/plain, not once more from its HTML.
+    for mime in sorted(before.data.keys() | after.data.keys(), key=_display_order):
+        normalized = (*old.applied.get(mime, ()), *new.applied.get(mime, ()))
+        if mime not in after.data:
+            shown = _truncate(_render_value(mime, before.data[mime]))
+            return change("missing-output", _label(mime, shown, inline=False), None, *normalized)
+        if mime not in before.data:
+            shown = _truncate(_render_value(mime, after.data[mime]))
+            return change("new-output", None, _label(mime, shown, inline=False), *normalized)
+        found = _compare_payload(pair, mime, before.data[mime], after.data[mime])
+        if found is not None:
+            return change(
+                found.kind,
+                _label(mime, found.before, inline=False),
+                _label(mime, found.after, inline=not found.whole),
+                *normalized,
+                *found.applied,
+            )
+    return None
+
+
+@dataclass(frozen=True)
+class _Found:
+    """How one representation of an output differs."""
+
+    kind: ChangeKind
+    before: str
+    after: str
+    applied: tuple[str, ...]  # what the comparison allowed (tolerances, whitespace, ...)
+    whole: bool  # before/after are the whole payloads, not an excerpt and a summary + diff
+
+
+def _label(mime: str, shown: str, inline: bool) -> str:
+    # Plain text and streams are shown bare; other text is labelled with its mime type (binary
+    # summaries name it already). A summary line takes the label on that line, which is the
+    # line a one-line report shows.
+    if _display_rank(mime) != 1:
+        return shown
+    return f"[{mime}] {shown}" if inline else f"[{mime}]\n{shown}"
+
+
+def _compare_payload(pair: _Pair, mime: str, before: str, after: str) -> _Found | None:
+    if is_binary_mime(mime):
+        if before == after:
+            return None
+        old, new = _binary_summary(mime, before), _binary_summary(mime, after)
+        if not mime.startswith("image/"):
+            return _Found("text", old, new, (), whole=True)
+        same, description = _images_equal(mime, before, after, pair.options)
+        if same:
+            return None
+        threshold = f"image_threshold={pair.options.image_threshold:g}"
+        shown_after = f"{new}\n{description}" if description else new
+        return _Found("image", old, shown_after, (threshold,), whole=True)
+    compare = compare_html if mime == "text/html" else compare_text
+    difference = compare(before, after, pair.tolerance)
+    if difference is None:
+        return None
+    return _Found(
+        difference.kind,
+        _truncate(difference.before),
+        _truncate(difference.after),
+        difference.applied,
+        difference.whole,
+    )
+
+
+def _images_equal(mime: str, before: str, after: str, options: CompareOptions) -> tuple[bool, str]:
+    """The one place images are compared: the caller's comparator, else nbguard.images'."""
+    compare = options.image_equal or compare_images
+    return compare(mime, before, after, options.image_threshold)
 
 
 # --- what a report shows -------------------------------------------------------------------
@@ -160,6 +400,10 @@ def _display_rank(mime: str) -> int:
     return 2 if is_binary_mime(mime) else 1
 
 
+def _display_order(mime: str) -> tuple[int, str]:
+    return _display_rank(mime), mime
+
+
 def _binary_summary(mime: str, payload: str) -> str:
     try:
         raw = base64.b64decode(payload, validate=True)
@@ -169,13 +413,15 @@ def _binary_summary(mime: str, payload: str) -> str:
 
 
 def _render_value(mime: str, value: str) -> str:
-    return _binary_summary(mime, value) if is_binary_mime(mime) else value
+    if is_binary_mime(mime):
+        return _binary_summary(mime, value)
+    return html_as_text(value) if mime == "text/html" else value
 
 
 def _render(output: Output) -> str:
     if output.kind == "error":
         return f"{output.data.get('ename', '')}: {output.data.get('evalue', '')}"
-    mimes = sorted(output.data, key=_display_rank)
+    mimes = sorted(output.data, key=_display_order)
     if not mimes:
         return f"({output.kind} without data)"
     main, *others = mimes
@@ -189,45 +435,10 @@ def _render(output: Output) -> str:
     return "\n".join(lines)
 
 
-def _render_pair(before: Output, after: Output, equal: ValueEqual) -> tuple[str, str]:
-    if before.kind == after.kind != "error" and before.data.keys() == after.data.keys():
-        # Show the representation that differs: the HTML of a DataFrame may change while its
-        # text/plain stays the same.
-        for mime in sorted(before.data, key=_display_rank):
-            if not equal(mime, before.data[mime], after.data[mime]):
-                label = f"[{mime}]\n" if _display_rank(mime) == 1 else ""
-                old, new = _excerpt_pair(
-                    _render_value(mime, before.data[mime]), _render_value(mime, after.data[mime])
-                )
-                return label + old, label + new
-    return _excerpt_pair(_render(before), _render(after))
-
-
-def _excerpt_pair(before: str, after: str) -> tuple[str, str]:
-    if len(before) <= _MAX_CHARS and len(after) <= _MAX_CHARS:
-        return before, after
-    # Both long: start both excerpts shortly before the first difference, at a line start,
-    # so a number changed on row 200 of a table is in view.
-    first = next(
-        (i for i, (old, new) in enumerate(zip(before, after, strict=False)) if old != new),
-        min(len(before), len(after)),
-    )
-    start = max(0, first - _CONTEXT_CHARS)
-    if start:
-        newline = before.find("\n", start, first)
-        start = newline + 1 if newline != -1 else start
-    return _clip(before, start), _clip(after, start)
-
-
-def _clip(text: str, start: int) -> str:
-    head = f"[… {start} chars]" if start else ""
-    end = start + _MAX_CHARS
-    tail = f"[… {len(text) - end} more chars]" if end < len(text) else ""
-    return head + text[start:end] + tail
-
-
 def _truncate(text: str) -> str:
-    return _clip(text, 0)
+    if len(text) <= _MAX_CHARS:
+        return text
+    return f"{text[:_MAX_CHARS]}[… {len(text) - _MAX_CHARS} more chars]"
 
 
 # --- failures ------------------------------------------------------------------------------
@@ -242,60 +453,74 @@ def _failure_cell(run: NotebookRun) -> int:
     return next((c.index for c in run.cells if c.status == "error" and not c.allowed_error), -1)
 
 
-def _failure_text(run: NotebookRun) -> str:
+def _failure_text(run: NotebookRun, options: CompareOptions) -> tuple[str, tuple[str, ...]]:
+    """What the failure says, normalized, with the names of the normalizers that changed it."""
     error = run.error
     if run.status == "error" and error is not None:
         text = f"{error.ename}: {error.evalue}"
     else:
         detail = run.reason or (f"{error.ename}: {error.evalue}" if error else "no reason given")
         text = f"{run.status}: {detail}"
-    return _truncate(normalize_text(text, run))
+    normalized, applied = normalize_text_traced(text, run, options.replacements)
+    return _truncate(normalized), applied
 
 
-def _failure_signature(run: NotebookRun) -> tuple[str, int, str, str]:
+def _failure_signature(run: NotebookRun, options: CompareOptions) -> tuple[str, int, str, str]:
     """What makes two failures the same failure (see compare_runs)."""
+
+    def masked(text: str) -> str:
+        return mask_volatile_numbers(normalize_text(text, run, options.replacements))
+
     if run.status == "env-failed":
         # Two envs that cannot be built fail the same way only if they say the same thing;
         # otherwise the upcoming env's failure is new and shown as broken.
-        return run.status, -1, "", mask_volatile_numbers(normalize_text(run.reason or "", run))
+        return run.status, -1, "", masked(run.reason or "")
     # Timeouts and dead kernels are the same when they hit the same cell; their reasons carry
     # durations and pids, so only the error (when the executor recorded one) is compared.
     error = run.error
     if error is None:
         return run.status, _failure_cell(run), "", ""
-    evalue = mask_volatile_numbers(normalize_text(error.evalue, run))
-    return run.status, _failure_cell(run), error.ename, evalue
+    return run.status, _failure_cell(run), error.ename, masked(error.evalue)
 
 
-def _outputs_text(run: NotebookRun, index: int) -> str | None:
+def _outputs_text(
+    run: NotebookRun, index: int, options: CompareOptions
+) -> tuple[str | None, tuple[str, ...]]:
     cell = next((c for c in run.cells if c.index == index), None)
     if cell is None or not cell.outputs:
-        return None
-    return _truncate("\n".join(_render(o) for o in normalize_outputs(cell.outputs, run)))
+        return None, ()
+    outputs = normalize_outputs_traced(cell.outputs, run, options.replacements)
+    text = _truncate("\n".join(_render(o.output) for o in outputs))
+    return text, _union(*(_all_applied(o) for o in outputs))
 
 
-def _baseline_side(baseline: NotebookRun, index: int) -> str | None:
+def _baseline_side(
+    baseline: NotebookRun, index: int, options: CompareOptions
+) -> tuple[str | None, tuple[str, ...]]:
     """What the baseline showed at the cell where the other run failed."""
     if not baseline.failed:
-        return _outputs_text(baseline, index)
+        return _outputs_text(baseline, index, options)
     failed_at = _failure_cell(baseline)
-    text = _failure_text(baseline)
+    text, applied = _failure_text(baseline, options)
     if failed_at < 0 or index == failed_at:
-        return text
+        return text, applied
     if index < 0:
-        return f"cell {failed_at}: {text}"
+        return f"cell {failed_at}: {text}", applied
     if index < failed_at:
-        return _outputs_text(baseline, index)
-    return _truncate(f"not run: cell {failed_at} failed first ({text})")
+        return _outputs_text(baseline, index, options)
+    return _truncate(f"not run: cell {failed_at} failed first ({text})"), applied
 
 
-def _error_change(baseline: NotebookRun, other: NotebookRun) -> Change:
+def _error_change(baseline: NotebookRun, other: NotebookRun, options: CompareOptions) -> Change:
     cell = _failure_cell(other)
-    return Change(other.env, cell, "error", _baseline_side(baseline, cell), _failure_text(other))
+    before, before_applied = _baseline_side(baseline, cell, options)
+    after, after_applied = _failure_text(other, options)
+    return Change(other.env, cell, "error", before, after, _union(before_applied, after_applied))
 
 
-def _fixed_change(baseline: NotebookRun, other: NotebookRun) -> Change:
+def _fixed_change(baseline: NotebookRun, other: NotebookRun, options: CompareOptions) -> Change:
     # Recorded so the report says what got fixed, not only that something did.
     cell = _failure_cell(baseline)
-    after = _outputs_text(other, cell) if cell >= 0 else None
-    return Change(other.env, cell, "error", _failure_text(baseline), after)
+    before, before_applied = _failure_text(baseline, options)
+    after, after_applied = _outputs_text(other, cell, options) if cell >= 0 else (None, ())
+    return Change(other.env, cell, "error", before, after, _union(before_applied, after_applied))

@@ -64,11 +64,12 @@ _ADDRESS = re.compile(r"\bat 0x[0-9a-fA-F]+\b")
 _CRLF = re.compile(r"\r+\n")
 
 # tqdm's timing block: "[00:01<00:02, 95.30it/s" (elapsed<remaining, rate) or "[00:01, 3.2s/it"
-# without a total. Rates switch unit (it/s ↔ s/it) with speed, so the unit is masked too;
-# a postfix such as ", loss=0.5]" after the rate is kept.
+# without a total. Rates switch unit (it/s ↔ s/it, kB/s ↔ MB/s) with speed, so the unit is
+# masked too; a postfix such as ", loss=0.5]" after the rate is kept. The unit's slash keeps
+# "[12:30, 3 talks]" out.
 _CLOCK = r"\d+:\d{2}(?::\d{2})?"
 _PROGRESS_TIMING = re.compile(
-    rf"\[{_CLOCK}(?P<eta><(?:{_CLOCK}|\?))?,\s*(?:\?|\d+(?:\.\d+)?\s?[kMGTPEZY]?)[^\s,\]]*"
+    rf"\[{_CLOCK}(?P<eta><(?:{_CLOCK}|\?))?,\s*(?:\?|\d+(?:\.\d+)?)\s?[^\s,\]/]*/[^\s,\]]+"
 )
 
 # ipywidgets (tqdm.notebook's bars) get a fresh random model id on every run.
@@ -294,21 +295,26 @@ def _is_transient_progress(output: Output) -> bool:
 def _structural_pass(outputs: Iterable[Output]) -> list[tuple[Output, tuple[str, ...]]]:
     """Stream outputs as a reader would see them once the cell finished, with notes on what
     was merged or dropped."""
+    items = list(outputs)
+    names = [_stream_name(output) for output in items]
+    # For each position, whether a later output on each stream starts with a redraw.
+    redrawn_after: list[frozenset[str]] = []
+    redrawn: frozenset[str] = frozenset()
+    for output, name in zip(reversed(items), reversed(names), strict=True):
+        redrawn_after.append(redrawn)
+        if name is not None and output.data[name].startswith("\r"):
+            redrawn |= {name}
+    redrawn_after.reverse()
+
     kept: list[tuple[Output, tuple[str, ...]]] = []
     pending: dict[str, tuple[str, ...]] = {}
-    items = list(outputs)
-    for position, output in enumerate(items):
-        name = _stream_name(output)
-        following = items[position + 1] if position + 1 < len(items) else None
+    for position, (output, name) in enumerate(zip(items, names, strict=True)):
         if (
             name is not None
-            and following is not None
-            and _stream_name(following) != name
+            and position + 1 < len(items)
+            and names[position + 1] != name
+            and name in redrawn_after[position]
             and _is_transient_progress(output)
-            and any(
-                _stream_name(later) == name and later.data[name].startswith("\r")
-                for later in items[position + 1 :]
-            )
         ):
             # A bar's intermediate state, cut off by a print on the other stream; the next
             # redraw on this stream replaces it. How many such states a cell leaves depends
