@@ -16,7 +16,7 @@ from typing import Protocol
 from nbguard import compare, culprit, discover, envs, execute
 from nbguard.errors import ConfigError
 from nbguard.interpreters import Interpreter
-from nbguard.model import EnvInfo, Notebook, NotebookReport, NotebookRun, Report
+from nbguard.model import EnvInfo, Notebook, NotebookReport, NotebookRun, Report, Tolerance
 from nbguard.settings import ALWAYS_EXCLUDED, Config
 
 
@@ -261,11 +261,16 @@ def _compare(
     built: dict[str, EnvInfo],
 ) -> NotebookReport:
     baseline = runs[config.baseline]
+    options = compare.CompareOptions(
+        tolerance=Tolerance(config.tolerance, config.abs_tolerance),
+        replacements=config.replace,
+        image_threshold=config.image_threshold,
+    )
     comparisons = []
     for name, other in runs.items():
         if name == config.baseline:
             continue
-        comparison = compare.compare_runs(baseline, other)
+        comparison = compare.compare_runs(baseline, other, compare.options_for(notebook, options))
         if config.baseline in built:  # no culprit against stored outputs: no env to compare
             blamed = culprit.infer(comparison, baseline, other, built[config.baseline], built[name])
             if blamed is not None:

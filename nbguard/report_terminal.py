@@ -108,17 +108,18 @@ def _first_line(text: str, width: int = 160) -> str:
 
 
 def _change_line(kind: str, before: str | None, after: str | None) -> str:
-    """`Curve(n=3) → <Curve n=3 points>` when both sides are one short line."""
+    """`Curve(n=3) → <Curve n=3 points>` when both sides are one short line; otherwise the
+    summary line comparison puts first in `after`."""
     short = [
         text for text in (before, after) if text and "\n" not in text.strip() and len(text) < 60
     ]
-    if kind == "output" and len(short) == 2:
-        return f"{short[0].strip()} → {short[1].strip()}"
     if kind == "missing-output":
         return f"output gone: {_first_line(before or '', 60)}"
     if kind == "new-output":
         return f"new output: {_first_line(after or '', 60)}"
-    return f"{kind} differs: {_first_line(after or '', 60)}"
+    if len(short) == 2:
+        return f"{kind}: {short[0].strip()} → {short[1].strip()}"
+    return f"{kind}: {_first_line(after or '', 80)}"
 
 
 def _detail(nb: NotebookReport, baseline: str) -> str:
