@@ -278,3 +278,24 @@ def test_baseline_stored_compares_a_fresh_run_with_the_saved_outputs(
     assert nbs["mean.ipynb"]["verdict"] == "ok"
     assert nbs["cleared.ipynb"]["verdict"] == "skipped"
     assert "saved without" in nbs["cleared.ipynb"]["runs"]["stored"]["reason"]
+
+
+def test_tolerance_and_replacements_from_the_command_line_reach_the_comparison(
+    tmp_path: Path, fixture_wheels: Path, env_cache: Path
+) -> None:
+    course = _course(tmp_path, {}, fixture_wheels)
+    cell = new_code_cell("import socket\nprint(0.3, 'on', 'host-' + 'b')", execution_count=1)
+    # Saved on another machine, with a float printed a hair differently.
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="0.3000001 on host-a\n")]
+    nbformat.write(new_notebook(cells=[cell]), course / "nb.ipynb")
+    report_path = tmp_path / "r.json"
+    args = ["run", str(course), *offline_args(env_cache), "--baseline", "stored"]
+    args += ["--report", str(report_path)]
+
+    assert cli.main([*args, "--replace", r"host-\w=>host"]) == 0  # 3e-7 is within 1e-6
+    assert cli.main([*args, "--replace", r"host-\w=>host", "--tolerance", "1e-9"]) == 1
+    change = _by_path(_report(report_path))["nb.ipynb"]["changes"][0]
+    assert change["kind"] == "value"
+    assert "rel_tol=1e-09" in change["applied"]
+    assert cli.main(args) == 1  # without the replacement the host name differs
+    assert _by_path(_report(report_path))["nb.ipynb"]["changes"][0]["kind"] == "text"
