@@ -132,9 +132,12 @@ class NotebookRun:
     status: RunStatus
     duration_s: float
     cells: tuple[CellResult, ...] = ()
-    error: CellError | None = None
+    error: CellError | None = None  # the first error: the one that decides the verdict
     warnings: tuple[WarningRecord, ...] = ()
     reason: str | None = None  # human text for timeout/dead-kernel/env-failed/skipped
+    # With keep-going: the independent errors after the first one (not the NameErrors of
+    # names the failed cells never defined).
+    later_errors: tuple[CellError, ...] = ()
     # Paths that appear in outputs but differ between any two runs (the scratch copy of the
     # course, the env's prefix), each with the placeholder normalization puts in its place.
     volatile_paths: tuple[tuple[str, str], ...] = ()
