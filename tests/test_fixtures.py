@@ -8,6 +8,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import math
 import sys
 import warnings
 import zipfile
@@ -151,7 +152,10 @@ def test_wobble_wheels_hold_the_package_sources(wheels: list[Path]) -> None:
         with zipfile.ZipFile(wheel) as archive:
             packaged = {n: archive.read(n) for n in archive.namelist() if ".dist-info/" not in n}
         assert packaged == expected
-        assert set(expected) == {"wobble/__init__.py", "wobble/curve.py"}
+        modules = {"wobble/__init__.py", "wobble/curve.py"}
+        if version == "2.0":
+            modules.add("wobble/scalar.py")
+        assert set(expected) == modules
 
 
 def test_builder_discovers_added_packages(tmp_path: Path) -> None:
@@ -251,6 +255,18 @@ def test_stable_api_gives_the_same_results(wobble: ModuleType) -> None:
         wobble.mean([])
     curve = wobble.Curve([(0.2, 0.9), (0.4, 1.27), (0.6, 1.55)])
     assert (curve.n, len(curve), curve.xs, curve.ys) == (3, 3, [0.2, 0.4, 0.6], [0.9, 1.27, 1.55])
+    # std's ddof is the same computation in both; only its default moved.
+    assert wobble.std([1, 2, 3, 4], ddof=0) == pytest.approx(math.sqrt(1.25))
+    assert wobble.std([1, 2, 3, 4], ddof=1) == pytest.approx(math.sqrt(5 / 3))
+    with pytest.raises(ValueError, match="ddof"):
+        wobble.std([2.0], ddof=1)
+    # peak is the same number in both; only its type (and so its repr) changed.
+    assert wobble.peak([0.9, 12.0, 6.2]) == 12.0
+    assert isinstance(wobble.peak([3, 1, 2]), float)
+    assert str(wobble.peak([0.9, 1.73])) == "1.73"
+    assert f"{wobble.peak([0.9, 1.73]):.1f}" == "1.7"
+    with pytest.raises(ValueError, match="empty"):
+        wobble.peak([])
 
 
 def test_wobble_1_0(wobble1: ModuleType) -> None:
@@ -265,6 +281,13 @@ def test_wobble_1_0(wobble1: ModuleType) -> None:
         warnings.simplefilter("error")
         assert wobble.legacy_total([1, 2, 3]) == 6
     assert not hasattr(wobble, "median")
+    # std: the population standard deviation by default (numpy's np.std default).
+    assert wobble.std([1, 2, 3, 4]) == pytest.approx(math.sqrt(1.25))
+    # peak: a plain float, displayed as one.
+    peak = wobble.peak([0.9, 1.73, 1.2])
+    assert type(peak) is float
+    assert repr(peak) == "1.73"
+    assert not hasattr(wobble, "Scalar")
 
 
 def test_wobble_2_0(wobble2: ModuleType) -> None:
@@ -281,6 +304,20 @@ def test_wobble_2_0(wobble2: ModuleType) -> None:
     assert warning.filename == __file__
     assert wobble.median([3, 1, 2]) == 2
     assert wobble.median([4, 1, 3, 2]) == 2.5
+    # std: the sample standard deviation by default (pandas' Series.std default).
+    assert wobble.std([1, 2, 3, 4]) == pytest.approx(math.sqrt(5 / 3))
+    # peak: a wobble.Scalar, whose repr names its type as numpy 2's np.float64(1.73) does.
+    peak = wobble.peak([0.9, 1.73, 1.2])
+    assert type(peak) is wobble.Scalar
+    assert isinstance(peak, float)
+    assert peak == 1.73
+    assert repr(peak) == "wobble.Scalar(1.73)"
+    assert str(peak) == "1.73"
+    assert f"{peak}" == "1.73"
+    assert repr([peak]) == "[wobble.Scalar(1.73)]"
+    assert type(peak + 1) is float  # arithmetic gives plain floats
+    assert "Scalar" in wobble.__all__
+    assert wobble.Scalar.__module__ == "wobble.scalar"
 
 
 # --- the demo course ----------------------------------------------------------------------
@@ -340,6 +377,17 @@ def test_expected_records_point_at_the_right_cells() -> None:
     assert EXPECTED["errors"]["homework/hw01_averages.ipynb"] == {
         "upcoming": {"cell": 3, "ename": "AttributeError"}
     }
+    assert set(EXPECTED["changes"]) == {
+        path for path, verdict in EXPECTED["notebooks"].items() if verdict == "changed"
+    }
+    for path, indices in EXPECTED["changes"].items():
+        cells = _read_notebook(COURSE / path).cells
+        assert all(cells[index].cell_type == "code" for index in indices), path
+    # The damping lecture changes twice: a repr (peak's Scalar) and a value (std's ddof).
+    damping = _read_notebook(COURSE / "lectures/05_damping.ipynb").cells
+    assert EXPECTED["changes"]["lectures/05_damping.ipynb"] == [4, 8]
+    assert damping[4].source.splitlines()[-1] == "wobble.peak(amplitudes_cm)"
+    assert damping[8].source.splitlines()[-1] == "wobble.std(periods_s)"
 
 
 def test_course_environment_files() -> None:
