@@ -191,6 +191,142 @@ def test_failing_cell_stops_the_notebook(run: Runner) -> None:
         (4, "not-run"),
     ]
     assert result.cells[1].outputs[0].data == {"ename": "ValueError", "evalue": "bad value"}
+    assert result.later_errors == ()
+
+
+def _keep_going(course: Path) -> ExecOptions:
+    return ExecOptions(cell_timeout=20, python_path=(course,), keep_going=True)
+
+
+def test_keep_going_reports_later_independent_errors_but_not_the_cascade(
+    run: Runner, course: Path
+) -> None:
+    result = run(
+        "# Removed APIs",
+        "import mylib\nvalues = [1.0, 2.0, 3.0]",
+        "x = mylib.old_mean(values)",  # removed: AttributeError, and x is never defined
+        "y = x * 2\nprint(y)",  # NameError: only because cell 2 failed
+        "import statistics\nstatistics.mean([])",  # a break of its own
+        "print('still running')",
+        options=_keep_going(course),
+    )
+
+    assert result.status == "error"
+    assert result.error is not None
+    assert (result.error.cell, result.error.ename) == (2, "AttributeError")
+    assert [(e.cell, e.ename) for e in result.later_errors] == [(4, "StatisticsError")]
+    assert "at least one data point" in result.later_errors[0].evalue
+    assert [(cell.index, cell.status) for cell in result.cells] == [
+        (1, "ok"),
+        (2, "error"),
+        (3, "error"),
+        (4, "error"),
+        (5, "ok"),
+    ]
+    cells = {cell.index: cell for cell in result.cells}
+    assert cells[3].outputs[0].data == {
+        "ename": "NameError",
+        "evalue": "name 'x' is not defined",
+    }
+    assert cells[5].outputs[0].data == {"stdout": "still running\n"}
+
+
+def test_without_keep_going_the_same_notebook_stops_at_the_first_error(run: Runner) -> None:
+    result = run(
+        "import mylib\nvalues = [1.0, 2.0, 3.0]",
+        "x = mylib.old_mean(values)",
+        "import statistics\nstatistics.mean([])",
+        "print('still running')",
+    )
+
+    assert result.error is not None and result.error.cell == 1
+    assert result.later_errors == ()
+    assert [cell.status for cell in result.cells] == ["ok", "error", "not-run", "not-run"]
+
+
+def test_keep_going_knows_every_way_a_failed_cell_would_have_bound_a_name(
+    run: Runner, course: Path
+) -> None:
+    failing = (
+        "%env NBGUARD_MAGIC=1\n"
+        "ready = True\n"  # bound before the failing line: it exists
+        "raise RuntimeError('this cell fails')\n"
+        "a, (b, *c) = 1, (2, 3)\n"
+        "total += 1\n"
+        "count: int = 0\n"
+        "for i in range(2):\n"
+        "    pass\n"
+        "with open('f.txt', 'w') as fh:\n"
+        "    pass\n"
+        "import os.path\n"
+        "from math import tau as turn\n"
+        "def helper():\n"
+        "    global hidden\n"
+        "    hidden = 1\n"
+        "class Model:\n"
+        "    pass\n"
+        "listing = !ls\n"
+        "if (w := 5):\n"
+        "    pass\n"
+    )
+    uses = [f"print({name})" for name in (
+        "a", "b", "c", "total", "count", "i", "fh", "os", "turn", "helper", "Model", "hidden",
+        "listing", "w",
+    )]  # fmt: skip
+    result = run(
+        "import mylib\nmodel = None",
+        failing,
+        *uses,
+        "print(ready)",
+        "derived = a + 1",  # cascades, so derived is never defined either
+        "print(derived)",
+        "model = mylib.train()",  # AttributeError: model keeps its placeholder None
+        "model.predict([1])",  # AttributeError on None: the cascade again
+        "print(typo)",  # defined by no cell: a break of its own
+        "a = 10",
+        "a.no_such_method()",  # a has a real value again: this break is its own
+        options=_keep_going(course),
+    )
+
+    assert result.error is not None and result.error.cell == 1
+    statuses = {cell.index: cell.status for cell in result.cells}
+    assert [statuses[index] for index in range(2, 2 + len(uses))] == ["error"] * len(uses)
+    ready = 2 + len(uses)
+    assert statuses[ready] == "ok"
+    assert [(e.cell, e.ename) for e in result.later_errors] == [
+        (ready + 3, "AttributeError"),  # model = mylib.train(): mylib has no train
+        (ready + 5, "NameError"),
+        (ready + 7, "AttributeError"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cell", "ename", "reason"),
+    [
+        (
+            "import os\nos._exit(3)",
+            "DeadKernelError",
+            "the kernel died while cell 1 was running (exit code 3)",
+        ),
+        (
+            "import time\ntime.sleep(30)",
+            "CellTimeoutError",
+            "cell 1 did not finish within the per-cell limit",
+        ),
+    ],
+)
+def test_keep_going_stops_when_the_kernel_is_gone(
+    run: Runner, course: Path, cell: str, ename: str, reason: str
+) -> None:
+    options = ExecOptions(cell_timeout=1, python_path=(course,), keep_going=True)
+
+    result = run("1 / 0", cell, "print('never')", options=options)
+
+    assert result.status == "error"  # the first failure decides
+    assert result.error is not None and result.error.ename == "ZeroDivisionError"
+    assert [(e.cell, e.ename) for e in result.later_errors] == [(1, ename)]
+    assert result.later_errors[0].evalue.startswith(reason)
+    assert [c.status for c in result.cells] == ["error", "error", "not-run"]
 
 
 def test_raises_exception_tag_lets_the_run_go_on(run: Runner) -> None:
