@@ -220,12 +220,28 @@ class EnvInfo:
 
 
 @dataclass(frozen=True)
+class Hint:
+    """The fix a library's own message suggests, and where that message came from."""
+
+    cell: int
+    hint: str
+    source: str  # e.g. "DeprecationWarning (numpy)" or "AttributeError"
+
+    def to_json(self) -> dict[str, object]:
+        return {"cell": self.cell, "hint": self.hint, "source": self.source}
+
+
+@dataclass(frozen=True)
 class NotebookReport:
     path: str
     verdict: Verdict
     runs: Mapping[str, NotebookRun]
     comparisons: tuple[Comparison, ...] = ()
     skip_reason: str | None = None
+    # For a broken notebook: the deprecation warnings the baseline run already emitted
+    # about the API that broke, the early warning the course ignored.
+    foreshadowing: tuple[WarningRecord, ...] = ()
+    hints: tuple[Hint, ...] = ()
 
     @property
     def changes(self) -> tuple[Change, ...]:

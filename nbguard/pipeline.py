@@ -13,10 +13,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from nbguard import compare, culprit, discover, envs, execute
+from nbguard import compare, culprit, discover, envs, execute, hints
 from nbguard.errors import ConfigError
 from nbguard.interpreters import Interpreter
-from nbguard.model import EnvInfo, Notebook, NotebookReport, NotebookRun, Report, Tolerance
+from nbguard.model import (
+    EnvInfo,
+    Hint,
+    Notebook,
+    NotebookReport,
+    NotebookRun,
+    Report,
+    Tolerance,
+    WarningRecord,
+)
 from nbguard.settings import ALWAYS_EXCLUDED, Config
 
 
@@ -230,6 +239,7 @@ def _exec_options(config: Config) -> execute.ExecOptions:
         cell_timeout=config.timeout,
         notebook_timeout=config.notebook_timeout,
         startup_timeout=config.startup_timeout or 60.0,
+        keep_going=config.keep_going,
         python_path=tuple(paths),
         # No user site-packages: a kernel sees its env's packages and nothing else.
         kernel_env={"PYTHONNOUSERSITE": "1"},
@@ -276,9 +286,40 @@ def _compare(
             if blamed is not None:
                 comparison = replace(comparison, culprit=blamed)
         comparisons.append(comparison)
+    verdict = compare.notebook_verdict(comparisons)
+    warned: list[WarningRecord] = []
+    for comparison in comparisons:
+        error = runs[comparison.env].error
+        if comparison.verdict == "broken" and error is not None:
+            package = comparison.culprit.package if comparison.culprit else None
+            warned += hints.foreshadowing(error, baseline.warnings, package)
     return NotebookReport(
-        notebook.path, compare.notebook_verdict(comparisons), runs, tuple(comparisons)
+        notebook.path,
+        verdict,
+        runs,
+        tuple(comparisons),
+        foreshadowing=tuple(dict.fromkeys(warned)),
+        hints=_hints(runs),
     )
+
+
+def _hints(runs: dict[str, NotebookRun]) -> tuple[Hint, ...]:
+    """The fixes the libraries' own messages suggest: errors first, then warnings."""
+    found: list[Hint] = []
+    for run in runs.values():
+        for error in (run.error, *run.later_errors):
+            hint = hints.fix_hint(error.evalue) if error else None
+            if error and hint:
+                found.append(Hint(error.cell, hint, error.ename))
+    for run in runs.values():
+        for record in run.warnings:
+            hint = hints.fix_hint(record.message)
+            if hint:
+                source = (
+                    f"{record.category} ({record.package})" if record.package else record.category
+                )
+                found.append(Hint(record.cell, hint, source))
+    return tuple(dict.fromkeys(found))
 
 
 def exit_code(report: Report, config: Config) -> int:

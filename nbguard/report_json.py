@@ -50,6 +50,8 @@ def _notebook(nb: NotebookReport) -> dict[str, Any]:
         "runs": {name: _run(run) for name, run in nb.runs.items()},
         "changes": [change.to_json() for change in nb.changes],
         "culprit": culprit.to_json() if culprit else None,
+        "foreshadowing": [record.to_json() for record in nb.foreshadowing],
+        "hints": [hint.to_json() for hint in nb.hints],
     }
 
 
@@ -58,6 +60,7 @@ def _run(run: NotebookRun) -> dict[str, Any]:
         "status": run.status,
         "duration_s": round(run.duration_s, 3),
         "error": run.error.to_json() if run.error else None,
+        "later_errors": [error.to_json() for error in run.later_errors],
         "reason": run.reason,
         "warnings": [record.to_json() for record in run.warnings],
     }

@@ -123,13 +123,19 @@ def _change_line(kind: str, before: str | None, after: str | None) -> str:
 
 
 def _detail(nb: NotebookReport, baseline: str) -> str:
-    """The one line a user needs per notebook: the failing cell, the change, the warnings."""
+    """What a user needs per notebook: the failing cell, the change, the early warnings, the
+    fix the library itself suggests."""
     if nb.verdict == "skipped":
         return nb.skip_reason or next((r.reason or "" for r in nb.runs.values()), "")
     lines: list[str] = []
     failing = [run for name, run in nb.runs.items() if run.failed and name != baseline]
     if nb.verdict in {"broken", "already-broken"} and failing:
         lines += [f"{run.env}: {_error_line(run)}" for run in failing]
+        for run in failing:
+            lines += [
+                f"{run.env}: also cell {error.cell}: {error.ename}: {_first_line(error.evalue, 80)}"
+                for error in run.later_errors
+            ]
     elif nb.verdict == "fixed":
         base = nb.runs[baseline]
         lines.append(f"{baseline} failed ({_error_line(base)}); runs now")
@@ -141,6 +147,12 @@ def _detail(nb: NotebookReport, baseline: str) -> str:
         if len(nb.changes) > 3:
             lines.append(f"… {len(nb.changes) - 3} more changes in the JSON report")
     seen: set[tuple[str, str]] = set()
+    for record in nb.foreshadowing:
+        seen.add((record.category, record.message))
+        lines.append(
+            f"⚠ {baseline} already warned, cell {record.cell}: {record.category}: "
+            f"{_first_line(record.message, 100)}"
+        )
     for name, run in nb.runs.items():
         for record in run.warnings:
             key = (record.category, record.message)
@@ -152,6 +164,7 @@ def _detail(nb: NotebookReport, baseline: str) -> str:
                 f"⚠ {name} cell {record.cell}: {record.category}{source}: "
                 f"{_first_line(record.message, 100)}"
             )
+    lines += [f"→ fix (cell {hint.cell}): {hint.hint}" for hint in nb.hints[:2]]
     return "\n".join(lines)
 
 

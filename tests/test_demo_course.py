@@ -76,6 +76,17 @@ def test_broken_notebook_names_the_failing_cell_and_the_upgrade(demo_run: Any) -
     assert broken["culprit"]["evidence"] == "inferred"
 
 
+def test_broken_notebook_shows_the_early_warning_and_the_suggested_fix(demo_run: Any) -> None:
+    _, report, *_ = demo_run
+    broken = next(nb for nb in report["notebooks"] if nb["verdict"] == "broken")
+    # The locked run already warned about the API that broke: the warning the course ignored.
+    [warned] = broken["foreshadowing"]
+    assert (warned["cell"], warned["category"]) == (3, "DeprecationWarning")
+    assert "old_mean" in warned["message"]
+    assert {"cell": 3, "hint": "use wobble.mean instead", "source": "DeprecationWarning "
+            "(nbguard-demo-wobble)"} in broken["hints"]  # fmt: skip
+
+
 def test_warning_records_carry_category_package_and_cell(demo_run: Any) -> None:
     _, report, *_ = demo_run
     for nb in report["notebooks"]:

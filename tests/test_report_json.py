@@ -140,6 +140,7 @@ def test_a_broken_notebook_carries_runs_changes_and_culprit(data: dict[str, Any]
         "status": "ok",
         "duration_s": 1.123,
         "error": None,
+        "later_errors": [],
         "reason": None,
         "warnings": [
             {
