@@ -299,3 +299,27 @@ def test_tolerance_and_replacements_from_the_command_line_reach_the_comparison(
     assert "rel_tol=1e-09" in change["applied"]
     assert cli.main(args) == 1  # without the replacement the host name differs
     assert _by_path(_report(report_path))["nb.ipynb"]["changes"][0]["kind"] == "text"
+
+
+def test_keep_going_reports_every_independent_break_without_the_cascade(
+    tmp_path: Path, fixture_wheels: Path, env_cache: Path
+) -> None:
+    course = _course(
+        tmp_path,
+        {
+            "nb.ipynb": [
+                "import wobble",
+                "m = wobble.old_mean([1.0, 2.0])",  # removed in 2.0
+                "print(m * 2)",  # NameError in 2.0: a cascade, not a new break
+                "wobble.median([])",  # ValueError in 2.0 (AttributeError in 1.0): its own
+                "print('end')",
+            ]
+        },
+        fixture_wheels,
+    )
+    report_path = tmp_path / "r.json"
+    args = ["run", str(course), *offline_args(env_cache), "--keep-going"]
+    assert cli.main([*args, "--report", str(report_path)]) == 1
+    upcoming = _by_path(_report(report_path))["nb.ipynb"]["runs"]["upcoming"]
+    assert (upcoming["error"]["cell"], upcoming["error"]["ename"]) == (2, "AttributeError")
+    assert [(e["cell"], e["ename"]) for e in upcoming["later_errors"]] == [(4, "ValueError")]
