@@ -10,7 +10,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -495,3 +495,134 @@ def changed_packages(before: EnvInfo, after: EnvInfo) -> list[tuple[str, str | N
         for name in names
         if before.packages.get(name) != after.packages.get(name)
     ]
+
+
+# --- variants (blame) -----------------------------------------------------------------------
+
+
+def build_variant(
+    name: str,
+    interp: Interpreter,
+    base: EnvInfo,
+    pins: Mapping[str, str],
+    config: Config,
+    *,
+    prerelease: bool = False,
+    progress: Progress = lambda _: None,
+) -> EnvInfo:
+    """`base`'s packages on `interp`, with `pins` (name → version) installed exactly and every
+    other package kept at base's version where the pins allow it: the resolver gets base's
+    lock as its previous output (preferences, no upgrade), so a dependent package moves only
+    when it must (reverting wobble to 1.0 takes gadget back to 1.0 only if gadget 2.0 needs
+    wobble>=2). Cached by fingerprint like `build`'s envs (the same pins are the same env); a
+    resolution or install that fails comes back as an EnvInfo with `error`."""
+    started = time.monotonic()
+    sources = Sources.from_config(config)
+    resolver = _resolver(config, sources)
+
+    def failed(message: str) -> EnvInfo:
+        return EnvInfo(
+            name, interp.version, {}, None, error=message, build_s=time.monotonic() - started
+        )
+
+    wanted = {canonical(package): version for package, version in pins.items()}
+    shown = ", ".join(f"{package}=={version}" for package, version in sorted(wanted.items()))
+    progress(f"resolving {name} ({resolver.name}, Python {interp.version}: {shown or 'as is'})")
+    try:
+        lock = _resolve_variant(name, interp, base, wanted, prerelease, resolver, config, sources)
+    except ResolutionError as exc:
+        return failed(str(exc))
+    fp = fingerprint(interp, lock)
+    target = config.cache_dir / "envs" / fp[:16]
+    reused = _is_complete(target, fp)
+    if not reused:
+        progress(f"installing {name} ({len(parse_pins(lock))} packages)")
+        with _locked(target.with_suffix(".lock")):
+            if not _is_complete(target, fp):  # another nbguard may have built it meanwhile
+                error = _install(resolver, interp, target, lock, fp, name)
+                if error:
+                    return failed(error)
+    return EnvInfo(
+        name=name,
+        python=interp.version,
+        packages=parse_pins(lock),
+        fingerprint=fp,
+        interpreter=target / "bin" / "python",
+        reused=reused,
+        build_s=time.monotonic() - started,
+    )
+
+
+def _resolve_variant(
+    name: str,
+    interp: Interpreter,
+    base: EnvInfo,
+    pins: Mapping[str, str],
+    prerelease: bool,
+    resolver: _Uv | _PipTools,
+    config: Config,
+    sources: Sources,
+) -> str:
+    """The lock of a variant: every package of base by name (so nothing base has disappears
+    unless the pins force it), the pins exactly, base's other lock lines (URL and editable
+    requirements) as they are, ipykernel; base's pins as the preferred versions."""
+    others = [line for line in _lock_lines(base) if not _PIN.match(line)]
+    others = [line for line in others if _line_name(line) not in pins]
+    names = sorted(set(base.packages) | set(pins))
+    lines = [f"{n}=={pins[n]}" if n in pins else n for n in names]
+    kernel = [r for r in KERNEL_REQUIREMENTS if canonical(r) not in names]
+    request = "\n".join([*lines, *others, *kernel, ""])
+    preferred = "".join(
+        f"{package}=={version}\n"
+        for package, version in sorted(base.packages.items())
+        if package not in pins
+    )
+    inputs = [request, preferred, interp.version, interp.platform, resolver.name, repr(sources)]
+    inputs.append(f"prerelease={prerelease}")
+    key = hashlib.sha256("\n".join(inputs).encode()).hexdigest()[:20]
+    # Keyed by the preferred versions too, so a variant lock is as stable as its base's: a
+    # second blame of the same pair of envs resolves nothing.
+    cached = config.cache_dir / "locks" / f"variant-{key}.txt"
+    if cached.is_file():
+        return cached.read_text(encoding="utf-8")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    infile = cached.with_suffix(".in")
+    infile.write_text(request, encoding="utf-8")
+    outfile = cached.with_name(f"{cached.stem}.{time.monotonic_ns()}.tmp")
+    # uv pip compile and pip-compile both keep the pins of an existing output file when they
+    # still fit (without --upgrade): that file is how the preferences reach the resolver.
+    outfile.write_text(preferred, encoding="utf-8")
+    spec = EnvSpec(name=name, upgrade=False, prerelease=prerelease)
+    done = resolver.compile(spec, interp, infile, outfile)
+    if not done.ok and preferred and isinstance(resolver, _PipTools):
+        # pip-compile holds on to a previous pin that conflicts with the pins asked for
+        # (ResolutionImpossible) where uv moves it. Without preferences the other packages
+        # take their newest fitting releases; the caller sees in the lock what moved.
+        outfile.write_text("", encoding="utf-8")
+        done = resolver.compile(spec, interp, infile, outfile)
+    if not done.ok:
+        outfile.unlink(missing_ok=True)
+        raise ResolutionError(
+            f"cannot resolve {name} for Python {interp.version} ({resolver.name}): {_reason(done)}"
+        )
+    outfile.replace(cached)
+    return cached.read_text(encoding="utf-8")
+
+
+def _lock_lines(env: EnvInfo) -> list[str]:
+    """The requirement lines of a built env's lock (without comments, options and hashes);
+    its pins when the lock file is not there (an EnvInfo made elsewhere)."""
+    lockfile = env.interpreter.parent.parent / "nbguard-lock.txt" if env.interpreter else None
+    if lockfile is None or not lockfile.is_file():
+        return [f"{package}=={version}" for package, version in env.packages.items()]
+    text = lockfile.read_text(encoding="utf-8").replace("\\\n", " ")
+    lines = [
+        re.sub(r"\s--hash[= ]\S+", "", raw.split(" #", 1)[0]).strip() for raw in text.splitlines()
+    ]
+    return [line for line in lines if line and not line.startswith(("#", "--"))]
+
+
+def _line_name(line: str) -> str | None:
+    """The distribution a requirement line names (`pkg @ URL`, `pkg[x]>=1`), None for `-e`."""
+    match = _REQUIREMENT_NAME.match(line)
+    return canonical(match.group(1)) if match and not line.startswith("-") else None
