@@ -14,10 +14,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from nbguard import compare, envs, execute
-from nbguard.culprit import _KERNEL_MACHINERY, _module_owners
+from nbguard import compare, envs, execute, runspec
+from nbguard.culprit import KERNEL_MACHINERY, module_owners
 from nbguard.interpreters import Interpreter
-from nbguard.model import Comparison, Culprit, EnvInfo, Notebook, NotebookRun, Tolerance
+from nbguard.model import Comparison, Culprit, EnvInfo, Notebook, NotebookRun
 from nbguard.settings import Config
 
 __all__ = ["PYTHON", "BlameResult", "confirm"]
@@ -71,14 +71,7 @@ def confirm(
     are stopped like the pipeline's (execute.kill_all_kernels) when the caller is interrupted.
     """
     started = time.monotonic()
-    options = compare.options_for(
-        notebook,
-        compare.CompareOptions(
-            tolerance=Tolerance(config.tolerance, config.abs_tolerance),
-            replacements=config.replace,
-            image_threshold=config.image_threshold,
-        ),
-    )
+    options = compare.options_for(notebook, runspec.compare_options(config))
     target = compare.compare_runs(before_run, after_run, options)
     unable = _cannot_blame(before, after, before_run, target)
     if unable is not None:
@@ -148,7 +141,7 @@ def _candidates(
     changed = [name for name, old, _ in envs.changed_packages(before, after) if old is not None]
     packages = [name for name in changed if name not in ignored]
     python = [PYTHON] if before.python != after.python else []
-    owners = _module_owners(after)
+    owners = module_owners(after)
     named = {owners.get(m, envs.canonical(m)) for m in _mentioned_modules(after_run)}
     named |= {envs.canonical(w.package) for w in after_run.warnings if w.package}
     ranked = sorted(packages, key=lambda name: (name not in named, name))
@@ -272,7 +265,7 @@ class _Probes:
         # wheel there fails the probe (and says so) instead of being swapped silently.
         if not self.python_moved:
             return {}
-        return {n: v for n, v in self.before.packages.items() if n not in _KERNEL_MACHINERY}
+        return {n: v for n, v in self.before.packages.items() if n not in KERNEL_MACHINERY}
 
     def _probe(
         self,
@@ -347,7 +340,7 @@ class _Probes:
             self.config.course,
             env.name,
             env.interpreter,
-            _kernel_options(_exec_options(self.config), env.interpreter, site),
+            runspec.kernel_options(runspec.exec_options(self.config), env.interpreter, site),
             workdir / "run",
         )
         return _classify(
@@ -364,7 +357,7 @@ class _Probes:
             return None
         source = self.scratch / "course-source"
         if not source.exists():
-            options = _exec_options(self.config)
+            options = runspec.exec_options(self.config)
             execute.copy_course(self.config.course, source, options.copy_ignore, self.scratch)
         site = workdir / "course-site"
         error = envs.install_course(self.config, env, source, site)
@@ -375,8 +368,8 @@ def _ignored(before: EnvInfo, after: EnvInfo) -> frozenset[str]:
     """ipykernel's machinery, unless it is all that changed (Python included): then it is
     what gets blamed."""
     changed = {name for name, _, _ in envs.changed_packages(before, after)}
-    if changed - _KERNEL_MACHINERY or before.python != after.python:
-        return _KERNEL_MACHINERY
+    if changed - KERNEL_MACHINERY or before.python != after.python:
+        return KERNEL_MACHINERY
     return frozenset()
 
 
@@ -622,41 +615,6 @@ def _why_not(probes: _Probes, candidates: Sequence[str]) -> str:
         f"no rebuilt env isolated one change among {', '.join(candidates)} "
         "(each probe still showed the failure, or failed differently)"
     )
-
-
-# --- kernels (as the pipeline runs them) ------------------------------------------------------
-
-
-def _exec_options(config: Config) -> execute.ExecOptions:
-    """The pipeline's execution options (pipeline._exec_options), so a probe runs the notebook
-    exactly as the runs it is compared with."""
-    paths: list[Path] = []
-    if config.course_code == "path":
-        paths.append(config.course)
-        if (config.course / "src").is_dir():
-            paths.append(config.course / "src")
-    paths += [(config.course / extra).resolve() for extra in config.python_path]
-    return execute.ExecOptions(
-        cell_timeout=config.timeout,
-        notebook_timeout=config.notebook_timeout,
-        startup_timeout=config.startup_timeout or 60.0,
-        python_path=tuple(paths),
-        kernel_env={"PYTHONNOUSERSITE": "1"},
-    )
-
-
-def _kernel_options(
-    base: execute.ExecOptions, python: Path, course_site: Path | None
-) -> execute.ExecOptions:
-    """One env's kernel options, as pipeline._kernel_options makes them."""
-    prefix = python.parent.parent
-    kernel_env = {
-        **base.kernel_env,
-        "VIRTUAL_ENV": str(prefix),
-        "PATH": os.pathsep.join([str(prefix / "bin"), os.environ.get("PATH", "")]),
-    }
-    extra = (course_site,) if course_site is not None else ()
-    return replace(base, kernel_env=kernel_env, python_path=(*extra, *base.python_path))
 
 
 # --- the blame cache -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from nbguard.model import Comparison, Culprit, EnvInfo, NotebookRun
 
 # ipykernel's own dependency closure: they move with every kernel upgrade, so their version
 # changes alone say nothing about a course notebook.
-_KERNEL_MACHINERY = frozenset(
+KERNEL_MACHINERY = frozenset(
     (
         "ipykernel",
         "ipython",
@@ -69,7 +69,7 @@ def infer(
         return None
     moved = {name: (old, new) for name, old, new in changed_packages(before, after)}
     python_moved = before.python != after.python and None not in (before.python, after.python)
-    modules = _module_owners(after) | _module_owners(before)
+    modules = module_owners(after) | module_owners(before)
 
     def blame(name: str, reason: str) -> Culprit | None:
         dist = modules.get(name, canonical(name))
@@ -109,7 +109,7 @@ def infer(
             found = blame(module, f"cell {cell.index} uses {module}")
             if found:
                 return found
-    course_moves = [name for name in moved if name not in _KERNEL_MACHINERY]
+    course_moves = [name for name in moved if name not in KERNEL_MACHINERY]
     if len(course_moves) == 1 and not python_moved:
         old, new = moved[course_moves[0]]
         return Culprit(
@@ -138,7 +138,7 @@ def _import_aliases(sources: Iterable[str]) -> dict[str, str]:
     return aliases
 
 
-def _module_owners(env: EnvInfo) -> dict[str, str]:
+def module_owners(env: EnvInfo) -> dict[str, str]:
     if env.interpreter is None:
         return {}
     return _owners(env.interpreter.parent.parent)

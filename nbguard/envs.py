@@ -350,31 +350,44 @@ def build(
     started = time.monotonic()
     sources = Sources.from_config(config)
     resolver = _resolver(config, sources)
-    envs_dir = config.cache_dir / "envs"
-    envs_dir.mkdir(parents=True, exist_ok=True)
-
-    def failed(message: str) -> EnvInfo:
-        return EnvInfo(
-            spec.name, interp.version, {}, None, error=message, build_s=time.monotonic() - started
-        )
-
     progress(f"resolving {spec.name} ({resolver.name}, Python {interp.version})")
     try:
         lock = _resolve(spec, interp, resolver, config.cache_dir, sources)
     except ResolutionError as exc:
-        return failed(str(exc))
+        return _failed(spec.name, interp, str(exc), started)
+    return _materialize(spec.name, interp, lock, resolver, config, progress, started)
+
+
+def _failed(name: str, interp: Interpreter, message: str, started: float) -> EnvInfo:
+    return EnvInfo(
+        name, interp.version, {}, None, error=message, build_s=time.monotonic() - started
+    )
+
+
+def _materialize(
+    name: str,
+    interp: Interpreter,
+    lock: str,
+    resolver: _Uv | _PipTools,
+    config: Config,
+    progress: Progress,
+    started: float,
+) -> EnvInfo:
+    """The venv for a resolved lock: reused when its fingerprint is in the cache, else built
+    under a lock shared with other nbguard processes."""
     fp = fingerprint(interp, lock)
-    target = envs_dir / fp[:16]
+    target = config.cache_dir / "envs" / fp[:16]
+    target.parent.mkdir(parents=True, exist_ok=True)
     reused = _is_complete(target, fp)
     if not reused:
-        progress(f"installing {spec.name} ({len(parse_pins(lock))} packages)")
+        progress(f"installing {name} ({len(parse_pins(lock))} packages)")
         with _locked(target.with_suffix(".lock")):
             if not _is_complete(target, fp):  # another nbguard may have built it meanwhile
-                error = _install(resolver, interp, target, lock, fp, spec.name)
+                error = _install(resolver, interp, target, lock, fp, name)
                 if error:
-                    return failed(error)
+                    return _failed(name, interp, error, started)
     return EnvInfo(
-        name=spec.name,
+        name=name,
         python=interp.version,
         packages=parse_pins(lock),
         fingerprint=fp,
@@ -519,38 +532,14 @@ def build_variant(
     started = time.monotonic()
     sources = Sources.from_config(config)
     resolver = _resolver(config, sources)
-
-    def failed(message: str) -> EnvInfo:
-        return EnvInfo(
-            name, interp.version, {}, None, error=message, build_s=time.monotonic() - started
-        )
-
     wanted = {canonical(package): version for package, version in pins.items()}
     shown = ", ".join(f"{package}=={version}" for package, version in sorted(wanted.items()))
     progress(f"resolving {name} ({resolver.name}, Python {interp.version}: {shown or 'as is'})")
     try:
         lock = _resolve_variant(name, interp, base, wanted, prerelease, resolver, config, sources)
     except ResolutionError as exc:
-        return failed(str(exc))
-    fp = fingerprint(interp, lock)
-    target = config.cache_dir / "envs" / fp[:16]
-    reused = _is_complete(target, fp)
-    if not reused:
-        progress(f"installing {name} ({len(parse_pins(lock))} packages)")
-        with _locked(target.with_suffix(".lock")):
-            if not _is_complete(target, fp):  # another nbguard may have built it meanwhile
-                error = _install(resolver, interp, target, lock, fp, name)
-                if error:
-                    return failed(error)
-    return EnvInfo(
-        name=name,
-        python=interp.version,
-        packages=parse_pins(lock),
-        fingerprint=fp,
-        interpreter=target / "bin" / "python",
-        reused=reused,
-        build_s=time.monotonic() - started,
-    )
+        return _failed(name, interp, str(exc), started)
+    return _materialize(name, interp, lock, resolver, config, progress, started)
 
 
 def _resolve_variant(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import threading
@@ -13,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from nbguard import compare, culprit, discover, envs, execute, hints
+from nbguard import compare, culprit, discover, envs, execute, hints, runspec
 from nbguard.errors import ConfigError
 from nbguard.interpreters import Interpreter
 from nbguard.model import (
@@ -23,7 +22,6 @@ from nbguard.model import (
     NotebookReport,
     NotebookRun,
     Report,
-    Tolerance,
     WarningRecord,
 )
 from nbguard.settings import ALWAYS_EXCLUDED, Config
@@ -139,7 +137,7 @@ def _execute_all(
 ) -> None:
     """Build the envs side by side and start each env's notebooks as soon as it is ready,
     so the first env's kernels run while the second still installs."""
-    options = _exec_options(config)
+    options = runspec.exec_options(config)
     cancel = threading.Event()
 
     course_source = scratch / "course-source"
@@ -172,7 +170,7 @@ def _execute_all(
             config.course,
             task.env.name,
             task.env.interpreter,
-            _kernel_options(options, task.env.interpreter, site_paths.get(task.env.name)),
+            runspec.kernel_options(options, task.env.interpreter, site_paths.get(task.env.name)),
             workdir,
         )
 
@@ -212,40 +210,6 @@ def _execute_all(
             raise
 
 
-def _kernel_options(
-    base: execute.ExecOptions, python: Path, course_site: Path | None
-) -> execute.ExecOptions:
-    """Options for one env's kernels: its bin first on PATH, so `!python` and `!pip` in a
-    notebook mean the env's own, as they would for a student; the course's installed
-    package (course-code = "install") on the path."""
-    prefix = python.parent.parent
-    kernel_env = {
-        **base.kernel_env,
-        "VIRTUAL_ENV": str(prefix),
-        "PATH": os.pathsep.join([str(prefix / "bin"), os.environ.get("PATH", "")]),
-    }
-    extra = (course_site,) if course_site is not None else ()
-    return replace(base, kernel_env=kernel_env, python_path=(*extra, *base.python_path))
-
-
-def _exec_options(config: Config) -> execute.ExecOptions:
-    paths: list[Path] = []
-    if config.course_code == "path":
-        paths.append(config.course)
-        if (config.course / "src").is_dir():
-            paths.append(config.course / "src")
-    paths += [(config.course / extra).resolve() for extra in config.python_path]
-    return execute.ExecOptions(
-        cell_timeout=config.timeout,
-        notebook_timeout=config.notebook_timeout,
-        startup_timeout=config.startup_timeout or 60.0,
-        keep_going=config.keep_going,
-        python_path=tuple(paths),
-        # No user site-packages: a kernel sees its env's packages and nothing else.
-        kernel_env={"PYTHONNOUSERSITE": "1"},
-    )
-
-
 def _env_failed(notebook: Notebook, env: EnvInfo) -> NotebookRun:
     return NotebookRun(
         notebook=notebook.path,
@@ -271,11 +235,7 @@ def _compare(
     built: dict[str, EnvInfo],
 ) -> NotebookReport:
     baseline = runs[config.baseline]
-    options = compare.CompareOptions(
-        tolerance=Tolerance(config.tolerance, config.abs_tolerance),
-        replacements=config.replace,
-        image_threshold=config.image_threshold,
-    )
+    options = runspec.compare_options(config)
     comparisons = []
     for name, other in runs.items():
         if name == config.baseline:

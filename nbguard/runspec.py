@@ -1,0 +1,55 @@
+"""How a config runs and compares a notebook: the executor's and the comparison's options,
+shared by the pipeline and by blame's probes so a probe runs exactly like the runs it is
+compared with."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from nbguard import compare, execute
+from nbguard.model import Tolerance
+from nbguard.settings import Config
+
+
+def exec_options(config: Config) -> execute.ExecOptions:
+    paths: list[Path] = []
+    if config.course_code == "path":
+        paths.append(config.course)
+        if (config.course / "src").is_dir():
+            paths.append(config.course / "src")
+    paths += [(config.course / extra).resolve() for extra in config.python_path]
+    return execute.ExecOptions(
+        cell_timeout=config.timeout,
+        notebook_timeout=config.notebook_timeout,
+        startup_timeout=config.startup_timeout or 60.0,
+        python_path=tuple(paths),
+        # No user site-packages: a kernel sees its env's packages and nothing else.
+        kernel_env={"PYTHONNOUSERSITE": "1"},
+        keep_going=config.keep_going,
+    )
+
+
+def kernel_options(
+    base: execute.ExecOptions, python: Path, course_site: Path | None
+) -> execute.ExecOptions:
+    """Options for one env's kernels: its bin first on PATH, so `!python` and `!pip` in a
+    notebook mean the env's own, as they would for a student; the course's installed
+    package (course-code = "install") on the path."""
+    prefix = python.parent.parent
+    kernel_env = {
+        **base.kernel_env,
+        "VIRTUAL_ENV": str(prefix),
+        "PATH": os.pathsep.join([str(prefix / "bin"), os.environ.get("PATH", "")]),
+    }
+    extra = (course_site,) if course_site is not None else ()
+    return replace(base, kernel_env=kernel_env, python_path=(*extra, *base.python_path))
+
+
+def compare_options(config: Config) -> compare.CompareOptions:
+    return compare.CompareOptions(
+        tolerance=Tolerance(config.tolerance, config.abs_tolerance),
+        replacements=config.replace,
+        image_threshold=config.image_threshold,
+    )
