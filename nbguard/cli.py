@@ -44,25 +44,40 @@ def _parser() -> argparse.ArgumentParser:
         help="execute every notebook in every env and compare (the main job)",
         description="Execute every notebook of COURSE in each env and compare with the baseline.",
     )
-    run.set_defaults(command_parser=run)
     run.add_argument("course", nargs="?", default=".", type=Path, help="course root (default: .)")
-    run.add_argument("--config", type=Path, help="read settings from this TOML file")
+    _add_settings(run)
+    blame = commands.add_parser(
+        "blame",
+        help="name the upgrade behind broken or changed notebooks, confirmed by rebuilt envs",
+        description="Run NOTEBOOKs (default: all) like `nbguard run`, then confirm each broken "
+        "or changed notebook's culprit by rebuilding envs that revert single upgrades.",
+    )
+    blame.add_argument("notebook_paths", nargs="*", type=Path, metavar="NOTEBOOK")
+    blame.add_argument("--course", type=Path, default=Path(), help="course root (default: .)")
+    _add_settings(blame)
+    return parser
+
+
+def _add_settings(command: argparse.ArgumentParser) -> None:
+    """Every setting as a flag: derived from settings.SETTINGS, never listed twice."""
+    command.set_defaults(command_parser=command)
+    command.add_argument("--config", type=Path, help="read settings from this TOML file")
     for setting in settings.SETTINGS:
         if setting.is_bool:
-            run.add_argument(
+            command.add_argument(
                 setting.flag, action=argparse.BooleanOptionalAction, default=None, help=setting.help
             )
         else:
-            run.add_argument(
+            command.add_argument(
                 setting.flag,
                 action="append" if setting.repeatable else "store",
                 metavar=setting.metavar,
                 default=None,
                 help=setting.help,
             )
-    run.add_argument("-j", dest="jobs", metavar="N", help="same as --jobs")
+    command.add_argument("-j", dest="jobs", metavar="N", help="same as --jobs")
     for setting in settings.ENV_SETTINGS:
-        run.add_argument(
+        command.add_argument(
             f"--env-{setting.key}",
             dest=f"env__{setting.attr}",
             action="append",
@@ -70,7 +85,6 @@ def _parser() -> argparse.ArgumentParser:
             default=None,
             help=setting.help + " (repeatable)",
         )
-    return parser
 
 
 def _load_config(args: argparse.Namespace) -> settings.Config:
@@ -89,7 +103,19 @@ def _load_config(args: argparse.Namespace) -> settings.Config:
                 table[setting.key].append(value)  # type: ignore[attr-defined]
             else:
                 table[setting.key] = value
+    if args.command == "blame":
+        overrides["blame"] = True
+        if args.notebook_paths:
+            overrides["notebooks"] = [_course_relative(p, args.course) for p in args.notebook_paths]
     return settings.load(args.course, overrides, env_overrides, args.config)
+
+
+def _course_relative(path: Path, course: Path) -> str:
+    """A notebook named on the command line (relative to the cwd) as a course-relative glob."""
+    try:
+        return path.resolve().relative_to(course.resolve()).as_posix()
+    except ValueError:
+        raise NbguardError(f"notebook {path} is not inside the course {course.resolve()}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

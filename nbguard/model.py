@@ -253,6 +253,26 @@ class NotebookReport:
 
 
 @dataclass(frozen=True)
+class BlameCost:
+    """What confirming culprits cost: the probe envs it built or reused, and the time."""
+
+    notebooks: int
+    envs_built: int
+    envs_used: int
+    seconds: float
+    steps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # notebook → log
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "notebooks": self.notebooks,
+            "envs_built": self.envs_built,
+            "envs_used": self.envs_used,
+            "seconds": round(self.seconds, 3),
+            "steps": {path: list(steps) for path, steps in self.steps.items()},
+        }
+
+
+@dataclass(frozen=True)
 class Report:
     course: str
     baseline: str
@@ -262,6 +282,7 @@ class Report:
     duration_s: float
     interrupted: bool = False
     settings: Mapping[str, object] = field(default_factory=dict)
+    blame: BlameCost | None = None  # set when culprits were confirmed (--blame)
 
     @property
     def summary(self) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 import threading
@@ -12,10 +13,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from nbguard import compare, culprit, discover, envs, execute, hints, runspec
+from nbguard import blame, compare, culprit, discover, envs, execute, hints, runspec
 from nbguard.errors import ConfigError
 from nbguard.interpreters import Interpreter
 from nbguard.model import (
+    BlameCost,
     EnvInfo,
     Hint,
     Notebook,
@@ -114,6 +116,14 @@ def run(config: Config, observer: Observer | None = None) -> Report:
         if len(nb_runs) < len(env_names):
             continue  # interrupted before every env ran it: nothing to compare
         reports.append(_compare(config, notebook, nb_runs, built))
+    cost = None
+    if config.blame and not interrupted and config.baseline in built:
+        try:
+            reports, cost = _confirm_culprits(config, notebooks, reports, built, seen)
+        except (KeyboardInterrupt, Terminated):
+            interrupted = True
+        finally:
+            execute.kill_all_kernels()
     return Report(
         course=str(config.course),
         baseline=config.baseline,
@@ -123,7 +133,46 @@ def run(config: Config, observer: Observer | None = None) -> Report:
         duration_s=time.monotonic() - started,
         interrupted=interrupted,
         settings=config.public(),
+        blame=cost,
     )
+
+
+def _confirm_culprits(
+    config: Config,
+    notebooks: tuple[Notebook, ...],
+    reports: list[NotebookReport],
+    built: dict[str, EnvInfo],
+    seen: Observer,
+) -> tuple[list[NotebookReport], BlameCost]:
+    """Each broken or changed notebook's culprit, confirmed by rebuilt envs where possible."""
+    by_path = {notebook.path: notebook for notebook in notebooks}
+    confirmed: list[NotebookReport] = []
+    built_count = used = 0
+    seconds = 0.0
+    steps: dict[str, tuple[str, ...]] = {}
+    for nb in reports:
+        comparisons = []
+        for comparison in nb.comparisons:
+            if comparison.verdict not in {"broken", "changed"} or comparison.env not in built:
+                comparisons.append(comparison)
+                continue
+            result = blame.confirm(
+                config,
+                by_path[nb.path],
+                built[config.baseline],
+                built[comparison.env],
+                nb.runs[config.baseline],
+                nb.runs[comparison.env],
+                comparison.culprit,
+                functools.partial(seen.env_step, comparison.env),
+            )
+            built_count += result.envs_built
+            used += result.envs_used
+            seconds += result.seconds
+            steps[nb.path] = result.steps
+            comparisons.append(replace(comparison, culprit=result.culprit))
+        confirmed.append(replace(nb, comparisons=tuple(comparisons)))
+    return confirmed, BlameCost(len(steps), built_count, used, seconds, steps)
 
 
 def _execute_all(

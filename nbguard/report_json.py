@@ -37,6 +37,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "summary": report.summary,
         "notebooks": [_notebook(nb) for nb in report.notebooks],
         "settings": report.settings,
+        "blame": report.blame.to_json() if report.blame else None,
     }
 
 

@@ -220,6 +220,12 @@ def render(report: Report, console: Console, report_path: str | None = None) -> 
         )
     counts = ", ".join(f"[{VERDICT_STYLE[v]}]{n} {v}[/]" for v, n in report.summary.items() if n)
     console.print(f"{counts or 'no notebooks found'} in {report.duration_s:.1f}s")
+    if report.blame is not None:
+        cost = report.blame
+        console.print(
+            f"blame: {cost.notebooks} notebooks, {cost.envs_built} envs built, "
+            f"{cost.envs_used} probe envs used, {cost.seconds:.1f}s"
+        )
     if report.interrupted:
         console.print("[yellow]interrupted: the report holds the notebooks that finished[/]")
     if report_path:

@@ -188,6 +188,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("strict", _as_bool, False, "also fail (exit 1) on warnings and already-broken notebooks"),
     Setting("allow-changed", _as_bool, False, "do not fail (exit 1) on changed outputs, only on broken notebooks"),
     Setting("startup-timeout", _as_seconds, 60.0, "seconds a kernel may take to start", "SECONDS"),
+    Setting("blame", _as_bool, False, "confirm the culprit of each broken or changed notebook by rebuilding envs that revert (or upgrade) single packages; slower, cached"),
     Setting("keep-going", _as_bool, False, "after a failing cell, run the rest of the notebook and report the later independent errors too (not the NameErrors of names the failed cell never defined)"),
     Setting("tolerance", _as_tolerance, 1e-6, "relative difference numbers in outputs may show and still be equal (a notebook's or cell's metadata nbguard.tolerance overrides it)", "REL"),
     Setting("abs-tolerance", _as_tolerance, 1e-12, "absolute difference numbers near zero may show and still be equal", "ABS"),
@@ -241,6 +242,7 @@ class Config:
     strict: bool = False
     allow_changed: bool = False
     startup_timeout: float | None = 60.0
+    blame: bool = False
     keep_going: bool = False
     tolerance: float = 1e-6
     abs_tolerance: float = 1e-12

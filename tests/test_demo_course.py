@@ -138,3 +138,21 @@ def test_unresolvable_upcoming_env_breaks_every_notebook_with_the_resolver_messa
         assert nb["runs"]["upcoming"]["status"] == "env-failed"
         assert "nbguard-demo-wobble" in nb["runs"]["upcoming"]["reason"]
         assert nb["verdict"] in {"broken", "already-broken"}
+
+
+def test_blame_confirms_the_culprit_of_the_broken_notebook(
+    demo_run: Any, env_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    *_, course = demo_run
+    monkeypatch.chdir(course)
+    report_path = tmp_path / "blame.json"
+    args = ["blame", "homework/hw01_averages.ipynb", *offline_args(env_cache)]
+    assert cli.main([*args, "--report", str(report_path)]) == 1
+    report = json.loads(report_path.read_text())
+    [notebook] = report["notebooks"]
+    assert notebook["path"] == "homework/hw01_averages.ipynb"
+    assert notebook["culprit"]["package"] == "nbguard-demo-wobble"
+    assert (notebook["culprit"]["from"], notebook["culprit"]["to"]) == ("1.0", "2.0")
+    assert notebook["culprit"]["evidence"] == "confirmed"
+    assert report["blame"]["notebooks"] == 1
+    assert report["blame"]["steps"]["homework/hw01_averages.ipynb"]
