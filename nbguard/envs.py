@@ -54,6 +54,17 @@ class Sources:
             argv.append("--no-index")
         return argv
 
+    def local_distributions(self) -> list[str]:
+        """Distribution names of the wheels and sdists in local --find-links folders."""
+        names: set[str] = set()
+        for link in self.find_links:
+            folder = Path(link)
+            if "://" in link or not folder.is_dir():
+                continue
+            for archive in (*folder.glob("*.whl"), *folder.glob("*.tar.gz")):
+                names.add(canonical(archive.name.split("-", 1)[0]))
+        return sorted(names)
+
     @classmethod
     def from_config(cls, config: Config) -> Sources:
         return cls(config.find_links, config.index_url, config.extra_index_url, config.no_index)
@@ -234,6 +245,16 @@ class _Uv:
         self.uv = uv
         self.sources = sources
 
+    def _args(self) -> list[str]:
+        """Where packages come from, and: re-read the wheels of local --find-links folders.
+        uv trusts a wheel of a given name and version forever; a course (or nbguard's own
+        demo) that rebuilds its local package without bumping the version would otherwise
+        get the old one from uv's cache."""
+        refresh: list[str] = []
+        for name in self.sources.local_distributions():
+            refresh += ["--refresh-package", name]
+        return [*self.sources.args(), *refresh]
+
     def compile(
         self, spec: EnvSpec, interp: Interpreter, infile: Path, outfile: Path
     ) -> proc.Completed:
@@ -242,7 +263,7 @@ class _Uv:
         argv += ["--prerelease", "allow" if spec.prerelease else "if-necessary-or-explicit"]
         if spec.upgrade:
             argv.append("--upgrade")
-        return proc.run([*argv, *self.sources.args()], env=_quiet_uv())
+        return proc.run([*argv, *self._args()], env=_quiet_uv())
 
     def create(self, interp: Interpreter, target: Path, lock: Path) -> proc.Completed:
         done = proc.run(
@@ -255,12 +276,12 @@ class _Uv:
         # Kernels import the env's packages every run; without .pyc (uv writes none by
         # default, and PYTHONDONTWRITEBYTECODE is common) each import recompiles them.
         argv.append("--compile-bytecode")
-        return proc.run([*argv, *self.sources.args()], env=_quiet_uv())
+        return proc.run([*argv, *self._args()], env=_quiet_uv())
 
     def install_into(self, python: Path, project: Path, target: Path) -> proc.Completed:
         argv: list[str | Path] = [self.uv, "pip", "install", "--quiet", "--no-deps"]
         argv += ["--python", python, "--target", target, project]
-        return proc.run([*argv, *self.sources.args()], env=_quiet_uv())
+        return proc.run([*argv, *self._args()], env=_quiet_uv())
 
 
 class _PipTools:

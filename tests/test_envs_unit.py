@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nbguard import envs
 from nbguard.envs import (
     canonical,
     changed_packages,
@@ -266,3 +267,13 @@ def test_changed_packages_of_identical_envs_is_empty() -> None:
     env = EnvInfo("locked", "3.11.7", {"numpy": "1.26.4"}, "a")
 
     assert changed_packages(env, env) == []
+
+
+def test_local_find_links_packages_are_refreshed_not_taken_from_uvs_cache(tmp_path: Path) -> None:
+    """A course that rebuilds its own wheel without a new version must get the new one."""
+    (tmp_path / "Course_Tools-1.0-py3-none-any.whl").write_bytes(b"")
+    (tmp_path / "helpers-0.2.tar.gz").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("")
+    sources = envs.Sources(find_links=(str(tmp_path), "https://example.org/wheels/"))
+
+    assert sources.local_distributions() == ["course-tools", "helpers"]
