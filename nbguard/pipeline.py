@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import shutil
 import tempfile
 import threading
@@ -41,6 +40,7 @@ class Observer(Protocol):
     def env_ready(self, info: EnvInfo) -> None: ...
     def run_started(self, notebook: str, env: str) -> None: ...
     def run_finished(self, run: NotebookRun) -> None: ...
+    def note(self, text: str) -> None: ...
 
 
 class Silent:
@@ -57,6 +57,9 @@ class Silent:
         pass
 
     def run_finished(self, run: NotebookRun) -> None:
+        pass
+
+    def note(self, text: str) -> None:
         pass
 
 
@@ -146,6 +149,9 @@ def _confirm_culprits(
 ) -> tuple[list[NotebookReport], BlameCost]:
     """Each broken or changed notebook's culprit, confirmed by rebuilt envs where possible."""
     by_path = {notebook.path: notebook for notebook in notebooks}
+    wanted = sum(nb.verdict in {"broken", "changed"} for nb in reports)
+    if wanted:
+        seen.note(f"confirming the culprits of {wanted} notebooks by rebuilding envs…")
     confirmed: list[NotebookReport] = []
     built_count = used = 0
     seconds = 0.0
@@ -164,7 +170,7 @@ def _confirm_culprits(
                 nb.runs[config.baseline],
                 nb.runs[comparison.env],
                 comparison.culprit,
-                functools.partial(seen.env_step, comparison.env),
+                seen.note,
             )
             built_count += result.envs_built
             used += result.envs_used

@@ -95,6 +95,10 @@ class LiveProgress:
             if self._runs is not None and run.status != "env-failed":
                 self.progress.advance(self._runs)
 
+    def note(self, text: str) -> None:
+        with self._lock:
+            self.console.print(f"[dim]{escape(text)}[/]")
+
 
 def _error_line(run: NotebookRun) -> str:
     if run.error is not None:
