@@ -288,9 +288,13 @@ def _compare_pair(pair: _Pair, old: NormalizedOutput, new: NormalizedOutput) -> 
     before, after = old.output, new.output
 
     def change(
-        kind: ChangeKind, shown_before: str | None, shown_after: str | None, *applied: str
+        kind: ChangeKind,
+        shown_before: str | None,
+        shown_after: str | None,
+        *applied: str,
+        images: tuple[str, str, str] | None = None,
     ) -> Change:
-        return Change(pair.env, pair.cell, kind, shown_before, shown_after, _union(applied))
+        return Change(pair.env, pair.cell, kind, shown_before, shown_after, _union(applied), images)
 
     if before.kind == "error" or after.kind == "error":
         if _comparable(before) == _comparable(after):
@@ -334,6 +338,7 @@ def _compare_pair(pair: _Pair, old: NormalizedOutput, new: NormalizedOutput) -> 
                 _label(mime, found.after, inline=not found.whole),
                 *normalized,
                 *found.applied,
+                images=found.images,
             )
     return None
 
@@ -347,6 +352,7 @@ class _Found:
     after: str
     applied: tuple[str, ...]  # what the comparison allowed (tolerances, whitespace, ...)
     whole: bool  # before/after are the whole payloads, not an excerpt and a summary + diff
+    images: tuple[str, str, str] | None = None  # (mime, before, after) base64, for reports
 
 
 def _label(mime: str, shown: str, inline: bool) -> str:
@@ -370,7 +376,8 @@ def _compare_payload(pair: _Pair, mime: str, before: str, after: str) -> _Found 
             return None
         threshold = f"image_threshold={pair.options.image_threshold:g}"
         shown_after = f"{new}\n{description}" if description else new
-        return _Found("image", old, shown_after, (threshold,), whole=True)
+        payloads = (mime, "".join(before.split()), "".join(after.split()))
+        return _Found("image", old, shown_after, (threshold,), whole=True, images=payloads)
     compare = compare_html if mime == "text/html" else compare_text
     difference = compare(before, after, pair.tolerance)
     if difference is None:

@@ -159,9 +159,11 @@ class Change:
     # The normalizers and tolerances that were applied before this difference was found,
     # so nothing is masked invisibly (e.g. "addresses", "rel_tol=1e-06").
     applied: tuple[str, ...] = ()
+    # For an image change: (mime, before, after) as base64, so a report can show both.
+    images: tuple[str, str, str] | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {
+        shown: dict[str, object] = {
             "env": self.env,
             "cell": self.cell,
             "kind": self.kind,
@@ -169,6 +171,10 @@ class Change:
             "after": self.after,
             "applied": list(self.applied),
         }
+        if self.images is not None:
+            mime, before, after = self.images
+            shown["images"] = {"mime": mime, "before": before, "after": after}
+        return shown
 
 
 @dataclass(frozen=True)

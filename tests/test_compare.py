@@ -658,6 +658,12 @@ def test_an_image_change_carries_the_comparators_description() -> None:
     assert change.after is not None
     assert change.after.endswith("\n3.2% of drawn pixels differ")
     assert change.applied == ("image_threshold=0.01",)
+    # Both pictures travel with the change, so a report can show them side by side.
+    assert change.images is not None
+    mime, before, after = change.images
+    assert mime == "image/png"
+    assert base64.b64decode(before) == PNG_BYTES
+    assert base64.b64decode(after) == PNG_BYTES[:-1] + b"\x00"
 
 
 def test_identical_images_never_reach_the_comparator() -> None:
