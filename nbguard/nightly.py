@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nbguard import report_json
 from nbguard.errors import ConfigError
 
 _FAILING = {"broken"}
@@ -15,18 +15,9 @@ _FAILING = {"broken"}
 def load_previous(path: Path) -> dict[str, Any]:
     """An earlier nbguard report; a clear one-line error when it is not one."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"--since-report {path}: cannot read it ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"--since-report {path}: not JSON ({exc.msg}, line {exc.lineno})"
-        ) from None
-    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("nbguard-report/"):
-        raise ConfigError(
-            f"--since-report {path}: not an nbguard report (no nbguard-report schema)"
-        )
-    return data
+        return report_json.read(path)
+    except ConfigError as exc:
+        raise ConfigError(f"--since-report {exc}") from None
 
 
 def since(previous: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:

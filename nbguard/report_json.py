@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from nbguard import __version__
+from nbguard.errors import ConfigError
 from nbguard.model import NotebookReport, NotebookRun, Report
 
 SCHEMA = "nbguard-report/1"
@@ -67,10 +69,15 @@ def _run(run: NotebookRun) -> dict[str, Any]:
     }
 
 
-def write(report: Report, path: Path) -> None:
+def write(report: Report | Mapping[str, Any], path: Path) -> None:
+    """The report (or its JSON, as `nbguard run --since-report` extends it) as a file."""
+    data = to_json(report) if isinstance(report, Report) else report
+    write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_text(path: Path, text: str) -> None:
     """Write atomically: a reader (or a Ctrl-C) never sees half a report."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(to_json(report), indent=2, ensure_ascii=False) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=".nbguard-report-", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -83,3 +90,18 @@ def write(report: Report, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read(path: Path) -> dict[str, Any]:
+    """A report written by nbguard, for re-rendering; one clear line when it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("nbguard-report/"):
+        raise ConfigError(f"{path}: not an nbguard report (no nbguard-report schema)")
+    if data["schema"] != SCHEMA:
+        raise ConfigError(f"{path}: report schema {data['schema']}; this nbguard reads {SCHEMA}")
+    return data

@@ -185,6 +185,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("python-path", _as_str_list, (), "more course directories to put on the kernel's PYTHONPATH", "DIR", True, True),
     Setting("cache-dir", _as_str, None, "where environments are kept (default: $NBGUARD_CACHE_DIR or ~/.cache/nbguard)", "DIR"),
     Setting("report", _as_str, DEFAULT_REPORT, "where to write the JSON report (relative: to the current directory)", "FILE"),
+    Setting("html", _as_str, None, "also write the report as one self-contained HTML page", "FILE"),
+    Setting("markdown", _as_str, None, "also write a Markdown summary (e.g. \"$GITHUB_STEP_SUMMARY\")", "FILE"),
+    Setting("junit", _as_str, None, "also write JUnit XML, one test case per notebook and env", "FILE"),
+    Setting("since-report", _as_str, None, "nightly mode: report what is new since this earlier JSON report, fail only on new breakage", "FILE"),
     Setting("strict", _as_bool, False, "also fail (exit 1) on warnings and already-broken notebooks"),
     Setting("allow-changed", _as_bool, False, "do not fail (exit 1) on changed outputs, only on broken notebooks"),
     Setting("startup-timeout", _as_seconds, 60.0, "seconds a kernel may take to start", "SECONDS"),
@@ -239,6 +243,10 @@ class Config:
     python_path: tuple[str, ...] = ()
     cache_dir: Path = field(default_factory=lambda: default_cache_dir())
     report: Path = Path(DEFAULT_REPORT)
+    html: Path | None = None
+    markdown: Path | None = None
+    junit: Path | None = None
+    since_report: Path | None = None
     strict: bool = False
     allow_changed: bool = False
     startup_timeout: float | None = 60.0
@@ -256,7 +264,9 @@ class Config:
         """The settings as the report shows them (paths as text)."""
         shown: dict[str, object] = {s.key: getattr(self, s.attr) for s in SETTINGS}
         shown["cache-dir"] = str(self.cache_dir)
-        shown["report"] = str(self.report)
+        for key in _OUTPUT_FILES:
+            value = getattr(self, key.replace("-", "_"))
+            shown[key] = str(value) if value is not None else None
         return shown
 
 
@@ -358,6 +368,10 @@ def load(
     return config
 
 
+# Files nbguard writes or reads besides the course: relative to the current directory.
+_OUTPUT_FILES = frozenset({"report", "html", "markdown", "junit", "since-report"})
+
+
 def _anchor(setting: Setting, value: object, base: Path) -> object:
     """Paths are relative to the file that names them; on the command line, to the cwd. The
     report is always relative to the current directory, like pytest's --junitxml."""
@@ -368,7 +382,7 @@ def _anchor(setting: Setting, value: object, base: Path) -> object:
         )
     if setting.key == "cache-dir":
         return (base / Path(str(value)).expanduser()).resolve()
-    if setting.key == "report":
+    if setting.key in _OUTPUT_FILES:
         return Path(str(value))
     return value
 
