@@ -17,7 +17,16 @@ from types import FrameType
 from rich.console import Console
 from rich.markup import escape
 
-from nbguard import __version__, pipeline, report_json, report_terminal, settings
+from nbguard import (
+    __version__,
+    formats,
+    init,
+    nightly,
+    pipeline,
+    report_json,
+    report_terminal,
+    settings,
+)
 from nbguard.errors import NbguardError
 
 EXIT_USAGE = 2
@@ -55,6 +64,35 @@ def _parser() -> argparse.ArgumentParser:
     blame.add_argument("notebook_paths", nargs="*", type=Path, metavar="NOTEBOOK")
     blame.add_argument("--course", type=Path, default=Path(), help="course root (default: .)")
     _add_settings(blame)
+    report = commands.add_parser(
+        "report",
+        help="re-render an nbguard JSON report as HTML, Markdown or JUnit XML",
+        description="Re-render REPORT (a JSON report of `nbguard run`) in other formats.",
+    )
+    report.set_defaults(command_parser=report)
+    report.add_argument("json_report", type=Path, metavar="REPORT")
+    for key in ("html", "markdown", "junit"):
+        setting = next(s for s in settings.SETTINGS if s.key == key)
+        report.add_argument(setting.flag, type=Path, metavar=setting.metavar, help=setting.help)
+    report.add_argument(
+        "--annotations", action="store_true", help="print GitHub Actions annotations"
+    )
+    init_command = commands.add_parser(
+        "init",
+        help="write [tool.nbguard] and GitHub workflows into a course repository",
+        description="Guess COURSE's notebooks and requirement files, write the nbguard config "
+        "and .github/workflows/nbguard-{pr,nightly,audit}.yml; never overwrites unless --force.",
+    )
+    init_command.set_defaults(command_parser=init_command)
+    init_command.add_argument(
+        "course", nargs="?", default=".", type=Path, help="course root (default: .)"
+    )
+    init_command.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite nbguard's workflow files and nbguard.toml (never an existing "
+        "[tool.nbguard])",
+    )
     return parser
 
 
@@ -141,11 +179,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = signal.signal(signal.SIGTERM, sigterm)
     try:
+        if args.command == "report":
+            return _rerender(args, console)
+        if args.command == "init":
+            for line in init.init(args.course, force=args.force):
+                console.print(escape(line))
+            return 0
         config = _load_config(args)
+        earlier = nightly.load_previous(config.since_report) if config.since_report else None
         with report_terminal.LiveProgress(console) as progress:
             report = pipeline.run(config, progress)
-        report_json.write(report, config.report)
+        data = report_json.to_json(report)
+        if earlier is not None:
+            data["since"] = nightly.since(earlier, data)
+        report_json.write(data, config.report)
+        formats.write(data, html=config.html, markdown=config.markdown, junit=config.junit)
         report_terminal.render(report, console, str(config.report))
+        if "since" in data:
+            report_terminal.render_since(data["since"], console)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            # Printed to stdout, where the runner turns them into annotations on the notebooks.
+            for line in formats.github_annotations(data):
+                print(line)
     except NbguardError as exc:
         errors.print(f"[red]nbguard: error:[/] {escape(str(exc))}", soft_wrap=True)
         return EXIT_USAGE
@@ -156,7 +211,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
     if report.interrupted:
         return EXIT_SIGTERM if terminated else EXIT_SIGINT
+    if "since" in data:
+        # Nightly: yesterday's known breakage already woke someone; only news fails the job.
+        return 1 if data["since"]["new_broken"] else 0
     return pipeline.exit_code(report, config)
+
+
+def _rerender(args: argparse.Namespace, console: Console) -> int:
+    data = report_json.read(args.json_report)
+    written = formats.write(data, html=args.html, markdown=args.markdown, junit=args.junit)
+    for path in written:
+        console.print(f"wrote {escape(str(path))}")
+    if args.annotations:
+        for line in formats.github_annotations(data):
+            print(line)
+    if not written and not args.annotations:
+        args.command_parser.error("name at least one of --html, --markdown, --junit, --annotations")
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

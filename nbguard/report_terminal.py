@@ -4,8 +4,10 @@ The only module that imports rich."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -234,3 +236,25 @@ def render(report: Report, console: Console, report_path: str | None = None) -> 
         console.print("[yellow]interrupted: the report holds the notebooks that finished[/]")
     if report_path:
         console.print(f"report: {escape(report_path)}")
+
+
+def render_since(news: Mapping[str, Any], console: Console) -> None:
+    """Nightly mode: what is new since the earlier report, the only part that fails a job."""
+    console.print(f"[bold]since {escape(str(news.get('previous')))}:[/]")
+    broken = news.get("new_broken", [])
+    for item in broken:
+        was = item["was"] or "not there"
+        console.print(f"  [bold red]newly broken[/] {escape(item['path'])} (was {was})")
+    for item in news.get("new_warnings", []):
+        message = escape(_first_line(item["message"], 90))
+        console.print(
+            f"  [yellow]new warning[/] {escape(item['path'])} {escape(item['env'])} cell "
+            f"{item['cell']}: {escape(item['category'])}: {message}"
+        )
+    for env, moved in news.get("new_versions", {}).items():
+        shown = ", ".join(
+            f"{name} {old or '—'} → {new or '—'}" for name, (old, new) in moved.items()
+        )
+        console.print(f"  new releases in {escape(env)}: {escape(shown)}")
+    if not broken:
+        console.print("  [green]nothing newly broken[/]")

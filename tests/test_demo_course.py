@@ -156,3 +156,45 @@ def test_blame_confirms_the_culprit_of_the_broken_notebook(
     assert notebook["culprit"]["evidence"] == "confirmed"
     assert report["blame"]["notebooks"] == 1
     assert report["blame"]["steps"]["homework/hw01_averages.ipynb"]
+
+
+def test_nightly_mode_fails_only_on_new_breakage(
+    demo_run: Any, env_cache: Path, tmp_path: Path
+) -> None:
+    *_, course = demo_run
+    first = tmp_path / "last-night.json"
+    assert _run(course, env_cache, tmp_path)[0] == 1
+    (tmp_path / "report.json").rename(first)
+    # Nothing new since last night: the known breakage does not fail the nightly job.
+    code, report = _run(course, env_cache, tmp_path, "--since-report", str(first))
+    assert code == 0
+    assert report["since"]["new_broken"] == []
+    assert report["since"]["new_warnings"] == []
+    # Had last night been all green, tonight's broken notebook is news.
+    earlier = json.loads(first.read_text())
+    for nb in earlier["notebooks"]:
+        nb["verdict"] = "ok"
+    first.write_text(json.dumps(earlier))
+    code, report = _run(course, env_cache, tmp_path, "--since-report", str(first))
+    assert code == 1
+    assert [item["path"] for item in report["since"]["new_broken"]] == [
+        "homework/hw01_averages.ipynb"
+    ]
+
+
+def test_report_rerenders_every_format_from_the_json_alone(
+    demo_run: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, report, *_ = demo_run
+    source = tmp_path / "report.json"
+    source.write_text(json.dumps(report))
+    html, markdown, junit = tmp_path / "a.html", tmp_path / "s.md", tmp_path / "j.xml"
+    args = ["report", str(source), "--html", str(html), "--markdown", str(markdown)]
+    assert cli.main([*args, "--junit", str(junit)]) == 0
+    assert "homework/hw01_averages.ipynb" in html.read_text()
+    assert "homework/hw01_averages.ipynb" in markdown.read_text()
+    assert "hw01_averages" in junit.read_text()
+    capsys.readouterr()
+    (tmp_path / "bad.json").write_text("{")
+    assert cli.main(["report", str(tmp_path / "bad.json"), "--html", str(html)]) == 2
+    assert "not JSON" in capsys.readouterr().err

@@ -1,0 +1,201 @@
+"""`nbguard init`: write `[tool.nbguard]` and GitHub workflows into a course repository."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from nbguard import discover, settings
+from nbguard.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+# The workflows a course gets, shipped as package data in nbguard/templates/.
+TEMPLATES = ("nbguard-pr.yml", "nbguard-nightly.yml", "nbguard-audit.yml")
+WORKFLOWS_DIR = Path(".github") / "workflows"
+# Where requirement files usually live, root first (repo2docker/Binder reads binder/ too).
+_REQUIREMENT_DIRS = ("", "binder", ".binder")
+_PINNED_NAMES = ("requirements.txt", "requirements.lock", "requirements-lock.txt")
+_LOOSE_NAMES = ("requirements.in", "environment.yml", "environment.yaml")
+_GLOB_SPECIALS = re.compile(r"[*?\[\]]")
+
+
+@dataclass(frozen=True)
+class Guess:
+    """What init found in a course: notebook globs and requirement files (course-relative)."""
+
+    notebooks: tuple[str, ...]
+    folders: tuple[str, ...]  # top-level folders holding notebooks ("." for the root)
+    count: int
+    pinned: str | None
+    loose: str | None
+    pinned_is_pinned: bool  # every requirement of the pinned file is `==`
+
+
+def template_text(name: str) -> str:
+    """The text of one shipped workflow template."""
+    return (resources.files("nbguard") / "templates" / name).read_text(encoding="utf-8")
+
+
+def init(course: Path, *, force: bool = False) -> list[str]:
+    """Write the course's nbguard configuration and workflows; never overwrite an existing
+    file (or an existing `[tool.nbguard]`) unless `force` (workflows and nbguard.toml only).
+    Returns one line per thing done or kept."""
+    if not course.is_dir():
+        raise ConfigError(f"course directory {course} does not exist")
+    course = course.resolve()
+    guess = guess_course(course)
+    lines = [
+        f"found {guess.count} notebook{'s' if guess.count != 1 else ''} in "
+        + ", ".join("the course root" if f == "." else f + "/" for f in guess.folders)
+    ]
+    lines += _write_config(course, guess, force=force)
+    for name in TEMPLATES:
+        target = course / WORKFLOWS_DIR / name
+        shown = (WORKFLOWS_DIR / name).as_posix()
+        if target.exists() and not force:
+            lines.append(f"kept existing {shown} (--force overwrites it)")
+            continue
+        existed = target.exists()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(template_text(name), encoding="utf-8")
+        lines.append(f"{'overwrote' if existed else 'wrote'} {shown}")
+    return lines
+
+
+def guess_course(course: Path) -> Guess:
+    """The course's notebook folders and requirement files, by what is on disk."""
+    found = discover.discover(course, ("**/*.ipynb",), (), settings.ALWAYS_EXCLUDED)
+    if not found:
+        raise ConfigError(f"no notebooks (.ipynb) in {course}; is this the course's root?")
+    folders = sorted({nb.path.split("/")[0] if "/" in nb.path else "." for nb in found})
+    if any(_GLOB_SPECIALS.search(folder) for folder in folders):
+        globs: tuple[str, ...] = ("**/*.ipynb",)
+    else:
+        globs = tuple("*.ipynb" if f == "." else f"{f}/**/*.ipynb" for f in folders)
+    pinned = _first_file(course, _PINNED_NAMES)
+    loose = _first_file(course, _LOOSE_NAMES)
+    if pinned is None and loose is None:
+        raise ConfigError(
+            f"no requirements.txt, requirements.in or environment.yml in {course}; "
+            "add the course's requirements, then run nbguard init again"
+        )
+    return Guess(
+        notebooks=globs,
+        folders=tuple(folders),
+        count=len(found),
+        pinned=pinned,
+        loose=loose,
+        pinned_is_pinned=pinned is not None and _is_pinned(course / pinned),
+    )
+
+
+def _first_file(course: Path, names: tuple[str, ...]) -> str | None:
+    for folder in _REQUIREMENT_DIRS:
+        for name in names:
+            relative = f"{folder}/{name}" if folder else name
+            if (course / relative).is_file():
+                return relative
+    return None
+
+
+def _is_pinned(path: Path) -> bool:
+    """Every requirement line names one exact version (pip-compile / uv pip compile output)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    requirements = [
+        line.split("#", 1)[0].strip().rstrip("\\").strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith(("#", "-", "--"))
+    ]
+    requirements = [r for r in requirements if r]
+    return bool(requirements) and all(re.search(r"===?\s*[^\s,;]+", r) for r in requirements)
+
+
+def _toml_str(value: str) -> str:
+    # A JSON string is a valid TOML basic string.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def config_text(guess: Guess, *, prefix: str) -> str:
+    """The nbguard table: `prefix` is "tool.nbguard." in pyproject.toml, "" in nbguard.toml."""
+    locked = guess.pinned or guess.loose
+    upcoming = guess.loose or guess.pinned
+    assert locked is not None and upcoming is not None
+    head = f"[{prefix[:-1]}]\n" if prefix else ""
+    notebooks = ", ".join(_toml_str(g) for g in guess.notebooks)
+    lines = [
+        "# Written by `nbguard init`; every key is in nbguard's README (Configuration).",
+        f"notebooks = [{notebooks}]",
+        '# exclude = ["**/scratch/**"]',
+        "# timeout = 300            # seconds per cell",
+        "",
+        f"[{prefix}envs.locked]",
+    ]
+    if guess.pinned_is_pinned:
+        lines.append(f"requirements = {_toml_str(locked)}  # pinned: installed as is")
+    else:
+        lines += [
+            f"# {locked} pins nothing (or not everything): pin it with pip-compile or",
+            "# `uv pip compile`, or compare with the notebooks' stored outputs",
+            '# (baseline = "stored").',
+            f"requirements = {_toml_str(locked)}",
+        ]
+    lines += [
+        "# python = \"3.11\"          # last semester's Python (default: nbguard's own)",
+        "",
+        f"[{prefix}envs.upcoming]",
+        f"requirements = {_toml_str(upcoming)}  # resolved to the newest releases today",
+        "upgrade = true",
+        '# python = "3.13"          # next semester\'s Python',
+        "# prerelease = false",
+    ]
+    return head + "\n".join(lines) + "\n"
+
+
+def _write_config(course: Path, guess: Guess, *, force: bool) -> list[str]:
+    existing = settings.find_config_file(course)
+    pyproject = course / "pyproject.toml"
+    standalone = course / "nbguard.toml"
+    if existing is not None and not (force and existing[0] == standalone):
+        path = existing[0]
+        what = "[tool.nbguard] in" if path.name == "pyproject.toml" else "configuration"
+        hint = " (--force overwrites it)" if path == standalone else ""
+        return [f"kept existing {what} {path.name}{hint}"]
+    envs = (
+        f"envs locked ({guess.pinned or guess.loose}), "
+        f"upcoming ({guess.loose or guess.pinned}, upgraded)"
+    )
+    summary = f"notebooks {', '.join(guess.notebooks)}; {envs}"
+    if pyproject.is_file() and existing is None:
+        original = pyproject.read_text(encoding="utf-8")
+        if not original or original.endswith("\n\n"):
+            separator = ""
+        else:
+            separator = "\n" if original.endswith("\n") else "\n\n"
+        combined = original + separator + config_text(guess, prefix="tool.nbguard.")
+        if _valid_toml(combined):  # not when the file holds an inline `tool = {...}` table
+            # Appended only: the rest of the file stays byte for byte as it was.
+            with pyproject.open("a", encoding="utf-8", newline="") as handle:
+                handle.write(combined[len(original) :])
+            return [f"added [tool.nbguard] to pyproject.toml: {summary}"]
+    existed = standalone.exists()
+    standalone.write_text(config_text(guess, prefix=""), encoding="utf-8")
+    return [f"{'overwrote' if existed else 'wrote'} nbguard.toml: {summary}"]
+
+
+def _valid_toml(text: str) -> bool:
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return False
+    return True

@@ -1,0 +1,232 @@
+"""Fast tier: the Markdown, JUnit and GitHub renderers against a frozen report and payloads."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbguard import report_github, report_junit, report_markdown
+
+GOLDEN = Path(__file__).parent / "golden"
+# Captured from the demo course, volatile values (created, durations, fingerprints, paths)
+# frozen, plus two crafted notebooks: HTML/JS payloads in outputs, and a timeout.
+REPORT: dict[str, Any] = json.loads((GOLDEN / "report.json").read_text(encoding="utf-8"))
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def _annotations(data: dict[str, Any]) -> str:
+    return "\n".join(report_github.annotations(data, prefix="courses/physics")) + "\n"
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "report.md": report_markdown.render,
+    "junit.xml": report_junit.render,
+    "annotations.txt": _annotations,
+}
+
+
+@pytest.mark.parametrize("name", sorted(RENDERERS))
+def test_golden(name: str) -> None:
+    """Regenerate with NBGUARD_UPDATE_GOLDEN=1, then review the diff before committing."""
+    rendered = RENDERERS[name](copy.deepcopy(REPORT))
+    path = GOLDEN / name
+    if os.environ.get("NBGUARD_UPDATE_GOLDEN") == "1":
+        path.write_text(rendered, encoding="utf-8", newline="\n")
+    assert rendered == path.read_text(encoding="utf-8")
+
+
+def _notebook(
+    path: str,
+    verdict: str,
+    after: str = "",
+    runs: dict[str, Any] | None = None,
+    verdicts: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    def run(status: str = "ok") -> dict[str, Any]:
+        return {
+            "status": status,
+            "duration_s": 2.0,
+            "error": None,
+            "later_errors": [],
+            "reason": None,
+            "warnings": [],
+        }
+
+    changes = [
+        {"env": "upcoming", "cell": 1, "kind": "text", "before": "x", "after": after, "applied": []}
+    ]
+    return {
+        "path": path,
+        "verdict": verdict,
+        "verdicts": verdicts or {"upcoming": verdict},
+        "skip_reason": None,
+        "runs": runs or {"locked": run(), "upcoming": run()},
+        "changes": changes if after else [],
+        "culprit": None,
+        "foreshadowing": [],
+        "hints": [],
+    }
+
+
+def _report(*notebooks: dict[str, Any], **settings: Any) -> dict[str, Any]:
+    envs = {
+        name: {"python": "3.11.7", "packages": {"a": version}, "error": None}
+        for name, version in (("locked", "1"), ("upcoming", "2"))
+    }
+    return {
+        "schema": "nbguard-report/1",
+        "course": "/c",
+        "baseline": "locked",
+        "duration_s": 1.0,
+        "envs": envs,
+        "summary": {},
+        "notebooks": list(notebooks),
+        "settings": settings,
+    }
+
+
+def test_junit_parses_with_the_counts() -> None:
+    root = ET.fromstring(report_junit.render(REPORT).encode("utf-8"))
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["nbguard [upcoming vs locked]"]
+    cases = suites[0].findall("testcase")
+    assert len(cases) == len(REPORT["notebooks"])
+    # broken (2) and changed (3) fail; skipped (2) and already-broken (1) are skipped.
+    assert len(root.findall(".//failure")) == 5 == int(suites[0].get("failures", ""))
+    assert len(root.findall(".//skipped")) == 3 == int(suites[0].get("skipped", ""))
+    hw01 = next(c for c in cases if c.get("name") == "homework/hw01_averages.ipynb [upcoming]")
+    assert hw01.get("classname") == "homework"
+    failure = hw01.find("failure")
+    assert failure is not None
+    assert failure.get("message") == (
+        "cell 3: AttributeError: module 'wobble' has no attribute 'old_mean'"
+    )
+    props = {p.get("name"): p.get("value") for p in hw01.iter("property")}
+    assert props["culprit.package"] == "nbguard-demo-wobble"
+    assert (props["culprit.from"], props["culprit.to"]) == ("1.0", "2.0")
+
+
+def test_junit_follows_allow_changed_and_strict() -> None:
+    allowed = copy.deepcopy(REPORT)
+    allowed["settings"]["allow-changed"] = True
+    root = ET.fromstring(report_junit.render(allowed))
+    assert len(root.findall(".//failure")) == 2  # only the broken ones
+    strict = copy.deepcopy(REPORT)
+    strict["settings"]["strict"] = True
+    root = ET.fromstring(report_junit.render(strict))
+    # ...and now warnings and already-broken fail too, as the exit code does.
+    assert len(root.findall(".//failure")) == 7
+
+
+def test_junit_one_suite_per_env_with_its_own_verdict_and_time() -> None:
+    ok = {"status": "ok", "duration_s": 3.5, "error": None, "warnings": []}
+    error = {"cell": 2, "ename": "ImportError", "evalue": "no numpy.matrix"}
+    broken = {**ok, "status": "error", "duration_s": 1.25, "error": error}
+    nb = _notebook(
+        "intro.ipynb",
+        "broken",
+        runs={"locked": ok, "upcoming": ok, "pre": broken},
+        verdicts={"upcoming": "ok", "pre": "broken"},
+    )
+    data = _report(nb)
+    data["envs"]["pre"] = {"python": "3.13", "packages": {}, "error": None}
+    root = ET.fromstring(report_junit.render(data))
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert set(suites) == {"nbguard [upcoming vs locked]", "nbguard [pre vs locked]"}
+    up = suites["nbguard [upcoming vs locked]"].find("testcase")
+    pre = suites["nbguard [pre vs locked]"].find("testcase")
+    assert up is not None and pre is not None
+    assert (up.get("name"), up.get("time"), up.find("failure")) == (
+        "intro.ipynb [upcoming]",
+        "3.500",
+        None,
+    )
+    assert pre.get("classname") == "(course root)" and pre.get("time") == "1.250"
+    failure = pre.find("failure")
+    assert failure is not None and failure.get("message") == "cell 2: ImportError: no numpy.matrix"
+
+
+def test_junit_strips_characters_invalid_in_xml() -> None:
+    text = report_junit.render(
+        _report(_notebook("a.ipynb", "changed", "nul\x00 vt\x0b esc\x1b[0m ok"))
+    )
+    assert "\x00" not in text and "\x0b" not in text and "\x1b" not in text
+    failure = ET.fromstring(text).find(".//failure")
+    assert failure is not None and "nul vt esc ok" in (failure.text or "")
+
+
+def test_markdown_escapes_pipes_and_script_from_outputs() -> None:
+    md = report_markdown.render(
+        _report(_notebook("a|b.ipynb", "changed", "<script>x()</script> | y"))
+    )
+    row = next(line for line in md.splitlines() if line.startswith("| a"))
+    assert row.startswith("| a\\|b.ipynb | changed |")
+    assert "&lt;script&gt;x()&lt;/script&gt; \\| y" in row
+    assert row.replace("\\|", "").count("|") == 5  # four columns, not five
+    assert "<script" not in _prose(md)
+
+
+def _prose(md: str) -> str:
+    """The Markdown outside code blocks: where GitHub would interpret HTML."""
+    outside: list[str] = []
+    fence = ""
+    for line in md.splitlines():
+        if fence and line == fence:
+            fence = ""
+        elif not fence and line.startswith("```"):
+            fence = line.removesuffix("diff")
+        elif not fence:
+            outside.append(line)
+    return "\n".join(outside)
+
+
+def test_markdown_never_emits_output_html_outside_code() -> None:
+    md = report_markdown.render(REPORT)
+    prose = _prose(md)
+    assert XSS not in prose and "<script" not in prose and "<img" not in prose
+    assert f"+{XSS}" in md  # shown, but only inside a diff block
+    assert "@octocat" not in prose  # no mention pings in a PR comment
+
+
+def test_markdown_fence_outlasts_backticks_in_outputs() -> None:
+    md = report_markdown.render(_report(_notebook("a.ipynb", "changed", "````\n" + XSS)))
+    assert "`````diff" in md  # five: longer than the four in the output
+
+
+def test_markdown_stays_under_its_size_limit() -> None:
+    many = [_notebook(f"nb{i:04d}.ipynb", "changed", "line\n" * 300) for i in range(300)]
+    md = report_markdown.render(_report(*many), max_bytes=60_000)
+    assert len(md.encode()) <= 60_000
+    assert "left out to stay under the size limit" in md
+    assert md.rstrip().endswith("|")  # the envs table still closes the summary
+
+
+def test_annotations_escape_newlines_and_properties() -> None:
+    error = {"cell": 1, "ename": "ValueError", "evalue": "50% done\r\nthen: fail"}
+    broken = {"status": "error", "duration_s": 1.0, "error": error, "warnings": []}
+    nb = _notebook(
+        "dir,x/a:b.ipynb", "broken", runs={"locked": {"status": "ok"}, "upcoming": broken}
+    )
+    (line,) = report_github.annotations(_report(nb), prefix="course/")
+    assert line == (
+        "::error file=course/dir%2Cx/a%3Ab.ipynb,title=nbguard broken::"
+        "upcoming: cell 1: ValueError: 50%25 done"
+    )
+    nb["runs"]["upcoming"]["error"]["evalue"] = "one"
+    nb["hints"] = [{"cell": 1, "hint": "two\nthree"}]
+    (line,) = report_github.annotations(_report(nb))
+    assert "\n" not in line and "\r" not in line
+    assert line.endswith("::upcoming: cell 1: ValueError: one%0Afix (cell 1): two%0Athree")
+
+
+def test_annotations_skip_quiet_verdicts() -> None:
+    levels = [line.split(" ", 1)[0] for line in report_github.annotations(REPORT)]
+    assert levels == ["::error"] * 2 + ["::warning"] * 3 + ["::notice", "::warning"]
