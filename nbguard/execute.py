@@ -38,6 +38,7 @@ from nbguard.model import (
     Tolerance,
     WarningRecord,
 )
+from nbguard.secret_env import allowed, is_secret
 
 __all__ = [
     "CAPTURE_MIME",
@@ -144,6 +145,9 @@ class ExecOptions:
     # Run the cells after a failing one too, to find the later independent errors; a
     # timeout or a dead kernel still ends the notebook.
     keep_going: bool = False
+    # Secret-looking variables of nbguard's environment (secret_env.SECRET_PATTERNS) still
+    # passed to kernels: exact names or fnmatch globs.
+    pass_env: tuple[str, ...] = ()
 
 
 # -- the live-kernel registry (the only state shared between worker threads) ---------------
@@ -449,7 +453,12 @@ def _write_kernelspec(workdir: Path, python: Path) -> Path:
 def _kernel_env(
     course_root: Path, scratch: Path, options: ExecOptions, workdir: Path
 ) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED_ENV}
+    # Nor do a CI job's secrets reach a notebook, unless the config allow-lists them.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in _SCRUBBED_ENV and (not is_secret(key) or allowed(key, options.pass_env))
+    }
     env.update(options.kernel_env)
     # Only what the pipeline asks for (the course root in course-code "path" mode): with
     # "none", a notebook imports the course's modules only as a student without setup could.
@@ -632,7 +641,8 @@ async def _run_cells(job: _Job, client: Any, km: Any, limit: _Limit, token: int 
             try:
                 await client.async_execute_cell(cell, index, execution_count=executed)
             except CellExecutionError as exc:
-                failure = _Failure("error", _cell_error(index, cell.outputs, exc))
+                error = _cell_error(index, cell.outputs, exc)
+                failure = _Failure("error", error, _error_reason(error))
             except CellTimeoutError:
                 failure = _timeout(index, limit.seconds or 0.0, by_notebook, options)
             except DeadKernelError:
@@ -680,6 +690,19 @@ class _Failure:
     status: RunStatus  # "error", "timeout" or "dead-kernel"
     error: CellError
     reason: str | None = None
+
+
+def _error_reason(error: CellError) -> str | None:
+    """What a cell error means when the exception alone would puzzle a course author."""
+    if error.ename == "StdinNotImplementedError":
+        return (
+            f"cell {error.cell} asked for keyboard input (input() or getpass), but notebooks "
+            "run without stdin; give the value in the notebook instead"
+        )
+    if error.ename == "SystemExit":
+        code = f"({error.evalue})" if error.evalue else "()"
+        return f"cell {error.cell} called sys.exit{code}, which ends the notebook"
+    return None
 
 
 def _timeout(index: int, seconds: float, by_notebook: bool, options: ExecOptions) -> _Failure:

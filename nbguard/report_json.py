@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,11 +13,36 @@ from typing import Any
 from nbguard import __version__
 from nbguard.errors import ConfigError
 from nbguard.model import NotebookReport, NotebookRun, Report
+from nbguard.secret_env import REDACTED, redactor
 
 SCHEMA = "nbguard-report/1"
 
 
 def to_json(report: Report) -> dict[str, Any]:
+    return redact(_report(report))
+
+
+def redact(data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` with every value of a secret-looking variable of nbguard's environment
+    replaced by ***: a last line of defence against a notebook that printed one."""
+    pattern = redactor()
+    if pattern is None:
+        return dict(data)
+    cleaned: dict[str, Any] = _redact(data, pattern)
+    return cleaned
+
+
+def _redact(value: Any, pattern: re.Pattern[str]) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(REDACTED, value)
+    if isinstance(value, Mapping):
+        return {_redact(key, pattern): _redact(item, pattern) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(item, pattern) for item in value]
+    return value
+
+
+def _report(report: Report) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "nbguard_version": __version__,
@@ -71,7 +97,7 @@ def _run(run: NotebookRun) -> dict[str, Any]:
 
 def write(report: Report | Mapping[str, Any], path: Path) -> None:
     """The report (or its JSON, as `nbguard run --since-report` extends it) as a file."""
-    data = to_json(report) if isinstance(report, Report) else report
+    data = to_json(report) if isinstance(report, Report) else redact(report)
     write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 

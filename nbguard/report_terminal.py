@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from nbguard.model import VERDICTS, EnvInfo, NotebookReport, NotebookRun, Report
+from nbguard.secret_env import REDACTED, redactor
 
 VERDICT_STYLE = {
     "ok": "green",
@@ -174,6 +175,12 @@ def _detail(nb: NotebookReport, baseline: str) -> str:
     return "\n".join(lines)
 
 
+def _redacted(text: str) -> str:
+    """No secret of nbguard's environment reaches the terminal, even if a notebook printed it."""
+    pattern = redactor()
+    return pattern.sub(REDACTED, text) if pattern else text
+
+
 def _shown(path: str) -> str:
     """A path relative to the current directory when it is below it."""
     try:
@@ -201,7 +208,7 @@ def render(report: Report, console: Console, report_path: str | None = None) -> 
         table.add_row(
             escape(nb.path),
             f"[{style}]{nb.verdict}[/]",
-            escape(_detail(nb, report.baseline)),
+            escape(_redacted(_detail(nb, report.baseline))),
             escape(blamed),
         )
     console.print(table)

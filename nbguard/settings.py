@@ -191,6 +191,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("since-report", _as_str, None, "nightly mode: report what is new since this earlier JSON report, fail only on new breakage", "FILE"),
     Setting("strict", _as_bool, False, "also fail (exit 1) on warnings and already-broken notebooks"),
     Setting("allow-changed", _as_bool, False, "do not fail (exit 1) on changed outputs, only on broken notebooks"),
+    Setting("pass-env", _as_str_list, (), "secret-looking environment variable (*TOKEN*, *SECRET*, *_KEY, AWS_*, ...) still passed to kernels: a name or glob", "NAME", True, True),
     Setting("startup-timeout", _as_seconds, 60.0, "seconds a kernel may take to start", "SECONDS"),
     Setting("blame", _as_bool, False, "confirm the culprit of each broken or changed notebook by rebuilding envs that revert (or upgrade) single packages; slower, cached"),
     Setting("keep-going", _as_bool, False, "after a failing cell, run the rest of the notebook and report the later independent errors too (not the NameErrors of names the failed cell never defined)"),
@@ -249,6 +250,7 @@ class Config:
     since_report: Path | None = None
     strict: bool = False
     allow_changed: bool = False
+    pass_env: tuple[str, ...] = ()
     startup_timeout: float | None = 60.0
     blame: bool = False
     keep_going: bool = False
