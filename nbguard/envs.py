@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from nbguard.model import EnvInfo
 from nbguard.settings import Config, EnvSpec
 
 # Bump when the layout of a cached env or the way it is built changes.
-_ENV_FORMAT = "nbguard-env/1"
+# 2: envs carry pip (a notebook's `%pip install` goes to a per-run PIP_TARGET, not the env).
+_ENV_FORMAT = "nbguard-env/2"
 _MARKER = "nbguard-env.json"
 # What every env needs on top of the course's requirements to run a kernel.
 KERNEL_REQUIREMENTS = ("ipykernel",)
@@ -276,7 +278,18 @@ class _Uv:
         # Kernels import the env's packages every run; without .pyc (uv writes none by
         # default, and PYTHONDONTWRITEBYTECODE is common) each import recompiles them.
         argv.append("--compile-bytecode")
-        return proc.run([*argv, *self._args()], env=_quiet_uv())
+        # Copies, not hard links into uv's cache: a notebook (or a disk) that damages a file
+        # of the env would otherwise damage the cache, and every env rebuilt from it.
+        argv += ["--link-mode", "copy"]
+        done = proc.run([*argv, *self._args()], env=_quiet_uv())
+        if done.ok:
+            # uv venvs have no pip; a notebook's `%pip install` would fail with "No module
+            # named pip" where a student's Jupyter works. Best effort: without a pip wheel
+            # (an offline course that ships none) the env is built without it.
+            seed: list[str | Path] = [self.uv, "pip", "install", "--quiet", "--no-deps"]
+            seed += ["--link-mode", "copy", "pip"]
+            proc.run([*seed, "--python", target / "bin" / "python", *self._args()], env=_quiet_uv())
+        return done
 
     def install_into(self, python: Path, project: Path, target: Path) -> proc.Completed:
         argv: list[str | Path] = [self.uv, "pip", "install", "--quiet", "--no-deps"]
@@ -401,6 +414,8 @@ def _materialize(
     target.parent.mkdir(parents=True, exist_ok=True)
     reused = _is_complete(target, fp)
     if not reused:
+        if target.exists():
+            progress(f"rebuilding {name}: its cached env is incomplete or damaged")
         progress(f"installing {name} ({len(parse_pins(lock))} packages)")
         with _locked(target.with_suffix(".lock")):
             if not _is_complete(target, fp):  # another nbguard may have built it meanwhile
@@ -456,20 +471,48 @@ def _reason(done: proc.Completed) -> str:
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+# Envs this process has seen start a kernel: the check costs a Python start-up, once.
+_VERIFIED: set[Path] = set()
+_VERIFIED_LOCK = threading.Lock()
+
+
 def _is_complete(target: Path, fp: str) -> bool:
+    """The env at `target` was fully built for `fp` (its marker, written last, says so) and
+    still works: its interpreter runs and imports ipykernel_launcher. A deleted bin/python, a
+    damaged file in site-packages, a leftover of an install that was killed, or a marker of
+    another fingerprint all make it incomplete, so it is rebuilt."""
     marker = target / _MARKER
     if not marker.is_file() or not (target / "bin" / "python").exists():
         return False
     try:
-        return bool(json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") == fp)
-    except (json.JSONDecodeError, OSError):
+        if json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") != fp:
+            return False
+    except (json.JSONDecodeError, OSError, AttributeError):
         return False
+    with _VERIFIED_LOCK:
+        if target in _VERIFIED:
+            return True
+    if not _kernel_starts(target / "bin" / "python").ok:
+        return False
+    with _VERIFIED_LOCK:
+        _VERIFIED.add(target)
+    return True
+
+
+# What `python -m ipykernel_launcher` needs, short of starting a kernel.
+_KERNEL_CHECK = "import ipykernel_launcher\nfrom ipykernel.kernelapp import launch_new_instance"
+
+
+def _kernel_starts(python: Path) -> proc.Completed:
+    return proc.run([python, "-c", _KERNEL_CHECK], timeout=120)
 
 
 def _install(
     resolver: _Uv | _PipTools, interp: Interpreter, target: Path, lock: str, fp: str, name: str
 ) -> str | None:
     """Build the venv; the marker is written last, so a half-built env is never reused."""
+    with _VERIFIED_LOCK:
+        _VERIFIED.discard(target)
     shutil.rmtree(target, ignore_errors=True)
     # The venv tool wants an absent target, so the lock waits beside it until the venv exists.
     lockfile = target.with_name(f"{target.name}.requirements.txt")
@@ -479,11 +522,15 @@ def _install(
         return f"cannot install env {name!r}: {_reason(done)}"
     lockfile.replace(target / "nbguard-lock.txt")
     python = target / "bin" / "python"
-    check = proc.run([python, "-c", "import ipykernel_launcher"], timeout=120)
+    check = _kernel_starts(python)
     if not check.ok:
         return f"a kernel cannot start in env {name!r}: {_reason(check)}"
     marker = {"format": _ENV_FORMAT, "fingerprint": fp, "python": interp.version, "env": name}
-    (target / _MARKER).write_text(json.dumps(marker, indent=2), encoding="utf-8")
+    partial = target / f"{_MARKER}.tmp"
+    partial.write_text(json.dumps(marker, indent=2), encoding="utf-8")
+    partial.replace(target / _MARKER)  # atomic: a marker is whole or absent
+    with _VERIFIED_LOCK:
+        _VERIFIED.add(target)
     return None
 
 

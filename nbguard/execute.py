@@ -148,6 +148,10 @@ class ExecOptions:
     # Secret-looking variables of nbguard's environment (secret_env.SECRET_PATTERNS) still
     # passed to kernels: exact names or fnmatch globs.
     pass_env: tuple[str, ...] = ()
+    # The kernel's address-space limit (RLIMIT_AS) in bytes; None = no limit.
+    memory_limit: int | None = None
+    # Characters of outputs (text, base64) one notebook run keeps; None = no cap.
+    max_output: int | None = 10 * 1024**2
 
 
 # -- the live-kernel registry (the only state shared between worker threads) ---------------
@@ -248,7 +252,7 @@ def execute_notebook(
             options=options,
             python=python,
             cwd=cwd,
-            kernels_dir=_write_kernelspec(workdir, python),
+            kernels_dir=_write_kernelspec(workdir, python, options.memory_limit),
             env=_kernel_env(course_root, scratch, options, workdir),
             workdir=workdir,
         )
@@ -422,8 +426,28 @@ def _remove_tree(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _write_kernelspec(workdir: Path, python: Path) -> Path:
-    """A kernelspec naming the env's interpreter by absolute path, with warning capture."""
+# Run before ipykernel when there is a memory limit: sets it (where the platform has
+# RLIMIT_AS), then starts ipykernel_launcher as `python -m` would, with its own arguments.
+_MEMORY_PRELUDE = (
+    "import runpy, sys\n"
+    "limit = int(sys.argv.pop(1))\n"
+    "try:\n"
+    "    import resource\n"
+    "except ImportError:\n"
+    "    pass\n"
+    "else:\n"
+    "    hard = resource.getrlimit(resource.RLIMIT_AS)[1]\n"
+    "    if hard != resource.RLIM_INFINITY:\n"
+    "        limit = min(limit, hard)\n"
+    "    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
+    "sys.argv[0] = 'ipykernel_launcher'\n"
+    "runpy.run_module('ipykernel_launcher', run_name='__main__', alter_sys=True)\n"
+)
+
+
+def _write_kernelspec(workdir: Path, python: Path, memory_limit: int | None = None) -> Path:
+    """A kernelspec naming the env's interpreter by absolute path, with warning capture and
+    the memory limit, if any."""
     kernels = workdir / "kernels"
     spec_dir = kernels / _KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
@@ -434,8 +458,11 @@ def _write_kernelspec(workdir: Path, python: Path) -> Path:
     spec = {
         "argv": [
             str(python),
-            "-m",
-            "ipykernel_launcher",
+            *(
+                ["-m", "ipykernel_launcher"]
+                if memory_limit is None
+                else ["-c", _MEMORY_PRELUDE, str(memory_limit)]
+            ),
             "-f",
             "{connection_file}",
             # Concurrent kernels must not share (and lock) one sqlite history file.
@@ -502,6 +529,51 @@ class _Outcome:
     later_errors: tuple[CellError, ...] = ()
 
 
+class _CappedClient(NotebookClient):
+    """A NotebookClient that keeps at most `budget` characters of outputs (stream text,
+    mime payloads, base64 images) for the whole run, so a notebook printing hundreds of MB
+    cannot fill nbguard's memory or its report.
+
+    Outputs past the cap are cut as they arrive: a stream's text is shortened, a rich
+    output loses its data (it stays in place, for display ids that point at it). Error
+    outputs and nbguard's warning records are always kept. Still held for a moment: each
+    single message as the kernel sends it, and data replaced through update_display_data.
+    """
+
+    def __init__(self, nb: Any, budget: int | None, **kwargs: Any) -> None:
+        super().__init__(nb, **kwargs)
+        self.budget = budget
+        self.used = 0
+        self.truncated = False
+
+    def output(
+        self, outs: list[Any], msg: dict[str, Any], display_id: str | None, cell_index: int
+    ) -> Any:
+        out = super().output(outs, msg, display_id, cell_index)
+        if out is None or self.budget is None:
+            return out
+        kind = out.get("output_type")
+        if kind == "stream":
+            text = _text(out.get("text", ""))
+            keep = max(0, self.budget - self.used)
+            if len(text) > keep:
+                out["text"], self.truncated = text[:keep], True
+            self.used += min(len(text), keep)
+        elif kind in ("execute_result", "display_data") and CAPTURE_MIME not in out.get("data", {}):
+            size = sum(len(_mime_text(mime, v)) for mime, v in out.get("data", {}).items())
+            if self.used + size > self.budget:
+                out["data"], self.truncated = {}, True
+            else:
+                self.used += size
+        return out
+
+
+def _truncation_note(budget: int) -> Any:
+    untyped: Any = nbformat
+    text = f"[nbguard: output truncated at {_size_text(budget)}]\n"
+    return untyped.v4.new_output("stream", name="stderr", text=text)
+
+
 class _Limit:
     """The timeout nbclient asks for before each cell (per-cell limit or what is left)."""
 
@@ -540,8 +612,9 @@ async def _run_kernel(job: _Job, transport: dict[str, str]) -> _Outcome:
         **transport,
     )
     limit = _Limit()
-    client = NotebookClient(
+    client = _CappedClient(
         job.nb,
+        job.options.max_output,
         km=km,
         kernel_name=_KERNEL_NAME,
         timeout_func=limit,
@@ -600,6 +673,7 @@ async def _run_cells(job: _Job, client: Any, km: Any, limit: _Limit, token: int 
     later: list[CellError] = []
     cascade = _Cascade()
     stopped = False
+    noted = False
     executed = 0
     for index, cell in enumerate(job.nb.cells):
         if cell.cell_type != "code":
@@ -642,7 +716,7 @@ async def _run_cells(job: _Job, client: Any, km: Any, limit: _Limit, token: int 
                 await client.async_execute_cell(cell, index, execution_count=executed)
             except CellExecutionError as exc:
                 error = _cell_error(index, cell.outputs, exc)
-                failure = _Failure("error", error, _error_reason(error))
+                failure = _Failure("error", error, _error_reason(error, options))
             except CellTimeoutError:
                 failure = _timeout(index, limit.seconds or 0.0, by_notebook, options)
             except DeadKernelError:
@@ -650,12 +724,22 @@ async def _run_cells(job: _Job, client: Any, km: Any, limit: _Limit, token: int 
                 error = CellError(
                     index, "DeadKernelError", f"the kernel died while cell {index} was running"
                 )
-                failure = _Failure("dead-kernel", error, _death_reason(index, km, token))
+                reason = _death_reason(index, km, token)
+                if options.memory_limit is not None and not _was_killed(token):
+                    reason += (
+                        f"; it may have run out of memory: kernels are limited to "
+                        f"{_size_text(options.memory_limit)} (memory-limit)"
+                    )
+                failure = _Failure("dead-kernel", error, reason)
             else:
                 # An error output here is one the cell is tagged to raise.
                 if not any(out.get("output_type") == "error" for out in cell.outputs):
                     status = "ok"
                     cascade.defined(cell.source)
+        if client.truncated and not noted and options.max_output is not None:
+            # Once, after the cell whose outputs reached the cap.
+            cell.outputs.append(_truncation_note(options.max_output))
+            noted = True
         outputs, found = _convert_outputs(index, cell.outputs)
         records.extend(found)
         cells.append(_cell_result(index, cell, flags, status, outputs))
@@ -692,8 +776,21 @@ class _Failure:
     reason: str | None = None
 
 
-def _error_reason(error: CellError) -> str | None:
+def _size_text(size: int) -> str:
+    """512 MB, 2 GB, 1.5 GB, 700 bytes: a size as the settings write it (units of 1024)."""
+    for unit, factor in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= factor:
+            return f"{size / factor:.3g} {unit}"
+    return f"{size} bytes"
+
+
+def _error_reason(error: CellError, options: ExecOptions) -> str | None:
     """What a cell error means when the exception alone would puzzle a course author."""
+    if error.ename == "MemoryError" and options.memory_limit is not None:
+        return (
+            f"cell {error.cell} ran out of memory: kernels are limited to "
+            f"{_size_text(options.memory_limit)} (memory-limit)"
+        )
     if error.ename == "StdinNotImplementedError":
         return (
             f"cell {error.cell} asked for keyboard input (input() or getpass), but notebooks "

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from nbguard import blame, compare, culprit, discover, envs, execute, hints, runspec
+from nbguard import blame, classify, compare, culprit, discover, envs, execute, hints, runspec
 from nbguard.errors import ConfigError
 from nbguard.interpreters import Interpreter
 from nbguard.model import (
@@ -220,12 +220,15 @@ def _execute_all(
             raise KeyboardInterrupt
         seen.run_started(task.notebook.path, task.env.name)
         assert task.env.interpreter is not None
+        kernel = runspec.kernel_options(
+            options, task.env.interpreter, site_paths.get(task.env.name)
+        )
         return execute.execute_notebook(
             task.notebook,
             config.course,
             task.env.name,
             task.env.interpreter,
-            runspec.kernel_options(options, task.env.interpreter, site_paths.get(task.env.name)),
+            own_pip_target(kernel, workdir),
             workdir,
         )
 
@@ -265,6 +268,18 @@ def _execute_all(
             raise
 
 
+def own_pip_target(options: execute.ExecOptions, workdir: Path) -> execute.ExecOptions:
+    """A notebook's `%pip install` / `!pip install` goes to a folder of its own run (PIP_TARGET,
+    first on its kernel's path), so it sees what it installed and the cached env that other
+    notebooks share never changes."""
+    target = workdir.resolve() / "pip-target"
+    return replace(
+        options,
+        kernel_env={**options.kernel_env, "PIP_TARGET": str(target)},
+        python_path=(target, *options.python_path),
+    )
+
+
 def _env_failed(notebook: Notebook, env: EnvInfo) -> NotebookRun:
     return NotebookRun(
         notebook=notebook.path,
@@ -289,6 +304,8 @@ def _compare(
     runs: dict[str, NotebookRun],
     built: dict[str, EnvInfo],
 ) -> NotebookReport:
+    # Runs that failed for want of Colab or the network say so.
+    runs = {name: classify.classified(run) for name, run in runs.items()}
     baseline = runs[config.baseline]
     options = runspec.compare_options(config)
     comparisons = []

@@ -29,6 +29,8 @@ def exec_options(config: Config) -> execute.ExecOptions:
         kernel_env={"PYTHONNOUSERSITE": "1"},
         keep_going=config.keep_going,
         pass_env=config.pass_env,
+        memory_limit=config.memory_limit,
+        max_output=config.max_output,
     )
 
 

@@ -73,6 +73,25 @@ def _as_seconds(value: object) -> float | None:
     return seconds or None
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def _as_size(value: object) -> int | None:
+    """Bytes, from a number or a size like "512M", "2G", "1.5GB" (units of 1024); 0, "none"
+    or "off" means no limit."""
+    if isinstance(value, str) and value.strip().lower() in {"none", "off"}:
+        return None
+    if isinstance(value, bool):
+        raise TypeError('a size such as "512M" or "2G" (0 for no limit)')
+    if isinstance(value, int | float) and value >= 0:
+        return int(value) or None
+    found = _SIZE.match(value) if isinstance(value, str) else None
+    if found is None:
+        raise TypeError('a size such as "512M" or "2G" (0 for no limit)')
+    return int(float(found.group(1)) * _SIZE_UNITS[found.group(2).lower()]) or None
+
+
 def _as_bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -192,6 +211,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("strict", _as_bool, False, "also fail (exit 1) on warnings and already-broken notebooks"),
     Setting("allow-changed", _as_bool, False, "do not fail (exit 1) on changed outputs, only on broken notebooks"),
     Setting("pass-env", _as_str_list, (), "secret-looking environment variable (*TOKEN*, *SECRET*, *_KEY, AWS_*, ...) still passed to kernels: a name or glob", "NAME", True, True),
+    Setting("memory-limit", _as_size, None, "address-space limit of each kernel, e.g. 2G or 512M (0: none); a notebook over it gets a MemoryError or a dead kernel", "SIZE"),
+    Setting("max-output", _as_size, 10 * 1024**2, "outputs kept per notebook run, e.g. 10M (0: no cap); the rest is cut off with a note", "SIZE"),
     Setting("startup-timeout", _as_seconds, 60.0, "seconds a kernel may take to start", "SECONDS"),
     Setting("blame", _as_bool, False, "confirm the culprit of each broken or changed notebook by rebuilding envs that revert (or upgrade) single packages; slower, cached"),
     Setting("keep-going", _as_bool, False, "after a failing cell, run the rest of the notebook and report the later independent errors too (not the NameErrors of names the failed cell never defined)"),
@@ -251,6 +272,8 @@ class Config:
     strict: bool = False
     allow_changed: bool = False
     pass_env: tuple[str, ...] = ()
+    memory_limit: int | None = None
+    max_output: int | None = 10 * 1024**2
     startup_timeout: float | None = 60.0
     blame: bool = False
     keep_going: bool = False
@@ -362,6 +385,11 @@ def load(
     # Each value was checked by its Setting's parser above, so the keyword types hold.
     config = Config(course, found[0] if found else None, specs, **values)  # type: ignore[arg-type]
     # "stored": the outputs saved in the notebooks are the baseline, every env is compared.
+    if config.baseline != "stored" and len(specs) < 2:
+        raise ConfigError(
+            f"only one env ({specs[0].name}) to run: configure a second one to compare with, "
+            "or compare with the outputs saved in the notebooks (--baseline stored)"
+        )
     if config.baseline != "stored" and config.baseline not in {spec.name for spec in specs}:
         raise ConfigError(
             f"baseline env {config.baseline!r} is not defined; envs are "

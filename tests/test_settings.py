@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nbguard import settings
+from nbguard import runspec, settings
 from nbguard.errors import ConfigError
 from nbguard.settings import EnvSpec
 
@@ -161,6 +161,44 @@ def test_a_timeout_of_zero_or_none_means_no_limit(course: Path, no_limit: str) -
     write(course / "nbguard.toml", f"timeout = {no_limit}\n")
 
     assert settings.load(course).timeout is None
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        ('"2G"', 2 * 1024**3),
+        ('"512M"', 512 * 1024**2),
+        ('"1.5GB"', 3 * 1024**3 // 2),
+        ('"64k"', 64 * 1024),
+        ("1000000", 1000000),
+        ("0", None),
+        ('"none"', None),
+    ],
+)
+def test_memory_limit_and_max_output_are_sizes(course: Path, value: str, size: int | None) -> None:
+    write(course / "nbguard.toml", f"memory-limit = {value}\nmax-output = {value}\n")
+
+    config = settings.load(course)
+
+    assert (config.memory_limit, config.max_output) == (size, size)
+    options = runspec.exec_options(config)
+    assert (options.memory_limit, options.max_output) == (size, size)
+
+
+def test_memory_limit_is_off_and_max_output_10m_by_default(course: Path) -> None:
+    config = settings.load(course, overrides={"memory-limit": "1G"})
+
+    assert (config.memory_limit, config.max_output) == (1024**3, 10 * 1024**2)
+    assert settings.load(course).memory_limit is None
+
+
+@pytest.mark.parametrize("bad", ['"lots"', "-1", "true", '"2X"'])
+def test_a_bad_size_names_the_key(course: Path, bad: str) -> None:
+    toml = write(course / "nbguard.toml", f"memory-limit = {bad}\n")
+
+    message = config_error(course)
+
+    assert message.startswith(f"memory-limit in [tool.nbguard] of {toml} must be a size")
 
 
 def test_find_links_are_relative_to_the_config_file(course: Path, tmp_path: Path) -> None:

@@ -215,3 +215,80 @@ def test_invalid_json_is_an_error_with_a_one_line_reason(
     assert result.reason is not None and "\n" not in result.reason
     assert result.reason.startswith("cannot read broken.ipynb")
     assert result.cells == ()
+
+
+GIB = 1024**3
+
+
+def test_memory_bomb_under_a_memory_limit_is_a_memory_error(run: Runner) -> None:
+    options = ExecOptions(cell_timeout=30, memory_limit=GIB)
+    result = run("x = bytearray(10**11)", "print('never')", options=options)
+
+    assert result.status == "error"
+    assert result.error is not None and result.error.ename == "MemoryError"
+    assert result.reason == "cell 0 ran out of memory: kernels are limited to 1 GB (memory-limit)"
+    assert [cell.status for cell in result.cells] == ["error", "not-run"]
+
+
+def test_growing_memory_bomb_under_a_memory_limit_ends_with_a_clear_reason(run: Runner) -> None:
+    options = ExecOptions(cell_timeout=60, memory_limit=GIB)
+    started = time.monotonic()
+    result = run(
+        "print('before')",
+        "x = [bytearray(10**7) for _ in range(10**5)]",
+        "print('never')",
+        options=options,
+    )
+
+    assert time.monotonic() - started < 60
+    # Python raises MemoryError when malloc fails; if the limit strikes where no exception
+    # can be raised the kernel dies instead. Either way the reason names the limit.
+    assert result.status in ("error", "dead-kernel")
+    assert result.reason is not None and "limited to 1 GB (memory-limit)" in result.reason
+    assert result.error is not None and result.error.cell == 1
+    assert [cell.status for cell in result.cells] == ["ok", "error", "not-run"]
+    assert result.cells[0].outputs[0].data == {"stdout": "before\n"}
+
+
+def test_memory_limit_leaves_a_modest_notebook_alone(run: Runner) -> None:
+    options = ExecOptions(cell_timeout=30, memory_limit=GIB)
+    result = run("import sys\nx = bytearray(10**8)\nprint(len(x), sys.argv[0])", options=options)
+
+    assert result.status == "ok", result.reason
+    assert result.cells[0].outputs[0].data["stdout"].startswith("100000000 ")
+
+
+MIB = 1024**2
+TRUNCATED_1MB = "[nbguard: output truncated at 1 MB]\n"
+
+
+def test_huge_output_is_capped_with_a_note(run: Runner) -> None:
+    options = ExecOptions(cell_timeout=60, max_output=MIB)
+    started = time.monotonic()
+    result = run(
+        "print('small')",
+        "print('x' * 50 * 10**6)",
+        "from IPython.display import display\ndisplay({'text/plain': 'y' * 10**6}, raw=True)",
+        "print('after')",
+        options=options,
+    )
+
+    assert time.monotonic() - started < 30
+    assert result.status == "ok", result.reason
+    kept = [text for cell in result.cells for out in cell.outputs for text in out.data.values()]
+    assert sum(map(len, kept)) < MIB + 100
+    assert kept[0] == "small\n"
+    assert kept[1] == "x" * (MIB - len("small\n"))
+    assert kept[2] == TRUNCATED_1MB  # once, after the cell that reached the cap
+    assert result.cells[1].outputs[-1].data == {"stderr": TRUNCATED_1MB}
+    assert result.cells[2].outputs[0].data == {}  # a rich output past the cap loses its data
+    assert result.cells[3].outputs[0].data == {"stdout": ""}
+    assert _printed(result).count("[nbguard: output truncated") == 1
+
+
+def test_output_under_the_cap_is_kept_whole(run: Runner) -> None:
+    result = run("print('x' * 10**5)", options=ExecOptions(cell_timeout=20, max_output=MIB))
+
+    assert result.status == "ok"
+    assert result.cells[0].outputs[0].data == {"stdout": "x" * 10**5 + "\n"}
+    assert "truncated" not in _printed(result)

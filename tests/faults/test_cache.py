@@ -1,0 +1,165 @@
+"""Integration tier: the env cache survives damage, a killed install, two nbguard processes
+at once, and notebooks that `%pip install` into their env."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbguard import cli, envs
+from tests.conftest import offline_args
+from tests.test_run_integration import _course
+
+pytestmark = pytest.mark.integration
+
+WOBBLE_VERSION = "from importlib.metadata import version\nprint(version('nbguard-demo-wobble'))"
+
+
+def _version_is(expected: str) -> str:
+    return (
+        "from importlib.metadata import version\n"
+        f"assert version('nbguard-demo-wobble') == {expected!r}, version('nbguard-demo-wobble')"
+    )
+
+
+def _one_env(course: Path, wheels: Path) -> Path:
+    """Two envs of the same pins (one venv in the cache): these tests are about the cache,
+    not about comparing envs."""
+    (course / "nbguard.toml").write_text(
+        f'find-links = ["{wheels}"]\nbaseline = "locked"\n'
+        '[envs.locked]\nrequirements = "requirements.txt"\n'
+        '[envs.again]\nrequirements = "requirements.txt"\n'
+    )
+    return course
+
+
+def _run(course: Path, cache: Path, report: Path, *extra: str) -> dict[str, Any]:
+    code = cli.main(["run", str(course), *offline_args(cache), "--report", str(report), *extra])
+    data: dict[str, Any] = json.loads(report.read_text())
+    assert code == 0, data
+    return data
+
+
+def _env_dir(cache: Path, report: dict[str, Any]) -> Path:
+    env = cache / "envs" / str(report["envs"]["locked"]["fingerprint"])[:16]
+    assert env.is_dir()
+    return env
+
+
+def _forget_verified(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each nbguard run is a new process; so is each step of these tests."""
+    monkeypatch.setattr(envs, "_VERIFIED", set())
+
+
+def _truncate_ipykernel(env: Path) -> None:
+    (kernelapp,) = env.glob("lib/python*/site-packages/ipykernel/kernelapp.py")
+    text = kernelapp.read_text()
+    kernelapp.write_text(text[: len(text) // 3])
+
+
+def _other_fingerprint(env: Path) -> None:
+    marker = env / "nbguard-env.json"
+    data = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**data, "fingerprint": "0" * 64}))
+
+
+DAMAGE = {
+    "python-deleted": lambda env: (env / "bin" / "python").unlink(),
+    "ipykernel-truncated": _truncate_ipykernel,
+    "killed-mid-install": lambda env: (env / "nbguard-env.json").unlink(),
+    "marker-of-another-fingerprint": _other_fingerprint,
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_or_half_built_env_is_rebuilt(
+    damage: str,
+    tmp_path: Path,
+    fixture_wheels: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    course = _one_env(
+        _course(tmp_path, {"nb.ipynb": [WOBBLE_VERSION]}, fixture_wheels), fixture_wheels
+    )
+    cache = tmp_path / "cache"
+    first = _run(course, cache, tmp_path / "1.json")
+    assert first["envs"]["locked"]["reused"] is False
+    _forget_verified(monkeypatch)
+    assert _run(course, cache, tmp_path / "2.json")["envs"]["locked"]["reused"] is True
+
+    DAMAGE[damage](_env_dir(cache, first))
+    _forget_verified(monkeypatch)
+    third = _run(course, cache, tmp_path / "3.json")
+    assert third["envs"]["locked"]["reused"] is False
+    assert _env_dir(cache, third) == _env_dir(cache, first)
+    (nb,) = third["notebooks"]
+    assert nb["runs"]["locked"]["status"] == "ok", nb["runs"]["locked"]
+    assert nb["verdict"] == "ok"
+    # And the rebuilt env is whole again: the next run takes it as it is.
+    _forget_verified(monkeypatch)
+    assert _run(course, cache, tmp_path / "4.json")["envs"]["locked"]["reused"] is True
+
+
+def test_two_nbguard_processes_share_a_fresh_cache(tmp_path: Path, fixture_wheels: Path) -> None:
+    course = _course(
+        tmp_path,
+        {"a.ipynb": ["import wobble\nprint(wobble.mean([1, 2, 3]))"], "b.ipynb": ["print(1)"]},
+        fixture_wheels,
+    )
+    cache = tmp_path / "cache"
+    procs = []
+    for n in (1, 2):
+        argv = [sys.executable, "-m", "nbguard", "run", str(course), *offline_args(cache)]
+        argv += ["--report", str(tmp_path / f"r{n}.json")]
+        procs.append(
+            subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    results = [p.communicate(timeout=600) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert codes[0] == codes[1] == 0, results
+    for (_, err), n in zip(results, (1, 2), strict=True):
+        assert "Traceback" not in err
+        report = json.loads((tmp_path / f"r{n}.json").read_text())
+        assert {nb["path"]: nb["verdict"] for nb in report["notebooks"]} == {
+            "a.ipynb": "ok",
+            "b.ipynb": "ok",
+        }
+        assert all(env["error"] is None for env in report["envs"].values())
+    # One env per fingerprint, each built once and whole.
+    for env in (cache / "envs").iterdir():
+        if env.is_dir():
+            assert (env / "nbguard-env.json").is_file()
+
+
+def test_pip_install_in_a_notebook_does_not_change_the_shared_env(
+    tmp_path: Path, fixture_wheels: Path
+) -> None:
+    install = f"%pip install --no-index --find-links {fixture_wheels} nbguard-demo-wobble==2.0"
+    course = _one_env(
+        _course(
+            tmp_path,
+            {
+                "a_installs.ipynb": [install, _version_is("2.0")],
+                "b_after.ipynb": [_version_is("1.0")],
+            },
+            fixture_wheels,
+        ),
+        fixture_wheels,
+    )
+    cache = tmp_path / "cache"
+    report = _run(course, cache, tmp_path / "r.json", "--jobs", "1")
+    runs = {nb["path"]: nb["runs"]["locked"] for nb in report["notebooks"]}
+    # The installing notebook sees what it installed, as a student would ...
+    assert runs["a_installs.ipynb"]["status"] == "ok", runs["a_installs.ipynb"]
+    # ... and the notebook after it still gets the course's pinned version.
+    assert runs["b_after.ipynb"]["status"] == "ok", runs["b_after.ipynb"]
+    installed = [
+        p.name for p in _env_dir(cache, report).glob("lib/python*/site-packages/*.dist-info")
+    ]
+    assert "nbguard_demo_wobble-1.0.dist-info" in installed
+    assert "nbguard_demo_wobble-2.0.dist-info" not in installed
