@@ -150,6 +150,9 @@ class ExecOptions:
     pass_env: tuple[str, ...] = ()
     # The kernel's address-space limit (RLIMIT_AS) in bytes; None = no limit.
     memory_limit: int | None = None
+    # No network for the kernel: it starts in a new, empty Linux network namespace (it talks
+    # to nbguard over Unix sockets, which namespaces leave alone).
+    offline: bool = False
     # Characters of outputs (text, base64) one notebook run keeps; None = no cap.
     max_output: int | None = 10 * 1024**2
 
@@ -252,7 +255,7 @@ def execute_notebook(
             options=options,
             python=python,
             cwd=cwd,
-            kernels_dir=_write_kernelspec(workdir, python, options.memory_limit),
+            kernels_dir=_write_kernelspec(workdir, python, options.memory_limit, options.offline),
             env=_kernel_env(course_root, scratch, options, workdir),
             workdir=workdir,
         )
@@ -445,7 +448,9 @@ _MEMORY_PRELUDE = (
 )
 
 
-def _write_kernelspec(workdir: Path, python: Path, memory_limit: int | None = None) -> Path:
+def _write_kernelspec(
+    workdir: Path, python: Path, memory_limit: int | None = None, offline: bool = False
+) -> Path:
     """A kernelspec naming the env's interpreter by absolute path, with warning capture and
     the memory limit, if any."""
     kernels = workdir / "kernels"
@@ -457,6 +462,7 @@ def _write_kernelspec(workdir: Path, python: Path, memory_limit: int | None = No
     loader = f"if __import__('runpy').run_path({str(_CAPTURE_SOURCE)!r}): pass"
     spec = {
         "argv": [
+            *(["unshare", "--net", "--"] if offline else []),
             str(python),
             *(
                 ["-m", "ipykernel_launcher"]

@@ -12,7 +12,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from nbguard import blame, classify, compare, culprit, discover, envs, execute, hints, runspec
+from nbguard import (
+    blame,
+    classify,
+    compare,
+    culprit,
+    discover,
+    envs,
+    execute,
+    hints,
+    proc,
+    runspec,
+)
 from nbguard.errors import ConfigError
 from nbguard.interpreters import Interpreter
 from nbguard.model import (
@@ -78,6 +89,14 @@ def run(config: Config, observer: Observer | None = None) -> Report:
     """
     seen = observer or Silent()
     started = time.monotonic()
+    if config.offline:
+        # Said once, up front, rather than as a kernel that cannot start in every notebook.
+        probe = proc.run(["unshare", "--net", "--", "true"], timeout=30)
+        if not probe.ok:
+            raise ConfigError(
+                "--offline needs Linux network namespaces (unshare --net), which this machine "
+                f"does not allow: {probe.last_lines(1) or 'unshare failed'}"
+            )
     # Look up every interpreter first: a missing Python is a setup error, before any work.
     interps = {spec.name: envs.interpreter_for(spec) for spec in config.envs}
     notebooks = discover.discover(config.course, config.notebooks, config.exclude, ALWAYS_EXCLUDED)

@@ -28,6 +28,7 @@ def exec_options(config: Config) -> execute.ExecOptions:
         # No user site-packages: a kernel sees its env's packages and nothing else.
         kernel_env={"PYTHONNOUSERSITE": "1"},
         keep_going=config.keep_going,
+        offline=config.offline,
         pass_env=config.pass_env,
         memory_limit=config.memory_limit,
         max_output=config.max_output,

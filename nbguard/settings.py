@@ -215,6 +215,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max-output", _as_size, 10 * 1024**2, "outputs kept per notebook run, e.g. 10M (0: no cap); the rest is cut off with a note", "SIZE"),
     Setting("startup-timeout", _as_seconds, 60.0, "seconds a kernel may take to start", "SECONDS"),
     Setting("blame", _as_bool, False, "confirm the culprit of each broken or changed notebook by rebuilding envs that revert (or upgrade) single packages; slower, cached"),
+    Setting("offline", _as_bool, False, "run kernels without network (a Linux network namespace), so a nightly check is deterministic and network use is reported as such"),
     Setting("keep-going", _as_bool, False, "after a failing cell, run the rest of the notebook and report the later independent errors too (not the NameErrors of names the failed cell never defined)"),
     Setting("tolerance", _as_tolerance, 1e-6, "relative difference numbers in outputs may show and still be equal (a notebook's or cell's metadata nbguard.tolerance overrides it)", "REL"),
     Setting("abs-tolerance", _as_tolerance, 1e-12, "absolute difference numbers near zero may show and still be equal", "ABS"),
@@ -277,6 +278,7 @@ class Config:
     startup_timeout: float | None = 60.0
     blame: bool = False
     keep_going: bool = False
+    offline: bool = False
     tolerance: float = 1e-6
     abs_tolerance: float = 1e-12
     image_threshold: float = 0.01

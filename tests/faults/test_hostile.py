@@ -292,3 +292,49 @@ def test_output_under_the_cap_is_kept_whole(run: Runner) -> None:
     assert result.status == "ok"
     assert result.cells[0].outputs[0].data == {"stdout": "x" * 10**5 + "\n"}
     assert "truncated" not in _printed(result)
+
+
+def test_offline_kernels_have_no_network_but_still_run(tmp_path: Path) -> None:
+    """--offline: a notebook that talks to the network fails as such; the rest runs."""
+    import contextlib
+    import socket
+    import threading
+
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from nbguard.execute import ExecOptions, execute_notebook
+    from nbguard.model import Notebook
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve_once() -> None:
+        with contextlib.suppress(OSError):
+            connection, _ = server.accept()
+            connection.close()
+
+    threading.Thread(target=serve_once, daemon=True).start()
+    course = tmp_path / "course"
+    course.mkdir()
+    source = (
+        f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=5)\nprint('on')"
+    )
+    nbformat.write(new_notebook(cells=[new_code_cell("print(1 + 1)"), new_code_cell(source)]),
+                   course / "net.ipynb")  # fmt: skip
+    notebook = Notebook("net.ipynb", "0" * 64, kernel_name="python3", language="python")
+
+    def run(offline: bool) -> Any:
+        options = ExecOptions(cell_timeout=30, offline=offline)
+        return execute_notebook(
+            notebook, course, "locked", PYTHON, options, tmp_path / str(offline)
+        )
+
+    try:
+        online, offline = run(False), run(True)
+    finally:
+        server.close()
+    assert online.status == "ok"
+    assert offline.status == "error"
+    assert offline.error is not None and offline.error.cell == 1
+    assert offline.cells[0].outputs[0].data == {"stdout": "2\n"}
