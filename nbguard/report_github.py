@@ -6,6 +6,8 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
+from nbguard.report_text import error_line, first_line
+
 ORDER = ("broken", "changed", "already-broken", "warnings", "fixed", "ok", "skipped")
 MAX_LINES = 12  # one annotation's message; GitHub shows it folded, the report has the rest
 
@@ -18,19 +20,6 @@ def escape_data(value: str) -> str:
 def escape_property(value: str) -> str:
     """A `key=value` property: also `:` and `,`, which would end the value early."""
     return escape_data(value).replace(":", "%3A").replace(",", "%2C")
-
-
-def _first_line(value: object, limit: int = 200) -> str:
-    stripped = str(value or "").strip()
-    line = stripped.splitlines()[0] if stripped else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _error_line(run: Mapping[str, Any]) -> str:
-    error = run.get("error")
-    if error:
-        return f"cell {error['cell']}: {error['ename']}: {_first_line(error['evalue'])}"
-    return _first_line(run.get("reason") or run.get("status") or "")
 
 
 def _culprit(nb: Mapping[str, Any]) -> list[str]:
@@ -54,10 +43,10 @@ def _new_warnings(nb: Mapping[str, Any], baseline: str) -> list[str]:
             if name == baseline or key in known:
                 continue
             known.add(key)
-            lines.append(f"{name} cell {record['cell']}: {key[0]}: {_first_line(key[1])}")
+            lines.append(f"{name} cell {record['cell']}: {key[0]}: {first_line(key[1])}")
     if not lines:  # only the baseline warns: still about the course's code, so say it
         lines = [
-            f"{baseline} cell {r['cell']}: {r['category']}: {_first_line(r['message'])}"
+            f"{baseline} cell {r['cell']}: {r['category']}: {first_line(r['message'])}"
             for r in (runs.get(baseline) or {}).get("warnings", [])
         ]
     return lines
@@ -69,22 +58,22 @@ def _message(nb: Mapping[str, Any], baseline: str) -> list[str]:
     lines: list[str] = []
     if verdict == "broken":
         lines += [
-            f"{name}: {_error_line(run)}"
+            f"{name}: {error_line(run)}"
             for name, run in runs.items()
             if name != baseline and run.get("status") not in {"ok", "skipped"}
         ]
         lines += [
             f"{baseline} already warned, cell {r['cell']}: {r['category']}: "
-            f"{_first_line(r['message'])}"
+            f"{first_line(r['message'])}"
             for r in nb.get("foreshadowing") or []
         ]
     elif verdict == "already-broken":
-        lines.append(f"fails in {baseline} too: {_error_line(runs.get(baseline) or {})}")
+        lines.append(f"fails in {baseline} too: {error_line(runs.get(baseline) or {})}")
     if verdict in {"broken", "changed"}:
         for change in nb.get("changes") or []:
             if verdict == "broken" and change.get("kind") == "error":
                 continue  # the error line above says it
-            after = _first_line(change.get("after"), 120)
+            after = first_line(change.get("after"), 120)
             lines.append(f"{change.get('env')} cell {change['cell']}: {change['kind']}: {after}")
     if verdict == "warnings":
         lines += _new_warnings(nb, baseline)

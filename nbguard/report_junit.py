@@ -9,6 +9,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
+from nbguard.report_text import error_line, first_line
+
 # XML 1.0 allows only tab, LF, CR and these ranges; one NUL in a notebook's output would
 # otherwise make the whole file unparsable for the reporter.
 _INVALID_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -19,19 +21,6 @@ MAX_TEXT = 20_000  # per failure body: reporters show it inline, the JSON report
 def clean(value: object) -> str:
     """Text safe in an XML 1.0 document (ElementTree escapes markup, not these)."""
     return _INVALID_XML.sub("", _ANSI.sub("", "" if value is None else str(value)))
-
-
-def _first_line(value: object, limit: int = 200) -> str:
-    stripped = str(value or "").strip()
-    line = stripped.splitlines()[0] if stripped else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _error_line(run: Mapping[str, Any]) -> str:
-    error = run.get("error")
-    if error:
-        return f"cell {error['cell']}: {error['ename']}: {_first_line(error['evalue'])}"
-    return _first_line(run.get("reason") or run.get("status") or "")
 
 
 def _classname(path: str) -> str:
@@ -55,13 +44,13 @@ def _body(nb: Mapping[str, Any], env: str, baseline: str) -> str:
         run = runs.get(name) or {}
         error = run.get("error")
         if run.get("status") not in {None, "ok", "skipped"}:
-            lines.append(f"{name}: {run.get('status')}: {_error_line(run)}")
+            lines.append(f"{name}: {run.get('status')}: {error_line(run)}")
             if error and "\n" in str(error.get("evalue", "")).strip():
                 lines.append(str(error["evalue"]))
             if run.get("reason") and error:
                 lines.append(f"{name}: {run['reason']}")
             lines += [
-                f"{name}: later, cell {e['cell']}: {e['ename']}: {_first_line(e['evalue'])}"
+                f"{name}: later, cell {e['cell']}: {e['ename']}: {first_line(e['evalue'])}"
                 for e in run.get("later_errors") or []
             ]
     for change in nb.get("changes") or []:
@@ -99,9 +88,9 @@ def _body(nb: Mapping[str, Any], env: str, baseline: str) -> str:
 def _message(nb: Mapping[str, Any], verdict: str, env: str, baseline: str) -> str:
     runs: Mapping[str, Mapping[str, Any]] = nb.get("runs") or {}
     if verdict == "broken" and (runs.get(env) or {}).get("status") != "ok":
-        return _error_line(runs[env])
+        return error_line(runs[env])
     if verdict in {"already-broken", "fixed"}:
-        return f"{verdict}: {baseline} {_error_line(runs.get(baseline) or {})}"
+        return f"{verdict}: {baseline} {error_line(runs.get(baseline) or {})}"
     changes = [c for c in nb.get("changes") or [] if c.get("env") == env]
     if verdict in {"broken", "changed"} and changes:
         first = changes[0]

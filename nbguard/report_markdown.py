@@ -9,6 +9,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from nbguard.report_text import first_line
+
 # Worst first, as the terminal orders them: the rows someone must act on lead.
 ORDER = ("broken", "changed", "already-broken", "warnings", "fixed", "ok", "skipped")
 QUIET = frozenset({"ok", "skipped"})
@@ -49,8 +51,7 @@ def _cut(line: str, limit: int) -> str:
 
 
 def _first_line(value: object, limit: int = 160) -> str:
-    stripped = str(value or "").strip()
-    return _cut(stripped.splitlines()[0], limit) if stripped else ""
+    return first_line(value, limit)
 
 
 def fenced(body: str, lang: str = "") -> str:
