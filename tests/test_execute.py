@@ -17,6 +17,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from nbguard.execute import CAPTURE_MIME, ExecOptions, execute_notebook, kill_all_kernels
 from nbguard.model import Notebook, NotebookRun, Tolerance
+from tests.procs import live_kernels
 
 pytestmark = pytest.mark.kernel
 
@@ -49,23 +50,7 @@ Runner = Callable[..., NotebookRun]
 
 def _kernel_children() -> list[int]:
     """Kernel processes this test process started that are still alive (Linux /proc)."""
-    alive = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return alive
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        fields = stat.rpartition(")")[2].split()
-        state, ppid = fields[0], int(fields[1])
-        if ppid == os.getpid() and state != "Z" and b"ipykernel_launcher" in cmdline:
-            alive.append(int(entry.name))
-    return alive
+    return sorted(live_kernels(parent=os.getpid()))
 
 
 def _process_alive(pid: int) -> bool:

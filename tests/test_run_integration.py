@@ -18,6 +18,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbguard import cli, interpreters
 from nbguard.errors import InterpreterNotFound
 from tests.conftest import DEMO_COURSE, kernel_wheelhouse, offline_args, snapshot
+from tests.procs import live_kernels
 
 pytestmark = pytest.mark.integration
 
@@ -114,19 +115,8 @@ def test_course_package_is_importable_and_data_paths_are_relative(
 
 
 def _kernel_processes(marker: str) -> list[int]:
-    """PIDs of live processes whose command line mentions `marker`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().split(")")[-1].split()[0]
-        except OSError:
-            continue
-        if marker in cmdline and "ipykernel" in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
+    """PIDs of live kernels whose command line mentions `marker`."""
+    return sorted(live_kernels(marker=marker))
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="counts processes through /proc (Linux)")

@@ -4,7 +4,6 @@ stop their kernels without port races or leftover kernel processes."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from nbguard.execute import ExecOptions, execute_notebook
 from nbguard.model import Notebook, NotebookRun
+from tests.procs import live_kernels
 
 pytestmark = pytest.mark.kernel
 
@@ -23,20 +23,7 @@ NOTEBOOKS = 20
 
 def _kernel_processes() -> set[int]:
     """PIDs of this user's live ipykernel_launcher processes (Linux /proc)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if entry.stat().st_uid != os.getuid():
-                continue
-            cmdline = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if b"ipykernel_launcher" in cmdline and state != "Z":
-            found.add(int(entry.name))
-    return found
+    return live_kernels(marker="ipykernel_launcher")
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="counts processes through /proc")
