@@ -17,17 +17,9 @@ from types import FrameType
 from rich.console import Console
 from rich.markup import escape
 
-from nbguard import (
-    __version__,
-    formats,
-    init,
-    nightly,
-    pipeline,
-    report_json,
-    report_terminal,
-    settings,
-)
+from nbguard import __version__, init, pipeline, settings
 from nbguard.errors import NbguardError
+from nbguard.report import formats, json_report, nightly, terminal
 
 EXIT_USAGE = 2
 EXIT_SIGINT = 130
@@ -187,16 +179,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         config = _load_config(args)
         earlier = nightly.load_previous(config.since_report) if config.since_report else None
-        with report_terminal.LiveProgress(console) as progress:
+        with terminal.LiveProgress(console) as progress:
             report = pipeline.run(config, progress)
-        data = report_json.to_json(report)
+        data = json_report.to_json(report)
         if earlier is not None:
             data["since"] = nightly.since(earlier, data)
-        report_json.write(data, config.report)
+        json_report.write(data, config.report)
         formats.write(data, html=config.html, markdown=config.markdown, junit=config.junit)
-        report_terminal.render(report, console, str(config.report))
+        terminal.render(report, console, str(config.report))
         if "since" in data:
-            report_terminal.render_since(data["since"], console)
+            terminal.render_since(data["since"], console)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             # Printed to stdout, where the runner turns them into annotations on the notebooks.
             for line in formats.github_annotations(data):
@@ -218,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _rerender(args: argparse.Namespace, console: Console) -> int:
-    data = report_json.read(args.json_report)
+    data = json_report.read(args.json_report)
     written = formats.write(data, html=args.html, markdown=args.markdown, junit=args.junit)
     for path in written:
         console.print(f"wrote {escape(str(path))}")

@@ -12,20 +12,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from nbguard import (
-    blame,
-    classify,
-    compare,
-    culprit,
-    discover,
-    envs,
-    execute,
-    hints,
-    proc,
-    runspec,
-)
+from nbguard import blame, compare, discover, envs, execute, proc, runspec
+from nbguard.blame import hints
+from nbguard.blame import infer as culprit
+from nbguard.compare import classify
+from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import ConfigError
-from nbguard.interpreters import Interpreter
 from nbguard.model import (
     BlameCost,
     EnvInfo,

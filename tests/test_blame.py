@@ -12,7 +12,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from nbguard import blame, discover, envs, interpreters, pipeline, settings
+from nbguard import blame, discover, envs, pipeline, settings
+from nbguard.envs import interpreters
 from nbguard.errors import InterpreterNotFound
 from nbguard.model import Report
 from nbguard.settings import Config

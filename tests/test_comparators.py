@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nbguard.comparators import (
+from nbguard.compare.text import (
     MAX_DIFF_LINES,
     Difference,
     TextKind,

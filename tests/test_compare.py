@@ -10,6 +10,14 @@ from typing import Any
 import pytest
 
 from nbguard.compare import CompareOptions, compare_runs, notebook_verdict, options_for
+from nbguard.compare.normalize import (
+    NORMALIZERS,
+    mask_volatile_numbers,
+    normalize_output,
+    normalize_outputs,
+    normalize_text,
+    normalizers_for,
+)
 from nbguard.errors import ConfigError
 from nbguard.model import (
     CellError,
@@ -25,14 +33,6 @@ from nbguard.model import (
     Tolerance,
     Verdict,
     WarningRecord,
-)
-from nbguard.normalize import (
-    NORMALIZERS,
-    mask_volatile_numbers,
-    normalize_output,
-    normalize_outputs,
-    normalize_text,
-    normalizers_for,
 )
 
 PAIRS = Path(__file__).resolve().parent.parent / "fixtures" / "compare-pairs"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nbguard.culprit import infer
+from nbguard.blame.infer import infer
 from nbguard.model import (
     CellError,
     CellResult,

@@ -16,8 +16,8 @@ from nbguard.envs import (
     parse_pins,
     requirement_lines,
 )
+from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import NbguardError
-from nbguard.interpreters import Interpreter
 from nbguard.model import EnvInfo
 from nbguard.settings import EnvSpec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbguard.hints import fix_hint, foreshadowing
+from nbguard.blame.hints import fix_hint, foreshadowing
 from nbguard.model import CellError, WarningRecord
 
 # (library and version, the message as the library words it, the hint a user should see)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from nbguard.images import compare_images
+from nbguard.compare.images import compare_images
 
 Point = tuple[float, float]
 

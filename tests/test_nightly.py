@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from nbguard.errors import ConfigError
-from nbguard.nightly import load_previous, since
+from nbguard.report.nightly import load_previous, since
 
 
 def _nb(path: str, verdict: str, *, cell: int | None = None, ename: str | None = None,

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from nbguard import report_html, report_json
 from nbguard.model import (
     CellError,
     Change,
@@ -28,6 +27,7 @@ from nbguard.model import (
     Report,
     WarningRecord,
 )
+from nbguard.report import html_page, json_report
 
 SCRIPT_PAYLOAD = "<script>alert(1)</script>"
 IMG_PAYLOAD = "<img src=x onerror=alert(1)>"
@@ -140,22 +140,22 @@ def _report(script: str = SCRIPT_PAYLOAD, img: str = IMG_PAYLOAD) -> dict[str, A
         created="2026-01-05T10:00:00+00:00",
         duration_s=12.5,
     )
-    return report_json.to_json(report)
+    return json_report.to_json(report)
 
 
 @pytest.fixture(scope="module")
 def page() -> str:
-    return report_html.render(_report())
+    return html_page.render(_report())
 
 
 def _without_script(page: str) -> str:
     """The page with the one inline script removed (its source mentions no payload anyway)."""
-    return page.replace(report_html.SCRIPT, "")
+    return page.replace(html_page.SCRIPT, "")
 
 
 def test_every_notebook_path_appears_escaped(page: str) -> None:
     for nb in _report()["notebooks"]:
-        assert report_html._e(nb["path"]) in page
+        assert html_page._e(nb["path"]) in page
         assert f'data-verdict="{nb["verdict"]}"' in page
 
 
@@ -225,25 +225,25 @@ def test_images_embedded_only_for_allowed_mimes(page: str) -> None:
 
 def test_data_url_validates_payload_and_mime() -> None:
     png = _png((1, 2, 3))
-    assert report_html.data_url("image/png", png) == f"data:image/png;base64,{png}"
+    assert html_page.data_url("image/png", png) == f"data:image/png;base64,{png}"
     wrapped = "\n".join(png[i : i + 76] for i in range(0, len(png), 76))  # nbformat style
-    assert report_html.data_url("image/png", wrapped) == f"data:image/png;base64,{png}"
-    assert report_html.data_url("image/jpeg", png) is None  # bytes are not a JPEG
-    assert report_html.data_url("image/svg+xml", base64.b64encode(b"<svg/>").decode()) is None
-    assert report_html.data_url("text/html", png) is None
-    assert report_html.data_url("image/png", 'AAAA"onerror="x') is None
-    assert report_html.data_url("image/png", "") is None
+    assert html_page.data_url("image/png", wrapped) == f"data:image/png;base64,{png}"
+    assert html_page.data_url("image/jpeg", png) is None  # bytes are not a JPEG
+    assert html_page.data_url("image/svg+xml", base64.b64encode(b"<svg/>").decode()) is None
+    assert html_page.data_url("text/html", png) is None
+    assert html_page.data_url("image/png", 'AAAA"onerror="x') is None
+    assert html_page.data_url("image/png", "") is None
 
 
 def test_a_sparse_report_still_renders() -> None:
-    page = report_html.render({"notebooks": [{"path": "a.ipynb"}], "envs": {}})
+    page = html_page.render({"notebooks": [{"path": "a.ipynb"}], "envs": {}})
     assert "a.ipynb" in page and page.rstrip().endswith("</html>")
 
 
 def test_renders_the_same_from_json_read_back() -> None:
     """What `nbguard report` will do: render from the JSON text alone."""
     data = json.loads(json.dumps(_report()))
-    assert report_html.render(data) == report_html.render(_report())
+    assert html_page.render(data) == html_page.render(_report())
 
 
 # -- a real browser ----------------------------------------------------------------------------
@@ -279,7 +279,7 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 )
 def test_headless_chromium_runs_no_payload_and_renders(tmp_path: Path) -> None:
     report = tmp_path / "report.html"
-    report.write_text(report_html.render(_report(PWN_SCRIPT, PWN_IMG)), encoding="utf-8")
+    report.write_text(html_page.render(_report(PWN_SCRIPT, PWN_IMG)), encoding="utf-8")
     url = report.as_uri()
 
     dom = _chromium(tmp_path, "--dump-dom", url).stdout

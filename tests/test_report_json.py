@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from nbguard import __version__, report_json
+from nbguard import __version__
 from nbguard.model import (
     VERDICTS,
     CellError,
@@ -25,6 +25,7 @@ from nbguard.model import (
     Report,
     WarningRecord,
 )
+from nbguard.report import json_report
 
 HW01 = "homework/hw01_averages.ipynb"
 DEPRECATION = WarningRecord(
@@ -100,7 +101,7 @@ def report() -> Report:
 @pytest.fixture
 def data(report: Report) -> dict[str, Any]:
     """The report as a reader of the file gets it: through JSON text."""
-    loaded: dict[str, Any] = json.loads(json.dumps(report_json.to_json(report)))
+    loaded: dict[str, Any] = json.loads(json.dumps(json_report.to_json(report)))
     return loaded
 
 
@@ -207,10 +208,10 @@ def test_write_produces_the_report_as_valid_json_and_no_temp_files(
 ) -> None:
     path = tmp_path / "out" / "nbguard-report.json"
 
-    report_json.write(report, path)
+    json_report.write(report, path)
 
     assert json.loads(path.read_text(encoding="utf-8")) == json.loads(
-        json.dumps(report_json.to_json(report))
+        json.dumps(json_report.to_json(report))
     )
     assert [p.name for p in path.parent.iterdir()] == ["nbguard-report.json"]
 
@@ -219,7 +220,7 @@ def test_write_replaces_an_older_report(report: Report, tmp_path: Path) -> None:
     path = tmp_path / "nbguard-report.json"
     path.write_text('{"schema": "nbguard-report/1", "notebooks": []}', encoding="utf-8")
 
-    report_json.write(report, path)
+    json_report.write(report, path)
 
     assert len(json.loads(path.read_text(encoding="utf-8"))["notebooks"]) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["nbguard-report.json"]
@@ -233,7 +234,7 @@ def test_a_report_that_cannot_be_written_leaves_the_old_one_whole(
     unserializable = replace(report, settings={"cache-dir": Path("/c")})
 
     with pytest.raises(TypeError):
-        report_json.write(unserializable, path)
+        json_report.write(unserializable, path)
 
     assert path.read_text(encoding="utf-8") == '{"old": true}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["nbguard-report.json"]
@@ -244,6 +245,6 @@ def test_the_report_gets_the_usual_file_permissions(
 ) -> None:
     path = tmp_path / "nbguard-report.json"
 
-    report_json.write(report, path)
+    json_report.write(report, path)
 
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

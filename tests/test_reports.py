@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from nbguard import report_github, report_junit, report_markdown
+from nbguard.report import github, junit, markdown
 
 GOLDEN = Path(__file__).parent / "golden"
 # Captured from the demo course, volatile values (created, durations, fingerprints, paths)
@@ -23,12 +23,12 @@ XSS = "<img src=x onerror=alert(1)>"
 
 
 def _annotations(data: dict[str, Any]) -> str:
-    return "\n".join(report_github.annotations(data, prefix="courses/physics")) + "\n"
+    return "\n".join(github.annotations(data, prefix="courses/physics")) + "\n"
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "report.md": report_markdown.render,
-    "junit.xml": report_junit.render,
+    "report.md": markdown.render,
+    "junit.xml": junit.render,
     "annotations.txt": _annotations,
 }
 
@@ -94,7 +94,7 @@ def _report(*notebooks: dict[str, Any], **settings: Any) -> dict[str, Any]:
 
 
 def test_junit_parses_with_the_counts() -> None:
-    root = ET.fromstring(report_junit.render(REPORT).encode("utf-8"))
+    root = ET.fromstring(junit.render(REPORT).encode("utf-8"))
     suites = root.findall("testsuite")
     assert [s.get("name") for s in suites] == ["nbguard [upcoming vs locked]"]
     cases = suites[0].findall("testcase")
@@ -117,11 +117,11 @@ def test_junit_parses_with_the_counts() -> None:
 def test_junit_follows_allow_changed_and_strict() -> None:
     allowed = copy.deepcopy(REPORT)
     allowed["settings"]["allow-changed"] = True
-    root = ET.fromstring(report_junit.render(allowed))
+    root = ET.fromstring(junit.render(allowed))
     assert len(root.findall(".//failure")) == 2  # only the broken ones
     strict = copy.deepcopy(REPORT)
     strict["settings"]["strict"] = True
-    root = ET.fromstring(report_junit.render(strict))
+    root = ET.fromstring(junit.render(strict))
     # ...and now warnings and already-broken fail too, as the exit code does.
     assert len(root.findall(".//failure")) == 7
 
@@ -138,7 +138,7 @@ def test_junit_one_suite_per_env_with_its_own_verdict_and_time() -> None:
     )
     data = _report(nb)
     data["envs"]["pre"] = {"python": "3.13", "packages": {}, "error": None}
-    root = ET.fromstring(report_junit.render(data))
+    root = ET.fromstring(junit.render(data))
     suites = {s.get("name"): s for s in root.findall("testsuite")}
     assert set(suites) == {"nbguard [upcoming vs locked]", "nbguard [pre vs locked]"}
     up = suites["nbguard [upcoming vs locked]"].find("testcase")
@@ -155,18 +155,14 @@ def test_junit_one_suite_per_env_with_its_own_verdict_and_time() -> None:
 
 
 def test_junit_strips_characters_invalid_in_xml() -> None:
-    text = report_junit.render(
-        _report(_notebook("a.ipynb", "changed", "nul\x00 vt\x0b esc\x1b[0m ok"))
-    )
+    text = junit.render(_report(_notebook("a.ipynb", "changed", "nul\x00 vt\x0b esc\x1b[0m ok")))
     assert "\x00" not in text and "\x0b" not in text and "\x1b" not in text
     failure = ET.fromstring(text).find(".//failure")
     assert failure is not None and "nul vt esc ok" in (failure.text or "")
 
 
 def test_markdown_escapes_pipes_and_script_from_outputs() -> None:
-    md = report_markdown.render(
-        _report(_notebook("a|b.ipynb", "changed", "<script>x()</script> | y"))
-    )
+    md = markdown.render(_report(_notebook("a|b.ipynb", "changed", "<script>x()</script> | y")))
     row = next(line for line in md.splitlines() if line.startswith("| a"))
     assert row.startswith("| a\\|b.ipynb | changed |")
     assert "&lt;script&gt;x()&lt;/script&gt; \\| y" in row
@@ -189,7 +185,7 @@ def _prose(md: str) -> str:
 
 
 def test_markdown_never_emits_output_html_outside_code() -> None:
-    md = report_markdown.render(REPORT)
+    md = markdown.render(REPORT)
     prose = _prose(md)
     assert XSS not in prose and "<script" not in prose and "<img" not in prose
     assert f"+{XSS}" in md  # shown, but only inside a diff block
@@ -197,13 +193,13 @@ def test_markdown_never_emits_output_html_outside_code() -> None:
 
 
 def test_markdown_fence_outlasts_backticks_in_outputs() -> None:
-    md = report_markdown.render(_report(_notebook("a.ipynb", "changed", "````\n" + XSS)))
+    md = markdown.render(_report(_notebook("a.ipynb", "changed", "````\n" + XSS)))
     assert "`````diff" in md  # five: longer than the four in the output
 
 
 def test_markdown_stays_under_its_size_limit() -> None:
     many = [_notebook(f"nb{i:04d}.ipynb", "changed", "line\n" * 300) for i in range(300)]
-    md = report_markdown.render(_report(*many), max_bytes=60_000)
+    md = markdown.render(_report(*many), max_bytes=60_000)
     assert len(md.encode()) <= 60_000
     assert "left out to stay under the size limit" in md
     assert md.rstrip().endswith("|")  # the envs table still closes the summary
@@ -215,18 +211,18 @@ def test_annotations_escape_newlines_and_properties() -> None:
     nb = _notebook(
         "dir,x/a:b.ipynb", "broken", runs={"locked": {"status": "ok"}, "upcoming": broken}
     )
-    (line,) = report_github.annotations(_report(nb), prefix="course/")
+    (line,) = github.annotations(_report(nb), prefix="course/")
     assert line == (
         "::error file=course/dir%2Cx/a%3Ab.ipynb,title=nbguard broken::"
         "upcoming: cell 1: ValueError: 50%25 done"
     )
     nb["runs"]["upcoming"]["error"]["evalue"] = "one"
     nb["hints"] = [{"cell": 1, "hint": "two\nthree"}]
-    (line,) = report_github.annotations(_report(nb))
+    (line,) = github.annotations(_report(nb))
     assert "\n" not in line and "\r" not in line
     assert line.endswith("::upcoming: cell 1: ValueError: one%0Afix (cell 1): two%0Athree")
 
 
 def test_annotations_skip_quiet_verdicts() -> None:
-    levels = [line.split(" ", 1)[0] for line in report_github.annotations(REPORT)]
+    levels = [line.split(" ", 1)[0] for line in github.annotations(REPORT)]
     assert levels == ["::error"] * 2 + ["::warning"] * 3 + ["::notice", "::warning"]

@@ -15,7 +15,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from nbguard import cli, interpreters
+from nbguard import cli
+from nbguard.envs import interpreters
 from nbguard.errors import InterpreterNotFound
 from tests.conftest import DEMO_COURSE, kernel_wheelhouse, offline_args, snapshot
 from tests.procs import live_kernels

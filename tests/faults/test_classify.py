@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbguard import classify
+from nbguard.compare import classify
 from nbguard.model import CellError, NotebookRun
 
 

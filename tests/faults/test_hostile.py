@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from nbguard import report_json
 from nbguard.execute import ExecOptions, execute_notebook
 from nbguard.model import Notebook, NotebookReport, NotebookRun, Report
+from nbguard.report import json_report
 from tests.test_execute import _kernel_children
 
 pytestmark = pytest.mark.kernel
@@ -120,7 +120,7 @@ def test_pass_env_lets_a_secret_through_but_the_report_redacts_it(run: Runner) -
         duration_s=1.0,
         settings={"note": f"Bearer {TOKEN}"},
     )
-    text = json.dumps(report_json.to_json(report))
+    text = json.dumps(json_report.to_json(report))
     assert TOKEN not in text
     assert "token is ***" in text and "Bearer ***" in text
 

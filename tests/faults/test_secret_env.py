@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from nbguard import report_json, runspec, settings
+from nbguard import runspec, settings
 from nbguard.execute import ExecOptions, _kernel_env
+from nbguard.report import json_report
 from nbguard.secret_env import is_secret, redactor
 
 
@@ -85,7 +86,7 @@ def test_written_report_never_holds_a_secret(
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret123")
     data = {"notebooks": [{"runs": {"e": {"reason": "got ghp_secret123", "n": 1}}}]}
 
-    report_json.write(data, tmp_path / "r.json")
+    json_report.write(data, tmp_path / "r.json")
 
     written = json.loads((tmp_path / "r.json").read_text())
     assert written == {"notebooks": [{"runs": {"e": {"reason": "got ***", "n": 1}}}]}
@@ -96,8 +97,8 @@ def test_the_terminal_table_never_shows_a_secret(monkeypatch: pytest.MonkeyPatch
 
     from rich.console import Console
 
-    from nbguard import report_terminal
     from nbguard.model import CellError, EnvInfo, NotebookReport, NotebookRun, Report
+    from nbguard.report import terminal
 
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_terminal_secret_42")
     failed = NotebookRun(
@@ -119,7 +120,7 @@ def test_the_terminal_table_never_shows_a_secret(monkeypatch: pytest.MonkeyPatch
         duration_s=1.0,
     )
     out = io.StringIO()
-    report_terminal.render(report, Console(file=out, width=200))
+    terminal.render(report, Console(file=out, width=200))
 
     assert "ghp_terminal_secret_42" not in out.getvalue()
     assert "bad token ***" in out.getvalue()

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from nbguard.report_text import error_line, first_line
+from nbguard.report.text import error_line, first_line
 
 # XML 1.0 allows only tab, LF, CR and these ranges; one NUL in a notebook's output would
 # otherwise make the whole file unparsable for the reporter.

@@ -7,13 +7,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from nbguard import report_github, report_html, report_json, report_junit, report_markdown
+from nbguard.report import github, html_page, json_report, junit, markdown
 
 Renderer = Callable[[Mapping[str, Any]], str]
 RENDERERS: dict[str, Renderer] = {
-    "html": report_html.render,
-    "markdown": report_markdown.render,
-    "junit": report_junit.render,
+    "html": html_page.render,
+    "markdown": markdown.render,
+    "junit": junit.render,
 }
 
 
@@ -22,7 +22,7 @@ def write(data: Mapping[str, Any], **targets: Path | None) -> list[Path]:
     written: list[Path] = []
     for name, path in targets.items():
         if path is not None:
-            report_json.write_text(path, RENDERERS[name](data))
+            json_report.write_text(path, RENDERERS[name](data))
             written.append(path)
     return written
 
@@ -37,4 +37,4 @@ def github_annotations(data: Mapping[str, Any]) -> list[str]:
         if course.is_relative_to(Path(workspace).resolve()):
             inside = course.relative_to(Path(workspace).resolve()).as_posix()
             prefix = "" if inside == "." else inside
-    return report_github.annotations(data, prefix=prefix)
+    return github.annotations(data, prefix=prefix)

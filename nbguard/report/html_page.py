@@ -121,7 +121,7 @@ ul { margin: 4px 0; padding-left: 22px; }
 
 
 def render(data: Mapping[str, Any]) -> str:
-    """The whole page for a JSON report (as `report_json.to_json` makes it, or read back)."""
+    """The whole page for a JSON report (as `json_report.to_json` makes it, or read back)."""
     notebooks = [nb for nb in _list(data.get("notebooks")) if isinstance(nb, Mapping)]
     ordered = sorted(
         enumerate(notebooks), key=lambda item: (_rank(item[1]), _text(item[1], "path"))

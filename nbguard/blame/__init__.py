@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Literal
 
 from nbguard import compare, envs, execute, runspec
-from nbguard.culprit import KERNEL_MACHINERY, module_owners
-from nbguard.interpreters import Interpreter
+from nbguard.blame.infer import KERNEL_MACHINERY, module_owners
+from nbguard.envs.interpreters import Interpreter
 from nbguard.model import Comparison, Culprit, EnvInfo, Notebook, NotebookRun
 from nbguard.settings import Config
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nbguard import report_json
 from nbguard.errors import ConfigError
+from nbguard.report import json_report
 
 _FAILING = {"broken"}
 
@@ -15,7 +15,7 @@ _FAILING = {"broken"}
 def load_previous(path: Path) -> dict[str, Any]:
     """An earlier nbguard report; a clear one-line error when it is not one."""
     try:
-        return report_json.read(path)
+        return json_report.read(path)
     except ConfigError as exc:
         raise ConfigError(f"--since-report {exc}") from None
 

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nbguard.report_text import first_line
+from nbguard.report.text import first_line
 
 # Worst first, as the terminal orders them: the rows someone must act on lead.
 ORDER = ("broken", "changed", "already-broken", "warnings", "fixed", "ok", "skipped")

@@ -10,8 +10,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
-from nbguard.comparators import compare_html, compare_text, html_as_text
-from nbguard.images import compare_images
+from nbguard.compare.images import compare_images
+from nbguard.compare.normalize import (
+    NormalizedOutput,
+    is_binary_mime,
+    mask_volatile_numbers,
+    normalize_outputs_traced,
+    normalize_text,
+    normalize_text_traced,
+)
+from nbguard.compare.text import compare_html, compare_text, html_as_text
 from nbguard.model import (
     VERDICTS,
     CellResult,
@@ -23,14 +31,6 @@ from nbguard.model import (
     Output,
     Tolerance,
     Verdict,
-)
-from nbguard.normalize import (
-    NormalizedOutput,
-    is_binary_mime,
-    mask_volatile_numbers,
-    normalize_outputs_traced,
-    normalize_text,
-    normalize_text_traced,
 )
 
 # Decides whether two images look the same: (mime, base64 before, base64 after, threshold) ->

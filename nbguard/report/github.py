@@ -6,7 +6,7 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from nbguard.report_text import error_line, first_line
+from nbguard.report.text import error_line, first_line
 
 ORDER = ("broken", "changed", "already-broken", "warnings", "fixed", "ok", "skipped")
 MAX_LINES = 12  # one annotation's message; GitHub shows it folded, the report has the rest

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbguard import interpreters, proc
+from nbguard import proc
+from nbguard.envs import interpreters
+from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import ConfigError, EnvironmentBuildError, ResolutionError
-from nbguard.interpreters import Interpreter
 from nbguard.model import EnvInfo
 from nbguard.settings import Config, EnvSpec
 
