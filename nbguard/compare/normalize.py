@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+from nbguard.ansi import strip_ansi
 from nbguard.errors import ConfigError
 from nbguard.model import NotebookRun, Output
 
@@ -21,10 +22,6 @@ class Normalizer:
     def __call__(self, text: str) -> str:
         return self.func(text)
 
-
-# Every kind of escape a terminal-aware library (IPython tracebacks, rich, tqdm, colorama)
-# prints: CSI sequences such as colours, OSC sequences such as hyperlinks, and short ESC pairs.
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
 # ipykernel compiles each cell into <tempdir>/ipykernel_<pid>/<hash>.py; the pid differs on
 # every kernel start, so tracebacks and SyntaxError messages would never match otherwise.
@@ -82,10 +79,6 @@ _LINE_NUMBER = re.compile(r"\bline \d+\b")
 _OBJECT_ID = re.compile(r"\b\d{10,}\b")
 
 
-def _strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
-
-
 def _mask_ipykernel_files(text: str) -> str:
     return _IPYKERNEL_FILE.sub("<ipykernel-cell>", text)
 
@@ -138,7 +131,7 @@ def _mask_widget_ids(text: str) -> str:
 # codes inside a traceback can split a path or a number the later patterns look for; the
 # redraws are folded before anything masks the figures in the last state of a bar.
 NORMALIZERS: tuple[Normalizer, ...] = (
-    Normalizer("ansi-escapes", _strip_ansi),
+    Normalizer("ansi-escapes", strip_ansi),
     Normalizer("carriage-returns", _fold_carriage_returns),
     Normalizer("progress-bars", _mask_progress_timing),
     Normalizer("ipykernel-files", _mask_ipykernel_files),

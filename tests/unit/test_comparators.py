@@ -17,7 +17,7 @@ from nbguard.compare.text import (
 )
 from nbguard.model import Tolerance
 
-PAIRS = Path(__file__).resolve().parent.parent / "fixtures" / "compare-pairs"
+PAIRS = Path(__file__).resolve().parents[2] / "fixtures" / "compare-pairs"
 DEFAULT = Tolerance()
 BOTH_WAYS = pytest.mark.parametrize("swap", [False, True], ids=["forward", "backward"])
 

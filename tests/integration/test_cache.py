@@ -12,10 +12,8 @@ from typing import Any
 import pytest
 
 from nbguard import cli, envs
-from tests.conftest import offline_args
-from tests.test_run_integration import _course
-
-pytestmark = pytest.mark.integration
+from tests.support.courses import make_course
+from tests.support.wheels import offline_args
 
 WOBBLE_VERSION = "from importlib.metadata import version\nprint(version('nbguard-demo-wobble'))"
 
@@ -84,7 +82,7 @@ def test_a_damaged_or_half_built_env_is_rebuilt(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     course = _one_env(
-        _course(tmp_path, {"nb.ipynb": [WOBBLE_VERSION]}, fixture_wheels), fixture_wheels
+        make_course(tmp_path, {"nb.ipynb": [WOBBLE_VERSION]}, fixture_wheels), fixture_wheels
     )
     cache = tmp_path / "cache"
     first = _run(course, cache, tmp_path / "1.json")
@@ -106,7 +104,7 @@ def test_a_damaged_or_half_built_env_is_rebuilt(
 
 
 def test_two_nbguard_processes_share_a_fresh_cache(tmp_path: Path, fixture_wheels: Path) -> None:
-    course = _course(
+    course = make_course(
         tmp_path,
         {"a.ipynb": ["import wobble\nprint(wobble.mean([1, 2, 3]))"], "b.ipynb": ["print(1)"]},
         fixture_wheels,
@@ -141,7 +139,7 @@ def test_pip_install_in_a_notebook_does_not_change_the_shared_env(
 ) -> None:
     install = f"%pip install --no-index --find-links {fixture_wheels} nbguard-demo-wobble==2.0"
     course = _one_env(
-        _course(
+        make_course(
             tmp_path,
             {
                 "a_installs.ipynb": [install, _version_is("2.0")],

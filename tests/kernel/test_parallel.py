@@ -14,9 +14,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from nbguard.execute import ExecOptions, execute_notebook
 from nbguard.model import Notebook, NotebookRun
-from tests.procs import live_kernels
-
-pytestmark = pytest.mark.kernel
+from tests.support.procs import live_kernels
 
 NOTEBOOKS = 20
 

@@ -23,7 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-DEMO_COURSE = Path(__file__).resolve().parent.parent / "fixtures" / "demo-course"
+DEMO_COURSE = Path(__file__).resolve().parents[2] / "fixtures" / "demo-course"
 WORKFLOWS = Path(".github") / "workflows"
 # Flags of `nbguard run` the reports issue adds (the lead wires them into cli.py); the
 # templates may use them before they exist in the parser.

@@ -28,6 +28,7 @@ from nbguard.model import (
     WarningRecord,
 )
 from nbguard.report import html_page, json_report
+from tests.support.wheels import unavailable
 
 SCRIPT_PAYLOAD = "<script>alert(1)</script>"
 IMG_PAYLOAD = "<img src=x onerror=alert(1)>"
@@ -273,11 +274,9 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="Debian's chromium is not installed (apt-get install chromium)",
-)
 def test_headless_chromium_runs_no_payload_and_renders(tmp_path: Path) -> None:
+    if CHROMIUM is None:
+        unavailable("Debian's chromium is not installed (apt-get install chromium)")
     report = tmp_path / "report.html"
     report.write_text(html_page.render(_report(PWN_SCRIPT, PWN_IMG)), encoding="utf-8")
     url = report.as_uri()

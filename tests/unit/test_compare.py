@@ -35,7 +35,7 @@ from nbguard.model import (
     WarningRecord,
 )
 
-PAIRS = Path(__file__).resolve().parent.parent / "fixtures" / "compare-pairs"
+PAIRS = Path(__file__).resolve().parents[2] / "fixtures" / "compare-pairs"
 
 LOCKED_SCRATCH = "/tmp/nbguard-k3j2/course"
 UPCOMING_SCRATCH = "/tmp/nbguard-x9q1/course"

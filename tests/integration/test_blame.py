@@ -17,9 +17,8 @@ from nbguard.envs import interpreters
 from nbguard.errors import InterpreterNotFound
 from nbguard.model import Report
 from nbguard.settings import Config
-from tests.conftest import FIXTURES, _build_wheels_module, kernel_wheelhouse
-
-pytestmark = pytest.mark.integration
+from tests.support.courses import FIXTURES
+from tests.support.wheels import build_wheels_module, kernel_wheelhouse, unavailable
 
 GADGET = "nbguard-demo-gadget"
 WOBBLE = "nbguard-demo-wobble"
@@ -29,7 +28,7 @@ WOBBLE = "nbguard-demo-wobble"
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """wobble's wheels and the blame stories' (gadget, left/right, gizmo) in one folder."""
     dest = tmp_path_factory.mktemp("blame-wheels")
-    build = _build_wheels_module().build_wheels
+    build = build_wheels_module().build_wheels
     build(dest)
     build(dest, FIXTURES / "blame-packages")
     return dest
@@ -180,11 +179,11 @@ def test_a_stdlib_module_removed_in_a_newer_python_blames_python(
     tmp_path: Path, env_cache: Path, wheels: Path
 ) -> None:
     if sys.version_info[:2] != (3, 11):
-        pytest.skip("the story needs Python 3.11 (imp exists) as the locked interpreter")
+        unavailable("the story needs Python 3.11 (imp exists) as the locked interpreter")
     try:
         interpreters.find("3.12")
     except InterpreterNotFound:
-        pytest.skip("no Python 3.12 on this machine for the upcoming env (imp is gone there)")
+        unavailable("no Python 3.12 on this machine for the upcoming env (imp is gone there)")
     course = scenario(
         tmp_path,
         env_cache,

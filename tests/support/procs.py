@@ -32,3 +32,8 @@ def live_kernels(*, parent: int | None = None, marker: str | None = None) -> set
             continue
         found.add(int(entry.name))
     return found
+
+
+def kernel_children() -> list[int]:
+    """Kernel processes this test process started that are still alive (Linux /proc)."""
+    return sorted(live_kernels(parent=os.getpid()))

@@ -12,7 +12,7 @@ import pytest
 from nbguard import __version__, settings
 from nbguard.cli import main
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def exit_code(argv: Sequence[str]) -> int:

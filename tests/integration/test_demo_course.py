@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from nbguard import cli
-from tests.conftest import DEMO_COURSE, offline_args, snapshot
-
-pytestmark = pytest.mark.integration
+from tests.support.courses import DEMO_COURSE, snapshot
+from tests.support.wheels import offline_args
 
 EXPECTED: dict[str, Any] = json.loads((DEMO_COURSE / "EXPECTED.json").read_text())
 

@@ -16,9 +16,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from nbguard.execute import ExecOptions, execute_notebook
 from nbguard.model import Notebook, NotebookReport, NotebookRun, Report
 from nbguard.report import json_report
-from tests.test_execute import _kernel_children
-
-pytestmark = pytest.mark.kernel
+from tests.support.procs import kernel_children
 
 PYTHON = Path(sys.executable)
 TOKEN = "ghp_secret123"
@@ -31,7 +29,7 @@ Runner = Callable[..., NotebookRun]
 @pytest.fixture(autouse=True)
 def _no_kernel_survives() -> Iterator[None]:
     yield
-    assert _kernel_children() == []
+    assert kernel_children() == []
 
 
 @pytest.fixture

@@ -17,9 +17,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from nbguard.execute import CAPTURE_MIME, ExecOptions, execute_notebook, kill_all_kernels
 from nbguard.model import Notebook, NotebookRun, Tolerance
-from tests.procs import live_kernels
-
-pytestmark = pytest.mark.kernel
+from tests.support.procs import kernel_children
 
 PYTHON = Path(sys.executable)
 
@@ -48,11 +46,6 @@ Cell = str | tuple[str, list[str]]  # source, or (source, tags)
 Runner = Callable[..., NotebookRun]
 
 
-def _kernel_children() -> list[int]:
-    """Kernel processes this test process started that are still alive (Linux /proc)."""
-    return sorted(live_kernels(parent=os.getpid()))
-
-
 def _process_alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -64,7 +57,7 @@ def _process_alive(pid: int) -> bool:
 @pytest.fixture(autouse=True)
 def _no_kernel_survives() -> Iterator[None]:
     yield
-    assert _kernel_children() == []
+    assert kernel_children() == []
 
 
 @pytest.fixture

@@ -18,32 +18,11 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbguard import cli
 from nbguard.envs import interpreters
 from nbguard.errors import InterpreterNotFound
-from tests.conftest import DEMO_COURSE, kernel_wheelhouse, offline_args, snapshot
-from tests.procs import live_kernels
-
-pytestmark = pytest.mark.integration
+from tests.support.courses import DEMO_COURSE, make_course, snapshot
+from tests.support.procs import live_kernels
+from tests.support.wheels import kernel_wheelhouse, offline_args, unavailable
 
 EXPECTED: dict[str, Any] = json.loads((DEMO_COURSE / "EXPECTED.json").read_text())
-
-
-def _course(root: Path, notebooks: dict[str, list[str]], wheels: Path) -> Path:
-    """A small course pinned to the demo library, one notebook per entry (code cells)."""
-    course = root / "course"
-    course.mkdir()
-    (course / "requirements.txt").write_text("nbguard-demo-wobble==1.0\n")
-    (course / "requirements.in").write_text("nbguard-demo-wobble\n")
-    (course / "nbguard.toml").write_text(f'find-links = ["{wheels}"]\n')
-    for name, cells in notebooks.items():
-        nb = new_notebook(cells=[new_markdown_cell(f"# {name}"), *map(new_code_cell, cells)])
-        nb.metadata["kernelspec"] = {
-            "name": "python3",
-            "language": "python",
-            "display_name": "Python 3",
-        }
-        path = course / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, path)
-    return course
 
 
 def _report(path: Path) -> dict[str, Any]:
@@ -57,7 +36,7 @@ def _by_path(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_timeout_and_dead_kernel_are_reported_and_the_run_completes(
     tmp_path: Path, fixture_wheels: Path, env_cache: Path
 ) -> None:
-    course = _course(
+    course = make_course(
         tmp_path,
         {
             "loop.ipynb": ["print('start')", "while True:\n    pass", "print('never')"],
@@ -93,7 +72,7 @@ def test_timeout_and_dead_kernel_are_reported_and_the_run_completes(
 def test_course_package_is_importable_and_data_paths_are_relative(
     tmp_path: Path, fixture_wheels: Path, env_cache: Path
 ) -> None:
-    course = _course(
+    course = make_course(
         tmp_path,
         {
             "units/lesson.ipynb": [
@@ -125,7 +104,7 @@ def _kernel_processes(marker: str) -> list[int]:
 def test_interrupt_writes_the_finished_part_and_leaves_no_kernel(
     tmp_path: Path, fixture_wheels: Path, env_cache: Path, sig: signal.Signals, code: int
 ) -> None:
-    course = _course(
+    course = make_course(
         tmp_path,
         {
             "a_quick.ipynb": ["print(1)"],
@@ -163,7 +142,7 @@ def test_upcoming_env_on_a_newer_python(demo_course: Path, env_cache: Path, tmp_
     try:
         interpreters.find(newer)
     except InterpreterNotFound:
-        pytest.skip(f"no Python {newer} on this machine to be the upcoming interpreter")
+        unavailable(f"no Python {newer} on this machine to be the upcoming interpreter")
     report_path = tmp_path / "r.json"
     args = [
         "run",
@@ -196,7 +175,7 @@ def test_run_without_network_or_config_uses_the_defaults(
     tmp_path: Path, fixture_wheels: Path, env_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`nbguard run` from inside a course with no arguments at all."""
-    course = _course(
+    course = make_course(
         tmp_path, {"nb.ipynb": ["import wobble\nwobble.Curve([(0, 1), (1, 2)])"]}, fixture_wheels
     )
     monkeypatch.chdir(course)
@@ -213,7 +192,7 @@ def test_run_without_network_or_config_uses_the_defaults(
 def test_course_package_installed_for_the_kernels_leaves_env_and_course_untouched(
     tmp_path: Path, fixture_wheels: Path, env_cache: Path
 ) -> None:
-    course = _course(
+    course = make_course(
         tmp_path,
         {"lessons/lesson.ipynb": ["import physkit\nprint(physkit.G)"]},
         fixture_wheels,
@@ -245,7 +224,7 @@ def test_baseline_stored_compares_a_fresh_run_with_the_saved_outputs(
     tmp_path: Path, fixture_wheels: Path, env_cache: Path
 ) -> None:
     """For a course without a lock file: the outputs in git are the baseline."""
-    course = _course(tmp_path, {}, fixture_wheels)
+    course = make_course(tmp_path, {}, fixture_wheels)
     (course / "requirements.txt").unlink()  # only the loose requirements.in
 
     def saved(name: str, source: str, output: str | None) -> None:
@@ -274,7 +253,7 @@ def test_baseline_stored_compares_a_fresh_run_with_the_saved_outputs(
 def test_tolerance_and_replacements_from_the_command_line_reach_the_comparison(
     tmp_path: Path, fixture_wheels: Path, env_cache: Path
 ) -> None:
-    course = _course(tmp_path, {}, fixture_wheels)
+    course = make_course(tmp_path, {}, fixture_wheels)
     cell = new_code_cell("import socket\nprint(0.3, 'on', 'host-' + 'b')", execution_count=1)
     # Saved on another machine, with a float printed a hair differently.
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="0.3000001 on host-a\n")]
@@ -295,7 +274,7 @@ def test_tolerance_and_replacements_from_the_command_line_reach_the_comparison(
 def test_keep_going_reports_every_independent_break_without_the_cascade(
     tmp_path: Path, fixture_wheels: Path, env_cache: Path
 ) -> None:
-    course = _course(
+    course = make_course(
         tmp_path,
         {
             "nb.ipynb": [

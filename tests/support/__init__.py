@@ -1,0 +1,1 @@
+"""What the test tiers share: the offline wheelhouse, course builders, process checks."""
