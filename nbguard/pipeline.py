@@ -212,7 +212,12 @@ def _execute_all(
 
     def build(name: str) -> EnvInfo:
         spec = config.env(name)
-        info = envs.build(spec, config, interps[name], lambda text: seen.env_step(name, text))
+        info = envs.build(
+            spec,
+            runspec.build_options(config),
+            interps[name],
+            lambda text: seen.env_step(name, text),
+        )
         if config.course_code != "install" or not info.ok:
             return info
         seen.env_step(name, "installing the course's package")
@@ -220,7 +225,7 @@ def _execute_all(
             if not course_source.exists():
                 execute.copy_course(config.course, course_source, options.copy_ignore, scratch)
         site = scratch / "course-site" / name
-        error = envs.install_course(config, info, course_source, site)
+        error = envs.install_course(runspec.build_options(config), info, course_source, site)
         if error:
             return replace(info, error=error)
         site_paths[name] = site

@@ -8,7 +8,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from nbguard import compare, execute
+from nbguard import compare, envs, execute
 from nbguard.model import Tolerance
 from nbguard.settings import Config
 
@@ -57,3 +57,10 @@ def compare_options(config: Config) -> compare.CompareOptions:
         replacements=config.replace,
         image_threshold=config.image_threshold,
     )
+
+
+def build_options(config: Config) -> envs.BuildOptions:
+    sources = envs.Sources(
+        config.find_links, config.index_url, config.extra_index_url, config.no_index
+    )
+    return envs.BuildOptions(config.resolver, sources, config.cache_dir)

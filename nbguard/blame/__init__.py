@@ -284,7 +284,7 @@ class _Probes:
             self.interp,
             base,
             pins,
-            self.config,
+            runspec.build_options(self.config),
             prerelease=self.prerelease,
             progress=self.progress,
         )
@@ -360,7 +360,7 @@ class _Probes:
             options = runspec.exec_options(self.config)
             execute.copy_course(self.config.course, source, options.copy_ignore, self.scratch)
         site = workdir / "course-site"
-        error = envs.install_course(self.config, env, source, site)
+        error = envs.install_course(runspec.build_options(self.config), env, source, site)
         return error if error else site
 
 

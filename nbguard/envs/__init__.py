@@ -21,7 +21,7 @@ from nbguard.envs import interpreters
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import ConfigError, EnvironmentBuildError, ResolutionError
 from nbguard.model import EnvInfo
-from nbguard.settings import Config, EnvSpec
+from nbguard.settings import EnvSpec
 
 # Bump when the layout of a cached env or the way it is built changes.
 # 2: envs carry pip (a notebook's `%pip install` goes to a per-run PIP_TARGET, not the env).
@@ -68,9 +68,15 @@ class Sources:
                 names.add(canonical(archive.name.split("-", 1)[0]))
         return sorted(names)
 
-    @classmethod
-    def from_config(cls, config: Config) -> Sources:
-        return cls(config.find_links, config.index_url, config.extra_index_url, config.no_index)
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """The settings every env build of a run shares: the resolver, where packages come
+    from, where envs and locks are cached."""
+
+    resolver: str  # "uv" or "pip-tools"
+    sources: Sources
+    cache_dir: Path
 
 
 def canonical(name: str) -> str:
@@ -359,8 +365,10 @@ class _PipTools:
         return proc.run([*pip, "--target", target, project, *self.sources.args()])
 
 
-def _resolver(config: Config, sources: Sources) -> _Uv | _PipTools:
-    return _Uv(sources) if config.resolver == "uv" else _PipTools(sources, config.cache_dir)
+def _resolver(options: BuildOptions) -> _Uv | _PipTools:
+    if options.resolver == "uv":
+        return _Uv(options.sources)
+    return _PipTools(options.sources, options.cache_dir)
 
 
 def _quiet_uv() -> dict[str, str]:
@@ -373,7 +381,7 @@ def _quiet_uv() -> dict[str, str]:
 
 def build(
     spec: EnvSpec,
-    config: Config,
+    options: BuildOptions,
     interp: Interpreter,
     progress: Progress = lambda _: None,
 ) -> EnvInfo:
@@ -383,14 +391,13 @@ def build(
     become `env-failed`); only a broken nbguard setup (no resolver at all) raises.
     """
     started = time.monotonic()
-    sources = Sources.from_config(config)
-    resolver = _resolver(config, sources)
+    resolver = _resolver(options)
     progress(f"resolving {spec.name} ({resolver.name}, Python {interp.version})")
     try:
-        lock = _resolve(spec, interp, resolver, config.cache_dir, sources)
+        lock = _resolve(spec, interp, resolver, options.cache_dir, options.sources)
     except ResolutionError as exc:
         return _failed(spec.name, interp, str(exc), started)
-    return _materialize(spec.name, interp, lock, resolver, config, progress, started)
+    return _materialize(spec.name, interp, lock, resolver, options.cache_dir, progress, started)
 
 
 def _failed(name: str, interp: Interpreter, message: str, started: float) -> EnvInfo:
@@ -404,14 +411,14 @@ def _materialize(
     interp: Interpreter,
     lock: str,
     resolver: _Uv | _PipTools,
-    config: Config,
+    cache_dir: Path,
     progress: Progress,
     started: float,
 ) -> EnvInfo:
     """The venv for a resolved lock: reused when its fingerprint is in the cache, else built
     under a lock shared with other nbguard processes."""
     fp = fingerprint(interp, lock)
-    target = config.cache_dir / "envs" / fp[:16]
+    target = cache_dir / "envs" / fp[:16]
     target.parent.mkdir(parents=True, exist_ok=True)
     reused = _is_complete(target, fp)
     if not reused:
@@ -547,14 +554,12 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def install_course(config: Config, env: EnvInfo, source: Path, target: Path) -> str | None:
+def install_course(options: BuildOptions, env: EnvInfo, source: Path, target: Path) -> str | None:
     """Install the course's own package (from a scratch copy of the course: builds write
     into their source tree) into `target`, a folder put on that env's kernels' PYTHONPATH, so
     the cached env itself never changes. Returns why it failed, or None."""
     assert env.interpreter is not None
-    done = _resolver(config, Sources.from_config(config)).install_into(
-        env.interpreter, source, target
-    )
+    done = _resolver(options).install_into(env.interpreter, source, target)
     if not done.ok:
         return f"cannot install the course's package into env {env.name!r}: {_reason(done)}"
     return None
@@ -587,7 +592,7 @@ def build_variant(
     interp: Interpreter,
     base: EnvInfo,
     pins: Mapping[str, str],
-    config: Config,
+    options: BuildOptions,
     *,
     prerelease: bool = False,
     progress: Progress = lambda _: None,
@@ -599,16 +604,15 @@ def build_variant(
     wobble>=2). Cached by fingerprint like `build`'s envs (the same pins are the same env); a
     resolution or install that fails comes back as an EnvInfo with `error`."""
     started = time.monotonic()
-    sources = Sources.from_config(config)
-    resolver = _resolver(config, sources)
+    resolver = _resolver(options)
     wanted = {canonical(package): version for package, version in pins.items()}
     shown = ", ".join(f"{package}=={version}" for package, version in sorted(wanted.items()))
     progress(f"resolving {name} ({resolver.name}, Python {interp.version}: {shown or 'as is'})")
     try:
-        lock = _resolve_variant(name, interp, base, wanted, prerelease, resolver, config, sources)
+        lock = _resolve_variant(name, interp, base, wanted, prerelease, resolver, options)
     except ResolutionError as exc:
         return _failed(name, interp, str(exc), started)
-    return _materialize(name, interp, lock, resolver, config, progress, started)
+    return _materialize(name, interp, lock, resolver, options.cache_dir, progress, started)
 
 
 def _resolve_variant(
@@ -618,8 +622,7 @@ def _resolve_variant(
     pins: Mapping[str, str],
     prerelease: bool,
     resolver: _Uv | _PipTools,
-    config: Config,
-    sources: Sources,
+    options: BuildOptions,
 ) -> str:
     """The lock of a variant: every package of base by name (so nothing base has disappears
     unless the pins force it), the pins exactly, base's other lock lines (URL and editable
@@ -635,12 +638,13 @@ def _resolve_variant(
         for package, version in sorted(base.packages.items())
         if package not in pins
     )
-    inputs = [request, preferred, interp.version, interp.platform, resolver.name, repr(sources)]
+    inputs = [request, preferred, interp.version, interp.platform, resolver.name]
+    inputs.append(repr(options.sources))
     inputs.append(f"prerelease={prerelease}")
     key = hashlib.sha256("\n".join(inputs).encode()).hexdigest()[:20]
     # Keyed by the preferred versions too, so a variant lock is as stable as its base's: a
     # second blame of the same pair of envs resolves nothing.
-    cached = config.cache_dir / "locks" / f"variant-{key}.txt"
+    cached = options.cache_dir / "locks" / f"variant-{key}.txt"
     if cached.is_file():
         return cached.read_text(encoding="utf-8")
     cached.parent.mkdir(parents=True, exist_ok=True)

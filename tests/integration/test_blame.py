@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from nbguard import blame, discover, envs, pipeline, settings
+from nbguard import blame, discover, envs, pipeline, runspec, settings
 from nbguard.envs import interpreters
 from nbguard.errors import InterpreterNotFound
 from nbguard.model import Report
@@ -239,7 +239,9 @@ def test_pip_tools_moves_a_dependent_package_when_a_revert_needs_it(
     config = replace(gadget_course.config, resolver="pip-tools")
     upcoming = gadget_course.report.envs["upcoming"]
     interp = envs.interpreter_for(config.env("upcoming"))
-    probe = envs.build_variant("probe", interp, upcoming, {WOBBLE: "1.0"}, config)
+    probe = envs.build_variant(
+        "probe", interp, upcoming, {WOBBLE: "1.0"}, runspec.build_options(config)
+    )
     assert probe.error is None
     assert (probe.packages[WOBBLE], probe.packages[GADGET]) == ("1.0", "1.0")
     # With gadget back at 1.0, the rest matches the locked env pin for pin.
