@@ -7,13 +7,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-# How one notebook ended in one environment.
-RunStatus = Literal["ok", "error", "timeout", "dead-kernel", "env-failed", "skipped"]
+# How one notebook ended in one environment; `internal-error`: nbguard's own code failed
+# while handling it (a bug of nbguard's, not of the notebook or the env).
+RunStatus = Literal[
+    "ok", "error", "timeout", "dead-kernel", "env-failed", "skipped", "internal-error"
+]
 FAILED_STATUSES: frozenset[str] = frozenset({"error", "timeout", "dead-kernel", "env-failed"})
 
-# The user-facing verdict vocabulary (DESIGN.md); keep it stable.
-Verdict = Literal["ok", "warnings", "changed", "broken", "already-broken", "fixed", "skipped"]
+# The user-facing verdict vocabulary (DESIGN.md); keep it stable. `internal-error`: nbguard
+# could not judge the notebook because its own code failed (exit code 3, never hidden).
+Verdict = Literal[
+    "internal-error", "ok", "warnings", "changed", "broken", "already-broken", "fixed", "skipped"
+]
+# From most to least severe: reports list notebooks in this order.
 VERDICTS: tuple[Verdict, ...] = (
+    "internal-error",
     "broken",
     "changed",
     "already-broken",
@@ -124,6 +132,25 @@ class CellResult:
 
 
 @dataclass(frozen=True)
+class InternalError:
+    """nbguard's own code raised while handling one notebook: what it was doing, and the
+    traceback a bug report needs. The audit goes on; the notebook shows this instead."""
+
+    stage: str  # e.g. "executing in upcoming", "comparing"
+    ename: str
+    message: str
+    traceback: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "stage": self.stage,
+            "ename": self.ename,
+            "message": self.message,
+            "traceback": self.traceback,
+        }
+
+
+@dataclass(frozen=True)
 class NotebookRun:
     """One notebook executed in one environment. Failures are data, never exceptions."""
 
@@ -141,6 +168,7 @@ class NotebookRun:
     # Paths that appear in outputs but differ between any two runs (the scratch copy of the
     # course, the env's prefix), each with the placeholder normalization puts in its place.
     volatile_paths: tuple[tuple[str, str], ...] = ()
+    internal: InternalError | None = None  # set with status "internal-error"
 
     @property
     def failed(self) -> bool:
@@ -248,6 +276,7 @@ class NotebookReport:
     # about the API that broke, the early warning the course ignored.
     foreshadowing: tuple[WarningRecord, ...] = ()
     hints: tuple[Hint, ...] = ()
+    internal: InternalError | None = None  # set with verdict "internal-error"
 
     @property
     def changes(self) -> tuple[Change, ...]:

@@ -81,6 +81,8 @@ def compare_runs(
             changes=tuple(changes),
         )
 
+    if "internal-error" in (baseline.status, other.status):
+        return comparison("internal-error")
     if baseline.status == "skipped" or other.status == "skipped":
         return comparison("skipped")
     if not baseline.failed and not other.failed:

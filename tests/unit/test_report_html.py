@@ -163,6 +163,7 @@ def test_every_notebook_path_appears_escaped(page: str) -> None:
 def test_summary_counts_per_verdict(page: str) -> None:
     counts = dict(re.findall(r'data-count="([a-z-]+)">(\d+) ', page))
     assert counts == {
+        "internal-error": "0",
         "broken": "1",
         "changed": "1",
         "already-broken": "0",
