@@ -1,4 +1,10 @@
-"""The orchestrator: config → notebooks and envs → runs → comparisons → report."""
+"""The orchestrator: config → notebooks and envs → runs → comparisons → culprits → report.
+
+Each stage is a function that returns a value; `run` calls them in order. Setup problems
+(no interpreter, no notebooks, bad config) raise NbguardError before any kernel starts; a
+notebook's failure is its run's status; nbguard's own failure on one notebook is that
+notebook's `internal-error` (runner.guarded), and the audit goes on.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,18 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from nbguard import blame, compare, discover, envs, execute, proc, runspec
+from nbguard import blame, compare, discover, execute, proc, runspec
 from nbguard.blame import hints
-from nbguard.blame import infer as culprit
+from nbguard.blame.infer import infer
 from nbguard.compare import classify
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import ConfigError
@@ -22,13 +31,25 @@ from nbguard.model import (
     BlameCost,
     EnvInfo,
     Hint,
+    InternalError,
     Notebook,
     NotebookReport,
     NotebookRun,
     Report,
     WarningRecord,
 )
+from nbguard.runner import Backend, Machine, Runner, guarded
 from nbguard.settings import ALWAYS_EXCLUDED, Config
+
+T = TypeVar("T")
+
+# Exit codes of `nbguard run` (the CLI adds 2 for usage/setup errors and 130/143 for
+# interruptions): 0 nothing regressed, 1 a notebook broke (or changed, unless allowed),
+# 3 nbguard's own code failed on some notebook, so the audit is incomplete.
+EXIT_OK = 0
+EXIT_REGRESSED = 1
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
 
 
 class Terminated(BaseException):
@@ -36,7 +57,8 @@ class Terminated(BaseException):
 
 
 class Observer(Protocol):
-    """What the pipeline tells whoever draws progress (the terminal, or nothing)."""
+    """What the pipeline tells whoever draws progress (the terminal, or nothing). Called
+    from worker threads."""
 
     def planned(self, notebooks: int, runs: int, envs: list[str]) -> None: ...
     def env_step(self, env: str, text: str) -> None: ...
@@ -67,81 +89,44 @@ class Silent:
 
 
 @dataclass(frozen=True)
-class _Task:
-    notebook: Notebook
-    env: EnvInfo
+class Execution:
+    """What executing the notebooks produced: the envs that were built (or failed) and each
+    (notebook path, env name) run that finished; `interrupted` after Ctrl-C or SIGTERM."""
+
+    envs: Mapping[str, EnvInfo]
+    runs: Mapping[tuple[str, str], NotebookRun]
+    interrupted: bool = False
 
 
-def run(config: Config, observer: Observer | None = None) -> Report:
-    """Execute every notebook in every env and compare each env's runs with the baseline's.
+def run(config: Config, observer: Observer | None = None, backend: Backend | None = None) -> Report:
+    """Execute every notebook in every env, compare each env's runs with the baseline's,
+    confirm culprits when asked, and return the report.
 
-    Infrastructure problems that stop everything (no interpreter, bad config) raise
-    NbguardError before any kernel starts; on Ctrl-C / SIGTERM the notebooks that finished in
-    every env are reported and `Report.interrupted` is set.
+    On Ctrl-C / SIGTERM the notebooks that finished in every env are reported and
+    `Report.interrupted` is set; no kernel is left running.
     """
     seen = observer or Silent()
+    machine = backend or Machine(runspec.build_options(config))
     started = time.monotonic()
-    if config.offline:
-        # Said once, up front, rather than as a kernel that cannot start in every notebook.
-        probe = proc.run(["unshare", "--net", "--", "true"], timeout=30)
-        if not probe.ok:
-            raise ConfigError(
-                "--offline needs Linux network namespaces (unshare --net), which this machine "
-                f"does not allow: {probe.last_lines(1) or 'unshare failed'}"
-            )
-    # Look up every interpreter first: a missing Python is a setup error, before any work.
-    interps = {spec.name: envs.interpreter_for(spec) for spec in config.envs}
-    notebooks = discover.discover(config.course, config.notebooks, config.exclude, ALWAYS_EXCLUDED)
-    if not notebooks:
-        # A CI job that silently checks nothing is worse than one that fails.
-        raise ConfigError(
-            f"no notebooks in {config.course} match notebooks={list(config.notebooks)} "
-            f"(exclude={list(config.exclude)}); check the globs"
-        )
+    check_offline(config)
+    interpreters = {spec.name: machine.interpreter(spec) for spec in config.envs}
+    notebooks = find_notebooks(config)
     runnable = [nb for nb in notebooks if nb.skip_reason is None]
     seen.planned(len(notebooks), len(runnable) * len(config.envs), [s.name for s in config.envs])
-
-    scratch = Path(tempfile.mkdtemp(prefix="nbguard-"))
-    built: dict[str, EnvInfo] = {}
-    runs: dict[tuple[str, str], NotebookRun] = {}
-    interrupted = False
-    try:
-        _execute_all(config, interps, runnable, scratch, seen, built, runs)
-    except (KeyboardInterrupt, Terminated):
-        interrupted = True
-    finally:
-        execute.kill_all_kernels()
-        shutil.rmtree(scratch, ignore_errors=True)
-
-    env_names = [spec.name for spec in config.envs]
-    if config.baseline == execute.STORED and not interrupted:
-        # The outputs saved in each notebook stand in for a baseline env's run.
-        env_names.insert(0, execute.STORED)
-        for notebook in runnable:
-            runs[(notebook.path, execute.STORED)] = execute.stored_run(notebook, config.course)
-    reports: list[NotebookReport] = []
-    for notebook in notebooks:
-        if notebook.skip_reason is not None:
-            reports.append(_skipped(notebook, env_names))
-            continue
-        nb_runs = {
-            name: runs[(notebook.path, name)] for name in env_names if (notebook.path, name) in runs
-        }
-        if len(nb_runs) < len(env_names):
-            continue  # interrupted before every env ran it: nothing to compare
-        reports.append(_compare(config, notebook, nb_runs, built))
-    cost = None
-    if config.blame and not interrupted and config.baseline in built:
-        try:
-            reports, cost = _confirm_culprits(config, notebooks, reports, built, seen)
-        except (KeyboardInterrupt, Terminated):
-            interrupted = True
-        finally:
-            execute.kill_all_kernels()
+    with _scratch() as scratch:
+        runner = Runner(config, machine, scratch)
+        execution = execute_all(config, runner, interpreters, runnable, seen)
+        runs = {**execution.runs, **stored_runs(config, runnable, execution.interrupted)}
+        reports = judge_all(config, notebooks, runs, execution.envs)
+        cost, interrupted = None, execution.interrupted
+        if config.blame and not interrupted and config.baseline in execution.envs:
+            reports, cost, interrupted = _confirm_culprits(
+                config, runner, interpreters, notebooks, reports, execution.envs, seen
+            )
     return Report(
         course=str(config.course),
         baseline=config.baseline,
-        envs={name: built[name] for name in env_names if name in built},
+        envs={name: execution.envs[name] for name in _env_names(config) if name in execution.envs},
         notebooks=tuple(reports),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         duration_s=time.monotonic() - started,
@@ -151,158 +136,223 @@ def run(config: Config, observer: Observer | None = None) -> Report:
     )
 
 
-def _confirm_culprits(
+def exit_code(report: Report, config: Config) -> int:
+    """0 when nothing regressed; 1 for broken (and changed, unless allowed; with --strict also
+    warnings and already-broken); 3 when nbguard failed on a notebook (its verdict could be
+    anything); 130 when interrupted."""
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    if any(nb.internal is not None for nb in report.notebooks):
+        return EXIT_INTERNAL
+    failing = {"broken"}
+    if not config.allow_changed:
+        failing.add("changed")
+    if config.strict:
+        failing |= {"warnings", "already-broken"}
+    return EXIT_REGRESSED if any(nb.verdict in failing for nb in report.notebooks) else EXIT_OK
+
+
+# --- setup ----------------------------------------------------------------------------------
+
+
+def check_offline(config: Config) -> None:
+    """--offline needs network namespaces: said once, up front, rather than as a kernel that
+    cannot start in every notebook."""
+    if not config.offline:
+        return
+    probe = proc.run(["unshare", "--net", "--", "true"], timeout=30)
+    if not probe.ok:
+        raise ConfigError(
+            "--offline needs Linux network namespaces (unshare --net), which this machine "
+            f"does not allow: {probe.last_lines(1) or 'unshare failed'}"
+        )
+
+
+def find_notebooks(config: Config) -> tuple[Notebook, ...]:
+    notebooks = discover.discover(config.course, config.notebooks, config.exclude, ALWAYS_EXCLUDED)
+    if not notebooks:
+        # A CI job that silently checks nothing is worse than one that fails.
+        raise ConfigError(
+            f"no notebooks in {config.course} match notebooks={list(config.notebooks)} "
+            f"(exclude={list(config.exclude)}); check the globs"
+        )
+    return notebooks
+
+
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    """A private folder for scratch copies and workdirs, removed at the end."""
+    path = Path(tempfile.mkdtemp(prefix="nbguard-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _env_names(config: Config) -> list[str]:
+    """The baseline first (the outputs stored in the notebooks, with baseline = "stored")."""
+    names = [spec.name for spec in config.envs]
+    return [execute.STORED, *names] if config.baseline == execute.STORED else names
+
+
+# --- execution ------------------------------------------------------------------------------
+
+
+def execute_all(
     config: Config,
-    notebooks: tuple[Notebook, ...],
-    reports: list[NotebookReport],
-    built: dict[str, EnvInfo],
+    runner: Runner,
+    interpreters: Mapping[str, Interpreter],
+    notebooks: Sequence[Notebook],
     seen: Observer,
-) -> tuple[list[NotebookReport], BlameCost]:
-    """Each broken or changed notebook's culprit, confirmed by rebuilt envs where possible."""
-    by_path = {notebook.path: notebook for notebook in notebooks}
-    wanted = sum(nb.verdict in {"broken", "changed"} for nb in reports)
-    if wanted:
-        seen.note(f"confirming the culprits of {wanted} notebooks by rebuilding envs…")
-    confirmed: list[NotebookReport] = []
-    built_count = used = 0
-    seconds = 0.0
-    steps: dict[str, tuple[str, ...]] = {}
-    for nb in reports:
-        comparisons = []
-        for comparison in nb.comparisons:
-            if comparison.verdict not in {"broken", "changed"} or comparison.env not in built:
-                comparisons.append(comparison)
-                continue
-            result = blame.confirm(
-                config,
-                by_path[nb.path],
-                built[config.baseline],
-                built[comparison.env],
-                nb.runs[config.baseline],
-                nb.runs[comparison.env],
-                comparison.culprit,
-                seen.note,
-            )
-            built_count += result.envs_built
-            used += result.envs_used
-            seconds += result.seconds
-            steps[nb.path] = result.steps
-            comparisons.append(replace(comparison, culprit=result.culprit))
-        confirmed.append(replace(nb, comparisons=tuple(comparisons)))
-    return confirmed, BlameCost(len(steps), built_count, used, seconds, steps)
+) -> Execution:
+    """Build the envs side by side; each env's notebooks start as soon as it is ready, so the
+    first env's kernels run while the second still installs. `config.jobs` kernels at once."""
+    cancelled = threading.Event()
 
-
-def _execute_all(
-    config: Config,
-    interps: dict[str, Interpreter],
-    notebooks: list[Notebook],
-    scratch: Path,
-    seen: Observer,
-    built: dict[str, EnvInfo],
-    runs: dict[tuple[str, str], NotebookRun],
-) -> None:
-    """Build the envs side by side and start each env's notebooks as soon as it is ready,
-    so the first env's kernels run while the second still installs."""
-    options = runspec.exec_options(config)
-    cancel = threading.Event()
-
-    course_source = scratch / "course-source"
-    copied = threading.Lock()
-    site_paths: dict[str, Path] = {}
-
-    def build(name: str) -> EnvInfo:
-        spec = config.env(name)
-        info = envs.build(
-            spec,
-            runspec.build_options(config),
-            interps[name],
-            lambda text: seen.env_step(name, text),
-        )
-        if config.course_code != "install" or not info.ok:
-            return info
-        seen.env_step(name, "installing the course's package")
-        with copied:
-            if not course_source.exists():
-                execute.copy_course(config.course, course_source, options.copy_ignore, scratch)
-        site = scratch / "course-site" / name
-        error = envs.install_course(runspec.build_options(config), info, course_source, site)
-        if error:
-            return replace(info, error=error)
-        site_paths[name] = site
-        return info
-
-    def execute_one(task: _Task, workdir: Path) -> NotebookRun:
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        seen.run_started(task.notebook.path, task.env.name)
-        assert task.env.interpreter is not None
-        kernel = runspec.kernel_options(
-            options, task.env.interpreter, site_paths.get(task.env.name)
-        )
-        return execute.execute_notebook(
-            task.notebook,
-            config.course,
-            task.env.name,
-            task.env.interpreter,
-            own_pip_target(kernel, workdir),
-            workdir,
-        )
+    def run_one(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+        if cancelled.is_set():
+            raise KeyboardInterrupt  # queued before Ctrl-C: never started
+        seen.run_started(notebook.path, env.name)
+        result = runner.run(notebook, env)
+        seen.run_finished(result)
+        return result
 
     with (
         ThreadPoolExecutor(max_workers=len(config.envs), thread_name_prefix="env") as builders,
         ThreadPoolExecutor(max_workers=config.jobs, thread_name_prefix="kernel") as workers,
     ):
-        pending: set[Future[object]] = {builders.submit(build, spec.name) for spec in config.envs}
-        counter = 0
+
+        def build(name: str) -> tuple[EnvInfo, list[Future[NotebookRun]]]:
+            spec = config.env(name)
+            env = runner.backend.build(spec, interpreters[name], lambda t: seen.env_step(name, t))
+            env = runner.prepare(env)
+            seen.env_ready(env)
+            return env, [workers.submit(run_one, notebook, env) for notebook in notebooks]
+
+        builds = [builders.submit(build, spec.name) for spec in config.envs]
         try:
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in done:
-                    result = future.result()
-                    if isinstance(result, EnvInfo):
-                        built[result.name] = result
-                        seen.env_ready(result)
-                        for notebook in notebooks:
-                            if not result.ok:
-                                run_ = _env_failed(notebook, result)
-                                runs[(notebook.path, result.name)] = run_
-                                seen.run_finished(run_)
-                                continue
-                            counter += 1
-                            workdir = scratch / result.name / str(counter)
-                            pending.add(
-                                workers.submit(execute_one, _Task(notebook, result), workdir)
-                            )
-                    elif isinstance(result, NotebookRun):
-                        runs[(result.notebook, result.env)] = result
-                        seen.run_finished(result)
-        except BaseException:
-            cancel.set()
-            for future in pending:
+            queued = [run for _, runs in _gather(builds) for run in runs]
+            _gather(queued)
+            interrupted = False
+        except BaseException as stop:
+            # Interrupted, or an env build hit a setup error: start nothing more, stop what
+            # runs, keep what finished.
+            cancelled.set()
+            for future in builds:
                 future.cancel()
-            execute.kill_all_kernels()
-            raise
-
-
-def own_pip_target(options: execute.ExecOptions, workdir: Path) -> execute.ExecOptions:
-    """A notebook's `%pip install` / `!pip install` goes to a folder of its own run (PIP_TARGET,
-    first on its kernel's path), so it sees what it installed and the cached env that other
-    notebooks share never changes."""
-    target = workdir.resolve() / "pip-target"
-    return replace(
-        options,
-        kernel_env={**options.kernel_env, "PIP_TARGET": str(target)},
-        python_path=(target, *options.python_path),
+            if not isinstance(stop, KeyboardInterrupt | Terminated):
+                raise
+            interrupted = True
+        finally:
+            runner.backend.stop_kernels()
+    built = [future.result() for future in _finished(builds)]
+    runs = [run.result() for _, futures in built for run in _finished(futures)]
+    return Execution(
+        envs={env.name: env for env, _ in built},
+        runs={(run.notebook, run.env): run for run in runs},
+        interrupted=interrupted,
     )
 
 
-def _env_failed(notebook: Notebook, env: EnvInfo) -> NotebookRun:
-    return NotebookRun(
-        notebook=notebook.path,
-        env=env.name,
-        status="env-failed",
-        duration_s=0.0,
-        reason=env.error,
+def _gather(futures: Iterable[Future[T]]) -> list[T]:
+    """Every future's result, in order; waits in short slices so Ctrl-C and SIGTERM get
+    through, and re-raises a future's exception (a setup error of an env build)."""
+    futures = list(futures)
+    pending = set(futures)
+    while pending:
+        _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+    return [future.result() for future in futures]
+
+
+def _finished(futures: Iterable[Future[T]]) -> list[Future[T]]:
+    """The futures that completed with a result (after an interruption, not all did)."""
+    return [f for f in futures if f.done() and not f.cancelled() and f.exception() is None]
+
+
+def stored_runs(
+    config: Config, notebooks: Sequence[Notebook], interrupted: bool
+) -> dict[tuple[str, str], NotebookRun]:
+    """With baseline = "stored", the outputs saved in each notebook stand in for a baseline
+    env's run."""
+    if config.baseline != execute.STORED or interrupted:
+        return {}
+    return {(nb.path, execute.STORED): execute.stored_run(nb, config.course) for nb in notebooks}
+
+
+# --- judging --------------------------------------------------------------------------------
+
+
+def judge_all(
+    config: Config,
+    notebooks: Sequence[Notebook],
+    runs: Mapping[tuple[str, str], NotebookRun],
+    envs: Mapping[str, EnvInfo],
+) -> list[NotebookReport]:
+    """A report for every notebook that ran in every env (after an interruption, some did
+    not: nothing to compare) and for every skipped one."""
+    names = _env_names(config)
+    reports = []
+    for notebook in notebooks:
+        if notebook.skip_reason is not None:
+            reports.append(_skipped(notebook, names))
+            continue
+        nb_runs = {
+            name: runs[(notebook.path, name)] for name in names if (notebook.path, name) in runs
+        }
+        if len(nb_runs) == len(names):
+            reports.append(_judged(config, notebook, nb_runs, envs))
+    return reports
+
+
+def _judged(
+    config: Config,
+    notebook: Notebook,
+    runs: dict[str, NotebookRun],
+    envs: Mapping[str, EnvInfo],
+) -> NotebookReport:
+    def failed(error: InternalError) -> NotebookReport:
+        return NotebookReport(notebook.path, "internal-error", runs, internal=error)
+
+    return guarded("comparing", lambda: judge(config, notebook, runs, envs), failed)
+
+
+def judge(
+    config: Config,
+    notebook: Notebook,
+    runs: dict[str, NotebookRun],
+    envs: Mapping[str, EnvInfo],
+) -> NotebookReport:
+    """One notebook's verdict: each env's run against the baseline's, with the inferred
+    culprit, the warnings that foreshadowed a break, and the fixes the libraries suggest."""
+    # Runs that failed for want of Colab or the network say so.
+    runs = {name: classify.classified(run) for name, run in runs.items()}
+    baseline = runs[config.baseline]
+    options = compare.options_for(notebook, runspec.compare_options(config))
+    comparisons = []
+    for name, other in runs.items():
+        if name == config.baseline:
+            continue
+        comparison = compare.compare_runs(baseline, other, options)
+        if config.baseline in envs:  # no culprit against stored outputs: no env to compare
+            blamed = infer(comparison, baseline, other, envs[config.baseline], envs[name])
+            if blamed is not None:
+                comparison = replace(comparison, culprit=blamed)
+        comparisons.append(comparison)
+    internal = next((run.internal for run in runs.values() if run.internal is not None), None)
+    warned: list[WarningRecord] = []
+    for comparison in comparisons:
+        error = runs[comparison.env].error
+        if comparison.verdict == "broken" and error is not None:
+            package = comparison.culprit.package if comparison.culprit else None
+            warned += hints.foreshadowing(error, baseline.warnings, package)
+    return NotebookReport(
+        notebook.path,
+        compare.notebook_verdict(comparisons),
+        runs,
+        tuple(comparisons),
+        foreshadowing=tuple(dict.fromkeys(warned)),
+        hints=_hints(runs),
+        internal=internal,
     )
 
 
@@ -312,43 +362,6 @@ def _skipped(notebook: Notebook, env_names: list[str]) -> NotebookReport:
         for name in env_names
     }
     return NotebookReport(notebook.path, "skipped", runs, skip_reason=notebook.skip_reason)
-
-
-def _compare(
-    config: Config,
-    notebook: Notebook,
-    runs: dict[str, NotebookRun],
-    built: dict[str, EnvInfo],
-) -> NotebookReport:
-    # Runs that failed for want of Colab or the network say so.
-    runs = {name: classify.classified(run) for name, run in runs.items()}
-    baseline = runs[config.baseline]
-    options = runspec.compare_options(config)
-    comparisons = []
-    for name, other in runs.items():
-        if name == config.baseline:
-            continue
-        comparison = compare.compare_runs(baseline, other, compare.options_for(notebook, options))
-        if config.baseline in built:  # no culprit against stored outputs: no env to compare
-            blamed = culprit.infer(comparison, baseline, other, built[config.baseline], built[name])
-            if blamed is not None:
-                comparison = replace(comparison, culprit=blamed)
-        comparisons.append(comparison)
-    verdict = compare.notebook_verdict(comparisons)
-    warned: list[WarningRecord] = []
-    for comparison in comparisons:
-        error = runs[comparison.env].error
-        if comparison.verdict == "broken" and error is not None:
-            package = comparison.culprit.package if comparison.culprit else None
-            warned += hints.foreshadowing(error, baseline.warnings, package)
-    return NotebookReport(
-        notebook.path,
-        verdict,
-        runs,
-        tuple(comparisons),
-        foreshadowing=tuple(dict.fromkeys(warned)),
-        hints=_hints(runs),
-    )
 
 
 def _hints(runs: dict[str, NotebookRun]) -> tuple[Hint, ...]:
@@ -370,14 +383,66 @@ def _hints(runs: dict[str, NotebookRun]) -> tuple[Hint, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def exit_code(report: Report, config: Config) -> int:
-    """0 when nothing regressed; 1 for broken (and changed, unless allowed; with --strict also
-    warnings and already-broken); 130 when interrupted."""
-    if report.interrupted:
-        return 130
-    failing = {"broken"}
-    if not config.allow_changed:
-        failing.add("changed")
-    if config.strict:
-        failing |= {"warnings", "already-broken"}
-    return 1 if any(nb.verdict in failing for nb in report.notebooks) else 0
+# --- blame ----------------------------------------------------------------------------------
+
+
+def _confirm_culprits(
+    config: Config,
+    runner: Runner,
+    interpreters: Mapping[str, Interpreter],
+    notebooks: Sequence[Notebook],
+    reports: list[NotebookReport],
+    built: Mapping[str, EnvInfo],
+    seen: Observer,
+) -> tuple[list[NotebookReport], BlameCost, bool]:
+    """Each broken or changed notebook's culprit, confirmed by rebuilt envs where possible;
+    whether Ctrl-C or SIGTERM cut it short (the culprits found so far are kept)."""
+    by_path = {notebook.path: notebook for notebook in notebooks}
+    wanted = sum(nb.verdict in {"broken", "changed"} for nb in reports)
+    if wanted:
+        seen.note(f"confirming the culprits of {wanted} notebooks by rebuilding envs…")
+    confirmed: list[NotebookReport] = []
+    built_count = used = 0
+    seconds = 0.0
+    steps: dict[str, tuple[str, ...]] = {}
+    interrupted = False
+    try:
+        for nb in reports:
+            comparisons = []
+            for comparison in nb.comparisons:
+                if comparison.verdict not in {"broken", "changed"} or comparison.env not in built:
+                    comparisons.append(comparison)
+                    continue
+                work = partial(
+                    blame.confirm,
+                    config,
+                    by_path[nb.path],
+                    built[config.baseline],
+                    built[comparison.env],
+                    nb.runs[config.baseline],
+                    nb.runs[comparison.env],
+                    comparison.culprit,
+                    seen.note,
+                )
+                result = guarded("confirming the culprit", work, _blame_failed)
+                if isinstance(result, InternalError):
+                    # The verdict stands; the culprit stays as inferred, the failure is told.
+                    comparisons.append(comparison)
+                    nb = replace(nb, internal=result)
+                    continue
+                built_count += result.envs_built
+                used += result.envs_used
+                seconds += result.seconds
+                steps[nb.path] = result.steps
+                comparisons.append(replace(comparison, culprit=result.culprit))
+            confirmed.append(replace(nb, comparisons=tuple(comparisons)))
+    except (KeyboardInterrupt, Terminated):
+        interrupted = True
+        confirmed += reports[len(confirmed) :]
+    finally:
+        runner.backend.stop_kernels()
+    return confirmed, BlameCost(len(steps), built_count, used, seconds, steps), interrupted
+
+
+def _blame_failed(error: InternalError) -> blame.BlameResult | InternalError:
+    return error

@@ -51,6 +51,18 @@ def kernel_options(
     return replace(base, kernel_env=kernel_env, python_path=(*extra, *base.python_path))
 
 
+def own_pip_target(options: execute.ExecOptions, workdir: Path) -> execute.ExecOptions:
+    """A notebook's `%pip install` / `!pip install` goes to a folder of its own run (PIP_TARGET,
+    first on its kernel's path), so it sees what it installed and the cached env that other
+    notebooks share never changes."""
+    target = workdir.resolve() / "pip-target"
+    return replace(
+        options,
+        kernel_env={**options.kernel_env, "PIP_TARGET": str(target)},
+        python_path=(target, *options.python_path),
+    )
+
+
 def compare_options(config: Config) -> compare.CompareOptions:
     return compare.CompareOptions(
         tolerance=Tolerance(config.tolerance, config.abs_tolerance),

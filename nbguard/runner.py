@@ -1,0 +1,198 @@
+"""One notebook in one built env, run the same way for the audit and for blame's probes, and
+the one boundary where a failure of nbguard's own code becomes a notebook's status.
+
+A run gets a workdir of its own, the course's package installed for its env (course-code =
+"install"), the env's kernel options and a pip target of its own. What touches the machine
+(resolvers, venvs, kernels) sits behind `Backend`, so the fast tests drive the pipeline with
+a fake one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from nbguard import envs, execute, runspec
+from nbguard.envs.interpreters import Interpreter
+from nbguard.model import EnvInfo, InternalError, Notebook, NotebookRun
+from nbguard.settings import Config, EnvSpec
+
+T = TypeVar("T")
+Progress = Callable[[str], None]
+
+
+def guarded(stage: str, work: Callable[[], T], failed: Callable[[InternalError], T]) -> T:
+    """`work()`, or `failed(...)` with what went wrong when nbguard's own code raises.
+
+    The one broad `except` of nbguard (as nox's SessionRunner.execute): a bug costs the
+    notebook it happened on, never the audit and its report. Ctrl-C and SIGTERM are
+    BaseExceptions and pass through.
+    """
+    try:
+        return work()
+    except Exception as exc:
+        return failed(
+            InternalError(
+                stage=stage,
+                ename=type(exc).__name__,
+                message=str(exc),
+                traceback="".join(traceback.format_exception(exc)),
+            )
+        )
+
+
+class Backend(Protocol):
+    """The work that touches the machine: interpreters, resolvers, venvs, kernels."""
+
+    def interpreter(self, spec: EnvSpec) -> Interpreter: ...
+
+    def build(self, spec: EnvSpec, interpreter: Interpreter, progress: Progress) -> EnvInfo: ...
+
+    def build_variant(
+        self,
+        name: str,
+        interpreter: Interpreter,
+        base: EnvInfo,
+        pins: dict[str, str],
+        *,
+        prerelease: bool,
+        progress: Progress,
+    ) -> EnvInfo: ...
+
+    def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None: ...
+
+    def execute(
+        self,
+        notebook: Notebook,
+        course: Path,
+        env: EnvInfo,
+        options: execute.ExecOptions,
+        workdir: Path,
+    ) -> NotebookRun: ...
+
+    def stop_kernels(self) -> None: ...
+
+
+class Machine:
+    """The real backend: envs built by uv or pip-tools, notebooks executed by nbclient."""
+
+    def __init__(self, options: envs.BuildOptions) -> None:
+        self.options = options
+
+    def interpreter(self, spec: EnvSpec) -> Interpreter:
+        return envs.interpreter_for(spec)
+
+    def build(self, spec: EnvSpec, interpreter: Interpreter, progress: Progress) -> EnvInfo:
+        return envs.build(spec, self.options, interpreter, progress)
+
+    def build_variant(
+        self,
+        name: str,
+        interpreter: Interpreter,
+        base: EnvInfo,
+        pins: dict[str, str],
+        *,
+        prerelease: bool,
+        progress: Progress,
+    ) -> EnvInfo:
+        return envs.build_variant(
+            name, interpreter, base, pins, self.options, prerelease=prerelease, progress=progress
+        )
+
+    def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None:
+        return envs.install_course(self.options, env, source, target)
+
+    def execute(
+        self,
+        notebook: Notebook,
+        course: Path,
+        env: EnvInfo,
+        options: execute.ExecOptions,
+        workdir: Path,
+    ) -> NotebookRun:
+        assert env.interpreter is not None
+        return execute.execute_notebook(
+            notebook, course, env.name, env.interpreter, options, workdir
+        )
+
+    def stop_kernels(self) -> None:
+        execute.kill_all_kernels()
+
+
+class Runner:
+    """Runs notebooks of one course in built envs; safe to share between worker threads.
+
+    Everything a run writes lives under `scratch`, which the caller owns and removes.
+    """
+
+    def __init__(self, config: Config, backend: Backend, scratch: Path) -> None:
+        self.course = config.course
+        self.backend = backend
+        self.scratch = scratch
+        self.options = runspec.exec_options(config)
+        self.install_course = config.course_code == "install"
+        self._lock = threading.Lock()  # the run numbers
+        self._installing = threading.Lock()  # the course copy and its installs
+        self._sites: dict[str, Path | str] = {}  # env fingerprint → course site, or why not
+        self._numbers = itertools.count(1)
+
+    def prepare(self, env: EnvInfo) -> EnvInfo:
+        """`env` ready for kernels: with course-code = "install", the course's package is
+        installed for it once (outside the cached env); `error` says why when it cannot be."""
+        if not self.install_course or not env.ok:
+            return env
+        site = self._course_site(env)
+        return replace(env, error=site) if isinstance(site, str) else env
+
+    def run(self, notebook: Notebook, env: EnvInfo) -> NotebookRun:
+        """`notebook` executed in `env`. Whatever the notebook does comes back as the run's
+        status; so does an env that could not be built, and nbguard's own failure."""
+        if not env.ok:
+            reason = env.error or "the env could not be built"
+            return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=reason)
+        started = time.monotonic()
+        with self._lock:
+            workdir = self.scratch / "runs" / env.name / str(next(self._numbers))
+
+        def execute_it() -> NotebookRun:
+            site = self._course_site(env) if self.install_course else None
+            if isinstance(site, str):
+                return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=site)
+            assert env.interpreter is not None
+            kernel = runspec.kernel_options(self.options, env.interpreter, site)
+            options = runspec.own_pip_target(kernel, workdir)
+            return self.backend.execute(notebook, self.course, env, options, workdir)
+
+        def internal(error: InternalError) -> NotebookRun:
+            return NotebookRun(
+                notebook.path,
+                env.name,
+                "internal-error",
+                time.monotonic() - started,
+                reason=f"nbguard internal error: {error.ename}: {error.message}",
+                internal=error,
+            )
+
+        return guarded(f"executing in {env.name}", execute_it, internal)
+
+    def _course_site(self, env: EnvInfo) -> Path | str:
+        """The folder holding the course's installed package for `env`'s kernels, or why it
+        cannot be installed; installed once per env, from one scratch copy of the course."""
+        assert env.fingerprint is not None
+        with self._installing:
+            known = self._sites.get(env.fingerprint)
+            if known is not None:
+                return known
+            source = self.scratch / "course-source"
+            if not source.exists():
+                execute.copy_course(self.course, source, self.options.copy_ignore, self.scratch)
+            site = self.scratch / "course-site" / env.fingerprint[:16]
+            error = self.backend.install_course(env, source, site)
+            self._sites[env.fingerprint] = error or site
+            return error or site

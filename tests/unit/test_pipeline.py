@@ -1,0 +1,236 @@
+"""Fast tier: the whole pipeline and the CLI's exit codes on a fake backend — verdicts,
+the internal-error boundary, env failures, interruption — with no env and no kernel."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbguard import cli, compare, pipeline, settings
+from nbguard.errors import ConfigError, EnvironmentBuildError
+from nbguard.model import Comparison, EnvInfo, Notebook, NotebookRun, Report
+from tests.support.courses import snapshot
+from tests.support.fakes import FakeBackend, Script, printed, raised, write_course
+
+NOTEBOOKS = ["a_same.ipynb", "b_changed.ipynb", "c_broken.ipynb", "d_fine.ipynb"]
+PACKAGES = {"locked": {"wobble": "1.0"}, "upcoming": {"wobble": "2.0"}}
+SCRIPTS: dict[tuple[str, str], Script] = {
+    ("b_changed.ipynb", "locked"): printed("b_changed.ipynb", "locked", "Curve(n=6)"),
+    ("b_changed.ipynb", "upcoming"): printed("b_changed.ipynb", "upcoming", "<Curve n=6>"),
+    ("c_broken.ipynb", "upcoming"): raised(
+        "c_broken.ipynb", "upcoming", "AttributeError", "module 'wobble' has no attribute 'old'"
+    ),
+}
+
+# Fails the same way in both envs: already-broken, which fails only a --strict run.
+BOTH_FAIL: dict[tuple[str, str], Script] = {
+    ("a_same.ipynb", env): raised("a_same.ipynb", env, "E", "x") for env in ("locked", "upcoming")
+}
+
+
+@pytest.fixture
+def course(tmp_path: Path) -> Path:
+    return write_course(tmp_path, NOTEBOOKS)
+
+
+def audit(course: Path, backend: FakeBackend, **overrides: object) -> Report:
+    config = settings.load(course, {"cache-dir": str(course.parent / "cache"), **overrides})
+    return pipeline.run(config, backend=backend)
+
+
+def verdicts(report: Report) -> dict[str, str]:
+    return {nb.path: nb.verdict for nb in report.notebooks}
+
+
+def test_each_notebook_gets_its_verdict_and_culprit(course: Path) -> None:
+    backend = FakeBackend(PACKAGES, SCRIPTS)
+
+    report = audit(course, backend)
+
+    assert verdicts(report) == {
+        "a_same.ipynb": "ok",
+        "b_changed.ipynb": "changed",
+        "c_broken.ipynb": "broken",
+        "d_fine.ipynb": "ok",
+    }
+    broken = next(nb for nb in report.notebooks if nb.path == "c_broken.ipynb")
+    assert broken.culprit is not None
+    assert (broken.culprit.package, broken.culprit.to_version) == ("wobble", "2.0")
+    assert sorted(backend.executed) == sorted((nb, env) for nb in NOTEBOOKS for env in PACKAGES)
+    assert backend.stops >= 1  # kernels are always stopped at the end
+
+
+def test_exit_codes_follow_the_verdicts(course: Path) -> None:
+    config = settings.load(course, {"cache-dir": str(course.parent / "cache")})
+    report = pipeline.run(config, backend=FakeBackend(PACKAGES, SCRIPTS))
+    calm = pipeline.run(config, backend=FakeBackend(PACKAGES))
+    only_changed = pipeline.run(
+        config, backend=FakeBackend(PACKAGES, {k: v for k, v in SCRIPTS.items() if "b_" in k[0]})
+    )
+
+    assert pipeline.exit_code(report, config) == 1
+    assert pipeline.exit_code(calm, config) == 0
+    assert pipeline.exit_code(only_changed, config) == 1
+    allowing = settings.load(
+        course, {"cache-dir": str(course.parent / "cache"), "allow-changed": True}
+    )
+    assert pipeline.exit_code(only_changed, allowing) == 0
+
+
+def test_an_env_that_cannot_be_built_breaks_its_notebooks(course: Path) -> None:
+    backend = FakeBackend(PACKAGES, env_errors={"upcoming": "cannot resolve wobble>=9"})
+
+    report = audit(course, backend)
+
+    assert set(verdicts(report).values()) == {"broken"}
+    run = report.notebooks[0].runs["upcoming"]
+    assert (run.status, run.reason) == ("env-failed", "cannot resolve wobble>=9")
+    assert ("a_same.ipynb", "upcoming") not in backend.executed
+
+
+def test_a_setup_error_of_an_env_build_stops_the_audit(course: Path) -> None:
+    class NoResolver(FakeBackend):
+        def build(self, spec: Any, interpreter: Any, progress: Any) -> EnvInfo:
+            raise EnvironmentBuildError("uv is not installed")
+
+    with pytest.raises(EnvironmentBuildError, match="uv is not installed"):
+        audit(course, NoResolver(PACKAGES))
+
+
+def test_no_notebooks_is_a_config_error(tmp_path: Path) -> None:
+    course = write_course(tmp_path, [])
+
+    with pytest.raises(ConfigError, match="no notebooks"):
+        audit(course, FakeBackend(PACKAGES))
+
+
+# --- the boundary: nbguard's own failure costs one notebook, never the audit ---------------------
+
+
+def test_an_exception_while_executing_one_notebook_is_that_notebooks_internal_error(
+    course: Path,
+) -> None:
+    scripts = {**SCRIPTS, ("d_fine.ipynb", "upcoming"): RuntimeError("nbguard bug")}
+
+    report = audit(course, FakeBackend(PACKAGES, scripts))
+
+    assert verdicts(report) == {
+        "a_same.ipynb": "ok",
+        "b_changed.ipynb": "changed",
+        "c_broken.ipynb": "broken",
+        "d_fine.ipynb": "internal-error",
+    }
+    hit = next(nb for nb in report.notebooks if nb.path == "d_fine.ipynb")
+    assert hit.internal is not None
+    assert (hit.internal.stage, hit.internal.ename) == ("executing in upcoming", "RuntimeError")
+    assert "nbguard bug" in hit.internal.traceback
+    assert hit.runs["upcoming"].status == "internal-error"
+    assert hit.runs["locked"].status == "ok"
+
+
+def test_an_exception_while_comparing_one_notebook_is_that_notebooks_internal_error(
+    course: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = compare.compare_runs
+
+    def flaky(baseline: NotebookRun, other: NotebookRun, options: Any) -> Comparison:
+        if baseline.notebook == "a_same.ipynb":
+            raise KeyError("oops")
+        return real(baseline, other, options)
+
+    monkeypatch.setattr(compare, "compare_runs", flaky)
+
+    report = audit(course, FakeBackend(PACKAGES, SCRIPTS))
+
+    assert verdicts(report)["a_same.ipynb"] == "internal-error"
+    assert verdicts(report)["c_broken.ipynb"] == "broken"
+    hit = report.notebooks[0]
+    assert hit.internal is not None and hit.internal.stage == "comparing"
+
+
+# --- through the CLI: the report is written, the exit code tells ---------------------------------
+
+
+def run_cli(
+    course: Path, backend: FakeBackend, monkeypatch: pytest.MonkeyPatch, *flags: str
+) -> tuple[int, dict[str, Any]]:
+    monkeypatch.setattr(pipeline, "Machine", lambda options: backend)
+    report = course.parent / "report.json"
+    code = cli.main(
+        [
+            "run",
+            str(course),
+            "--cache-dir",
+            str(course.parent / "cache"),
+            "--report",
+            str(report),
+            *flags,
+        ]
+    )
+    return code, json.loads(report.read_text())
+
+
+def test_cli_exit_3_and_a_full_report_when_nbguard_fails_on_a_notebook(
+    course: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scripts = {**SCRIPTS, ("a_same.ipynb", "locked"): RuntimeError("nbguard bug")}
+    before = snapshot(course)
+
+    code, data = run_cli(course, FakeBackend(PACKAGES, scripts), monkeypatch)
+
+    assert code == pipeline.EXIT_INTERNAL == 3
+    assert {nb["path"]: nb["verdict"] for nb in data["notebooks"]} == {
+        "a_same.ipynb": "internal-error",
+        "b_changed.ipynb": "changed",
+        "c_broken.ipynb": "broken",
+        "d_fine.ipynb": "ok",
+    }
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert "internal-error" in out
+    assert snapshot(course) == before
+
+
+@pytest.mark.parametrize(
+    ("scripts", "flags", "expected"),
+    [
+        ({}, (), 0),
+        (SCRIPTS, (), 1),
+        ({k: v for k, v in SCRIPTS.items() if "b_" in k[0]}, ("--allow-changed",), 0),
+        (BOTH_FAIL, (), 0),
+        (BOTH_FAIL, ("--strict",), 1),
+    ],
+)  # fmt: skip
+def test_cli_exit_codes(
+    course: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    scripts: dict[tuple[str, str], Script],
+    flags: tuple[str, ...],
+    expected: int,
+) -> None:
+    code, _ = run_cli(course, FakeBackend(PACKAGES, scripts), monkeypatch, *flags)
+
+    assert code == expected
+
+
+def test_cli_ctrl_c_reports_what_finished_and_exits_130(
+    course: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupt(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+        signal.raise_signal(signal.SIGINT)  # as a user's Ctrl-C reaches the main thread
+        return printed(notebook.path, env.name, "same everywhere")
+
+    backend = FakeBackend(PACKAGES, {("c_broken.ipynb", "upcoming"): interrupt})
+
+    code, data = run_cli(course, backend, monkeypatch, "--jobs", "1")
+
+    assert code == 130
+    assert data["interrupted"] is True
+    # One kernel at a time, in order: d_fine's upcoming run was still queued, never started.
+    assert "d_fine.ipynb" not in {nb["path"] for nb in data["notebooks"]}
+    assert ("d_fine.ipynb", "upcoming") not in backend.executed
+    assert backend.stops >= 1
