@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,7 @@ def test_cli_ctrl_c_reports_what_finished_and_exits_130(
 ) -> None:
     def interrupt(notebook: Notebook, env: EnvInfo) -> NotebookRun:
         signal.raise_signal(signal.SIGINT)  # as a user's Ctrl-C reaches the main thread
+        time.sleep(1)  # a kernel still busy while the main thread handles it
         return printed(notebook.path, env.name, "same everywhere")
 
     backend = FakeBackend(PACKAGES, {("c_broken.ipynb", "upcoming"): interrupt})
