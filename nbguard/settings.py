@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -248,41 +248,45 @@ class EnvSpec:
 
 @dataclass(frozen=True)
 class Config:
+    """Everything a run needs. One field per Setting, of the type its parser returns (paths
+    anchored); defaults live in SETTINGS only, and `load` is the one way to make a Config
+    (tests/unit/test_settings.py holds the two in step)."""
+
     course: Path  # absolute course root
     config_file: Path | None
     envs: tuple[EnvSpec, ...]
-    notebooks: tuple[str, ...] = ("**/*.ipynb",)
-    exclude: tuple[str, ...] = ()
-    timeout: float | None = 300.0
-    notebook_timeout: float | None = 1800.0
-    jobs: int = 1
-    baseline: str = "locked"
-    resolver: str = "uv"
-    find_links: tuple[str, ...] = ()
-    index_url: str | None = None
-    extra_index_url: tuple[str, ...] = ()
-    no_index: bool = False
-    course_code: str = "path"
-    python_path: tuple[str, ...] = ()
-    cache_dir: Path = field(default_factory=lambda: default_cache_dir())
-    report: Path = Path(DEFAULT_REPORT)
-    html: Path | None = None
-    markdown: Path | None = None
-    junit: Path | None = None
-    since_report: Path | None = None
-    strict: bool = False
-    allow_changed: bool = False
-    pass_env: tuple[str, ...] = ()
-    memory_limit: int | None = None
-    max_output: int | None = 10 * 1024**2
-    startup_timeout: float | None = 60.0
-    blame: bool = False
-    keep_going: bool = False
-    offline: bool = False
-    tolerance: float = 1e-6
-    abs_tolerance: float = 1e-12
-    image_threshold: float = 0.01
-    replace: tuple[tuple[str, str], ...] = ()
+    notebooks: tuple[str, ...]
+    exclude: tuple[str, ...]
+    timeout: float | None
+    notebook_timeout: float | None
+    jobs: int
+    baseline: str
+    resolver: str
+    find_links: tuple[str, ...]
+    index_url: str | None
+    extra_index_url: tuple[str, ...]
+    no_index: bool
+    course_code: str
+    python_path: tuple[str, ...]
+    cache_dir: Path
+    report: Path
+    html: Path | None
+    markdown: Path | None
+    junit: Path | None
+    since_report: Path | None
+    strict: bool
+    allow_changed: bool
+    pass_env: tuple[str, ...]
+    memory_limit: int | None
+    max_output: int | None
+    startup_timeout: float | None
+    blame: bool
+    keep_going: bool
+    offline: bool
+    tolerance: float
+    abs_tolerance: float
+    image_threshold: float
+    replace: tuple[tuple[str, str], ...]
 
     def env(self, name: str) -> EnvSpec:
         return next(spec for spec in self.envs if spec.name == name)
@@ -371,8 +375,7 @@ def load(
         raise ConfigError(
             f"envs in {where} must be a table of env tables ([tool.nbguard.envs.NAME])"
         )
-    values: dict[str, object] = {s.attr: s.default for s in SETTINGS if s.default is not None}
-    values["report"] = Path(DEFAULT_REPORT)
+    values: dict[str, object] = {s.attr: _anchor(s, s.default, Path.cwd()) for s in SETTINGS}
     for key, value in file_table.items():
         setting = _known(key, _SETTING_BY_KEY, where)
         values[setting.attr] = _anchor(setting, _parse(key, value, where), base)
@@ -412,6 +415,8 @@ def _anchor(setting: Setting, value: object, base: Path) -> object:
             link if re.match(r"^[a-z][a-z0-9+.-]*://", link) else str((base / link).resolve())
             for link in value  # type: ignore[attr-defined]
         )
+    if value is None:
+        return default_cache_dir() if setting.key == "cache-dir" else None
     if setting.key == "cache-dir":
         return (base / Path(str(value)).expanduser()).resolve()
     if setting.key in _OUTPUT_FILES:

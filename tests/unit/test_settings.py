@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import types
+import typing
 from pathlib import Path
 
 import pytest
@@ -460,3 +463,43 @@ def test_envs_must_be_a_table(course: Path) -> None:
     write(course / "nbguard.toml", 'envs = ["locked"]\n')
 
     assert "must be a table of env tables" in config_error(course)
+
+
+# --- one definition per setting --------------------------------------------------------------
+
+
+def test_every_setting_is_one_config_field_and_nothing_else_is() -> None:
+    fields = {f.name for f in dataclasses.fields(settings.Config)}
+    run_values = {"course", "config_file", "envs"}  # the course itself, not settings
+
+    assert fields - run_values == {s.attr for s in settings.SETTINGS}
+
+
+def test_defaults_come_from_the_settings_table_alone(course: Path, tmp_path: Path) -> None:
+    config = settings.load(course)
+    hints = typing.get_type_hints(settings.Config)
+
+    for setting in settings.SETTINGS:
+        value = getattr(config, setting.attr)
+        if setting.key == "cache-dir":
+            assert value == settings.default_cache_dir()
+        elif setting.key in {"report", "html", "markdown", "junit", "since-report"}:
+            assert value == (None if setting.default is None else Path(str(setting.default)))
+        else:
+            assert value == setting.default, setting.key
+        # The parser's type is the field's type: a value from TOML or a flag fits the field.
+        assert _fits(value, hints[setting.attr]), (setting.key, value, hints[setting.attr])
+    assert config.jobs == (os.cpu_count() or 1)
+
+
+def _fits(value: object, hint: object) -> bool:
+    if hint is type(None) or hint is None:
+        return value is None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arm) for arm in typing.get_args(hint))
+    if origin is tuple:
+        return isinstance(value, tuple)
+    if hint is float:
+        return isinstance(value, float | int) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else False
