@@ -101,6 +101,18 @@ def test_two_builds_are_byte_identical(tmp_path: Path) -> None:
     assert sorted(path.name for path in (tmp_path / "a").iterdir()) == [p.name for p in first]
 
 
+def test_the_shipped_demo_wheels_are_what_the_builder_makes(tmp_path: Path) -> None:
+    # fixtures/wheels/ is committed, so `nbguard run fixtures/demo-course` works right after
+    # `pip install .`; a change to packages/ must be followed by a rebuild.
+    built = build_wheels_script.build_wheels(tmp_path)
+    shipped = FIXTURES / "wheels"
+    assert sorted(p.name for p in shipped.glob("*.whl")) == sorted(p.name for p in built)
+    for wheel in built:
+        assert (shipped / wheel.name).read_bytes() == wheel.read_bytes(), (
+            f"{wheel.name} is stale: run python fixtures/build_wheels.py"
+        )
+
+
 def test_wheel_metadata_names_the_distribution(wheels: list[Path]) -> None:
     for wheel in wheels:
         name, version, _tag = wheel.name.removesuffix(".whl").split("-", 2)
