@@ -296,3 +296,12 @@ def test_templates_use_the_flags_the_brief_names() -> None:
     assert {"--baseline", "--notebooks", "--markdown", "--html"} <= set(pr)
     assert {"--since-report", "--html", "--markdown"} <= set(nightly)
     assert {"--env-python", "--env-prerelease", "--html"} <= set(audit)
+
+
+def test_the_repositorys_workflow_templates_are_the_ones_init_writes() -> None:
+    # .github/workflow-templates/ shows the workflows on GitHub; nbguard/templates/ ships them
+    # in the package for `nbguard init`. One text, two places: this keeps them one.
+    shown = Path(__file__).resolve().parents[2] / ".github" / "workflow-templates"
+    assert sorted(p.name for p in shown.glob("*.yml")) == sorted(TEMPLATES)
+    for name in TEMPLATES:
+        assert (shown / name).read_text(encoding="utf-8") == template_text(name), name
