@@ -1,7 +1,10 @@
 """The command line: parse, load the config, call the pipeline, draw, pick an exit code.
 
-Exit codes: 0 nothing regressed, 1 something broke (see `pipeline.exit_code`), 2 usage,
-configuration or environment-setup error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
+Exit codes, one meaning each: 0 nothing regressed, 1 a notebook broke (see
+`pipeline.exit_code`), 2 usage, configuration or environment-setup error (one line, no
+traceback), 3 nbguard's own code failed on some notebook (its verdict is `internal-error`, the
+traceback is in the JSON report, the rest of the audit is complete), 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
