@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from nbguard import runspec, settings
-from nbguard.execute import ExecOptions, _kernel_env
+from nbguard.execute import ExecOptions
+from nbguard.execute.launch import kernel_env
 from nbguard.report import json_report
 from nbguard.secret_env import is_secret, redactor
 
@@ -50,7 +51,7 @@ def test_kernel_env_drops_secrets_unless_passed(
     monkeypatch.setenv("NBGUARD_HARMLESS", "1")
 
     def env(*allow: str) -> dict[str, str]:
-        return _kernel_env(tmp_path, tmp_path / "s", ExecOptions(pass_env=allow), tmp_path)
+        return kernel_env(tmp_path, tmp_path / "s", ExecOptions(pass_env=allow), tmp_path)
 
     assert "GITHUB_TOKEN" not in env() and "AWS_SECRET_ACCESS_KEY" not in env()
     assert env()["NBGUARD_HARMLESS"] == "1"

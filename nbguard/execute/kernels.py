@@ -1,0 +1,50 @@
+"""The kernels running now, so an interrupted run can kill them all from any thread."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import signal
+import threading
+
+# The only state shared between worker threads.
+_LIVE_LOCK = threading.RLock()  # re-entrant: a signal handler may run on a thread holding it
+_LIVE: dict[int, int] = {}  # token -> process group of a kernel still running
+_KILLED: set[int] = set()  # tokens kill_all_kernels stopped, so the run can say why
+_TOKENS = itertools.count(1)
+
+
+def kill_all_kernels() -> None:
+    """Kill every kernel still running (its whole process group); safe from any thread."""
+    with _LIVE_LOCK:
+        for token, group in list(_LIVE.items()):
+            _KILLED.add(token)
+            kill_group(group)
+
+
+def register(group: int) -> int:
+    """Note a started kernel's process group; the token given back unregisters it."""
+    with _LIVE_LOCK:
+        token = next(_TOKENS)
+        _LIVE[token] = group
+        return token
+
+
+def unregister(token: int) -> None:
+    with _LIVE_LOCK:
+        _LIVE.pop(token, None)
+        _KILLED.discard(token)
+
+
+def was_killed(token: int | None) -> bool:
+    """Whether kill_all_kernels stopped this kernel (rather than the notebook killing it)."""
+    with _LIVE_LOCK:
+        return token is not None and token in _KILLED
+
+
+def kill_group(group: int) -> None:
+    # The kernel leads its own session (jupyter_client starts it with start_new_session), so
+    # the group holds the kernel and whatever it spawned (multiprocessing pools, servers).
+    with contextlib.suppress(ProcessLookupError, PermissionError, AttributeError):
+        os.killpg(group, signal.SIGKILL)  # AttributeError: no process groups on Windows
