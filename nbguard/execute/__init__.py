@@ -23,7 +23,7 @@ from __future__ import annotations
 from nbguard.execute.kernels import kill_all_kernels
 from nbguard.execute.options import ExecOptions
 from nbguard.execute.outputs import CAPTURE_MIME
-from nbguard.execute.runner import execute_notebook
+from nbguard.execute.notebook import execute_notebook
 from nbguard.execute.scratch import copy_course
 from nbguard.execute.stored import STORED, stored_run
 
