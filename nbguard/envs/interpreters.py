@@ -1,4 +1,5 @@
-"""Finding Python interpreters by version on this machine: PATH, pyenv, uv-managed ones."""
+"""Finding Python interpreters by version on this machine (PATH, pyenv, uv-managed ones), and
+the one an env asks for."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from functools import cache
 from pathlib import Path
 
 from nbguard import proc
+from nbguard.envs.requirements import conda_python
 from nbguard.errors import InterpreterNotFound
+from nbguard.settings import EnvSpec
 
 _PROBE = (
     "import json, platform, sys; print(json.dumps({'executable': sys.executable, "
@@ -51,6 +54,15 @@ def probe(executable: str) -> Interpreter | None:
         implementation=info["implementation"],
         platform=f"{info['system']}-{info['machine']}",
     )
+
+
+def interpreter_for(spec: EnvSpec) -> Interpreter:
+    """The interpreter an env asks for; an environment.yml's `python=3.x` counts when the env
+    names none. Raises InterpreterNotFound (exit 2) when it is not installed."""
+    request = spec.python
+    if request is None and spec.requirements is not None:
+        request = conda_python(spec.requirements)
+    return find(request)
 
 
 def find(request: str | None) -> Interpreter:

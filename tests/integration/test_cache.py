@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from nbguard import cli, envs
+from nbguard import cli
+from nbguard.envs import cache as env_cache_module
 from tests.support.courses import make_course
 from tests.support.wheels import offline_args
 
@@ -51,7 +52,7 @@ def _env_dir(cache: Path, report: dict[str, Any]) -> Path:
 
 def _forget_verified(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each nbguard run is a new process; so is each step of these tests."""
-    monkeypatch.setattr(envs, "_VERIFIED", set())
+    monkeypatch.setattr(env_cache_module, "_VERIFIED", set())
 
 
 def _truncate_ipykernel(env: Path) -> None:

@@ -1,23 +1,26 @@
 """Fast tier: what each env asks the resolver for, lock parsing and env fingerprints — the pure
-parts of nbguard.envs, no resolver, no venv."""
+parts of nbguard.envs, and resolving into a cached lock with a fake resolver; no venv."""
 
 from __future__ import annotations
 
+import types
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from nbguard import envs
+from nbguard import envs, proc
 from nbguard.envs import (
     canonical,
     changed_packages,
     conda_python,
     fingerprint,
+    lockfiles,
     parse_pins,
     requirement_lines,
 )
 from nbguard.envs.interpreters import Interpreter
-from nbguard.errors import NbguardError
+from nbguard.errors import NbguardError, ResolutionError
 from nbguard.model import EnvInfo
 from nbguard.settings import EnvSpec
 
@@ -277,3 +280,88 @@ def test_local_find_links_packages_are_refreshed_not_taken_from_uvs_cache(tmp_pa
     sources = envs.Sources(find_links=(str(tmp_path), "https://example.org/wheels/"))
 
     assert sources.local_distributions() == ["course-tools", "helpers"]
+
+
+# --- resolving into a cached lock ---------------------------------------------------------------
+
+
+@dataclass
+class FakeResolver:
+    """Answers every compile with `lock` (or fails with `error`), and remembers what it was
+    given: the request and the previous output it found (the preferences)."""
+
+    lock: str = "wobble==2.0\n"
+    error: str | None = None
+    name: str = "fake"
+    asked: list[tuple[str, str]] = field(default_factory=list)
+
+    def compile(
+        self, interp: Interpreter, infile: Path, outfile: Path, *, upgrade: bool, prerelease: bool
+    ) -> proc.Completed:
+        previous = outfile.read_text() if outfile.is_file() else ""
+        self.asked.append((infile.read_text(), previous))
+        if self.error is not None:
+            return proc.Completed(("fake",), 1, "", f"\x1b[31merror\x1b[0m: {self.error}\n\n")
+        outfile.write_text(self.lock)
+        return proc.Completed(("fake",), 0, "", "")
+
+    def create(self, interp: Interpreter, target: Path, lock: Path) -> proc.Completed:
+        raise AssertionError("resolving builds no env")
+
+    def install_into(self, python: Path, project: Path, target: Path) -> proc.Completed:
+        raise AssertionError("resolving installs nothing")
+
+
+def request(text: str = "wobble\n", **how: bool) -> lockfiles.Request:
+    return lockfiles.Request("env 'x'", lockfiles.key(text, *map(str, how.items())), text, **how)
+
+
+def test_a_pinned_request_is_resolved_once_and_then_read_from_the_cache(tmp_path: Path) -> None:
+    resolver = FakeResolver()
+    first = lockfiles.resolve(request(), PY311, resolver, tmp_path)
+    resolver.lock = "wobble==3.0\n"  # a new release on the index
+
+    assert lockfiles.resolve(request(), PY311, resolver, tmp_path) == first == "wobble==2.0\n"
+    assert len(resolver.asked) == 1
+    assert [p.name for p in (tmp_path / "locks").glob("*.tmp")] == []
+
+
+def test_an_upgrading_request_is_resolved_again_every_run(tmp_path: Path) -> None:
+    resolver = FakeResolver()
+    lockfiles.resolve(request(upgrade=True), PY311, resolver, tmp_path)
+    resolver.lock = "wobble==3.0\n"
+
+    assert lockfiles.resolve(request(upgrade=True), PY311, resolver, tmp_path) == "wobble==3.0\n"
+
+
+def test_preferred_versions_reach_the_resolver_as_its_previous_output(tmp_path: Path) -> None:
+    resolver = FakeResolver()
+    preferring = lockfiles.Request(
+        "probe", "variant-a", "wobble==1.0\ngadget\n", preferred="gadget==2.0\n"
+    )
+    lockfiles.resolve(preferring, PY311, resolver, tmp_path)
+
+    assert resolver.asked == [("wobble==1.0\ngadget\n", "gadget==2.0\n")]
+
+
+def test_a_request_that_cannot_be_resolved_says_what_the_resolver_said(tmp_path: Path) -> None:
+    resolver = FakeResolver(error="no version of wobble matches >=9")
+    with pytest.raises(ResolutionError) as failure:
+        lockfiles.resolve(request("wobble>=9\n"), PY311, resolver, tmp_path)
+
+    assert str(failure.value) == (
+        "cannot resolve env 'x' for Python 3.11.7 (fake): error: no version of wobble matches >=9"
+    )
+    # Nothing half-written is left for the next run to take as a lock.
+    assert [p.suffix for p in (tmp_path / "locks").iterdir()] == [".in"]
+
+
+def test_the_public_surface_is_what_all_says() -> None:
+    """As httpx keeps its exports honest: everything in __all__ exists, and every public
+    name of nbguard.envs (its modules aside) is in __all__."""
+    public = {
+        name
+        for name, value in vars(envs).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public == set(envs.__all__)

@@ -1,0 +1,137 @@
+"""Building envs: a course env from its EnvSpec, any resolved lock into a ready venv (taken from
+the cache when whole, else installed under the cache's file lock with its marker last), and
+the course's own package installed beside an env."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from nbguard.envs import cache, lockfiles, resolvers
+from nbguard.envs.interpreters import Interpreter
+from nbguard.envs.requirements import KERNEL_REQUIREMENTS, parse_pins, requirement_lines
+from nbguard.envs.resolvers import BuildOptions, Resolver
+from nbguard.errors import ResolutionError
+from nbguard.model import EnvInfo
+from nbguard.settings import EnvSpec
+
+Progress = Callable[[str], None]
+
+
+def build(
+    spec: EnvSpec,
+    options: BuildOptions,
+    interp: Interpreter,
+    progress: Progress = lambda _: None,
+) -> EnvInfo:
+    """A ready env for the spec, reused from the cache when its fingerprint is there.
+
+    A resolution or install that fails is returned as an EnvInfo with `error` (its notebooks
+    become `env-failed`); only a broken nbguard setup (no resolver at all) raises.
+    """
+    started = time.monotonic()
+    resolver = resolvers.for_options(options)
+    progress(f"resolving {spec.name} ({resolver.name}, Python {interp.version})")
+    request = _course_request(spec, interp, resolver, options)
+    try:
+        lock = lockfiles.resolve(request, interp, resolver, options.cache_dir)
+    except ResolutionError as exc:
+        return failed(spec.name, interp, str(exc), started)
+    return materialize(spec.name, interp, lock, resolver, options.cache_dir, progress, started)
+
+
+def _course_request(
+    spec: EnvSpec, interp: Interpreter, resolver: Resolver, options: BuildOptions
+) -> lockfiles.Request:
+    """The course's requirements plus ipykernel, resolved under the course's pins (a pinned
+    file's `==` lines stay exactly as they are).
+
+    A pinned env's resolution only changes when its inputs do: it is cached, so the baseline
+    stays the baseline and a second run does not wait on the index. Upgrading envs are
+    resolved again every run.
+    """
+    lines = [*requirement_lines(spec), *spec.pins, *KERNEL_REQUIREMENTS]
+    text = "\n".join([*lines, ""])
+    inputs = [text, interp.version, interp.platform, resolver.name]
+    inputs += [repr(options.sources), repr(spec)]
+    if spec.requirements is not None:
+        inputs.append(spec.requirements.read_text(encoding="utf-8", errors="replace"))
+    return lockfiles.Request(
+        what=f"the requirements of env {spec.name!r}",
+        stem=lockfiles.key(*inputs),
+        text=text,
+        upgrade=spec.upgrade,
+        prerelease=spec.prerelease,
+    )
+
+
+def failed(name: str, interp: Interpreter, message: str, started: float) -> EnvInfo:
+    return EnvInfo(
+        name, interp.version, {}, None, error=message, build_s=time.monotonic() - started
+    )
+
+
+def materialize(
+    name: str,
+    interp: Interpreter,
+    lock: str,
+    resolver: Resolver,
+    cache_dir: Path,
+    progress: Progress,
+    started: float,
+) -> EnvInfo:
+    """The venv for a resolved lock: reused when its fingerprint is in the cache, else built
+    under a lock shared with other nbguard processes."""
+    fp = cache.fingerprint(interp, lock)
+    target = cache.env_dir(cache_dir, fp)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    reused = cache.is_complete(target, fp)
+    if not reused:
+        if target.exists():
+            progress(f"rebuilding {name}: its cached env is incomplete or damaged")
+        progress(f"installing {name} ({len(parse_pins(lock))} packages)")
+        with cache.file_lock(target.with_suffix(".lock")):
+            if not cache.is_complete(target, fp):  # another nbguard may have built it meanwhile
+                error = _install(resolver, interp, target, lock, fp, name)
+                if error:
+                    return failed(name, interp, error, started)
+    return EnvInfo(
+        name=name,
+        python=interp.version,
+        packages=parse_pins(lock),
+        fingerprint=fp,
+        interpreter=target / "bin" / "python",
+        reused=reused,
+        build_s=time.monotonic() - started,
+    )
+
+
+def _install(
+    resolver: Resolver, interp: Interpreter, target: Path, lock: str, fp: str, name: str
+) -> str | None:
+    """Build the venv; the marker is written last, so a half-built env is never reused."""
+    cache.clear(target)
+    pending = cache.pending_lock(target, lock)
+    done = resolver.create(interp, target, pending)
+    if not done.ok:
+        return f"cannot install env {name!r}: {resolvers.reason(done)}"
+    pending.replace(cache.lock_path(target))
+    check = cache.kernel_starts(target / "bin" / "python")
+    if not check.ok:
+        return f"a kernel cannot start in env {name!r}: {resolvers.reason(check)}"
+    cache.mark_complete(target, fp, interp.version, name)
+    return None
+
+
+def install_course(options: BuildOptions, env: EnvInfo, source: Path, target: Path) -> str | None:
+    """Install the course's own package (from a scratch copy of the course: builds write
+    into their source tree) into `target`, a folder put on that env's kernels' PYTHONPATH, so
+    the cached env itself never changes. Returns why it failed, or None."""
+    assert env.interpreter is not None
+    done = resolvers.for_options(options).install_into(env.interpreter, source, target)
+    if not done.ok:
+        return (
+            f"cannot install the course's package into env {env.name!r}: {resolvers.reason(done)}"
+        )
+    return None

@@ -1,0 +1,189 @@
+"""Requirement text: what an env asks the resolver for (requirements files and their `-r`
+includes, a conda environment.yml read as pip lines), and what a lock file pins."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nbguard.errors import ConfigError
+from nbguard.model import EnvInfo
+from nbguard.settings import EnvSpec
+
+# What every env needs on top of the course's requirements to run a kernel.
+KERNEL_REQUIREMENTS = ("ipykernel",)
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?")
+PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*===?\s*([^\s;#\\]+)")
+# Options whose value is a path, relative to the file that holds them.
+_PATH_OPTION = re.compile(r"^(-e|--editable|-c|--constraint|-f|--find-links)(\s*=?\s*)(\S+)(.*)$")
+_HASH = re.compile(r"\s--hash[= ]\S+")
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalized distribution name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+# --- locks -----------------------------------------------------------------------------------
+
+
+def parse_pins(lock: str) -> dict[str, str]:
+    """name → version for every `name==version` line of a lock file."""
+    pins: dict[str, str] = {}
+    for line in lock.splitlines():
+        match = PIN.match(line)
+        if match and not line.lstrip().startswith(("#", "-")):
+            pins[canonical(match.group(1))] = match.group(2)
+    return pins
+
+
+def lock_requirements(lock: str) -> list[str]:
+    """The requirement lines of a lock, without comments, options and hashes."""
+    text = lock.replace("\\\n", " ")
+    lines = [_HASH.sub("", raw.split(" #", 1)[0]).strip() for raw in text.splitlines()]
+    return [line for line in lines if line and not line.startswith(("#", "--"))]
+
+
+def line_name(line: str) -> str | None:
+    """The distribution a requirement line names (`pkg @ URL`, `pkg[x]>=1`), None for `-e`."""
+    match = _REQUIREMENT_NAME.match(line)
+    return canonical(match.group(1)) if match and not line.startswith("-") else None
+
+
+def changed_packages(before: EnvInfo, after: EnvInfo) -> list[tuple[str, str | None, str | None]]:
+    """(package, from, to) for every package whose version differs between two envs."""
+    names: Sequence[str] = sorted(set(before.packages) | set(after.packages))
+    return [
+        (name, before.packages.get(name), after.packages.get(name))
+        for name in names
+        if before.packages.get(name) != after.packages.get(name)
+    ]
+
+
+# --- requirement sources ---------------------------------------------------------------------
+
+
+def requirement_lines(spec: EnvSpec) -> list[str]:
+    """The requirements the resolver gets for an env (before ipykernel and pins are added).
+
+    A file in an env that does not upgrade is passed as it is (`-r file`). In an env that
+    upgrades, `==` pins are dropped and everything else stays: ranges the instructor wrote,
+    extras, markers, URL requirements, index and editable options. An environment.yml is read
+    as its pip-installable dependencies.
+    """
+    if spec.requirements is None:
+        return []
+    path = spec.requirements
+    if path.suffix in {".yml", ".yaml"}:
+        return _conda_requirements(path, keep_versions=not spec.upgrade)
+    if not spec.upgrade:
+        return [f"-r {path}"]
+    return [_unpinned(line) for line in _read_requirements(path)]
+
+
+def _read_requirements(path: Path, seen: frozenset[Path] = frozenset()) -> list[str]:
+    """Lines of a requirements file, `-r` includes followed, comments and `--hash` dropped,
+    relative paths in options made absolute (the resolver reads a copy elsewhere)."""
+    lines: list[str] = []
+    try:
+        joined = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    except OSError as exc:
+        included = f" (included from {sorted(seen)[-1]})" if seen else ""
+        raise ConfigError(
+            f"cannot read requirements file {path}{included}: {exc.strerror}"
+        ) from None
+    for raw in joined.splitlines():
+        line = _HASH.sub("", raw.split(" #", 1)[0]).strip()
+        if not line or line.startswith("#") or line.startswith("--hash"):
+            continue
+        include = re.match(r"^(?:-r|--requirement)\s*=?\s*(\S+)", line)
+        if include:
+            target = (path.parent / include.group(1)).resolve()
+            if target not in seen:
+                lines += _read_requirements(target, seen | {path})
+            continue
+        option = _PATH_OPTION.match(line)
+        if option and not re.match(r"^[a-z][a-z0-9+.-]*://", option.group(3)):
+            flag, _, value, rest = option.groups()
+            line = f"{flag} {(path.parent / value).resolve()}{rest}"
+        lines.append(line)
+    return lines
+
+
+def _unpinned(line: str) -> str:
+    """A requirement line without its `==`/`===` clauses: `numpy[x]==1.26.4 ; python_version
+    < "3.13"` → `numpy[x] ; python_version < "3.13"`; `scipy>=1.10,<2` stays as it is, and so
+    do options and URL requirements (`pkg @ https://…`)."""
+    match = _REQUIREMENT_NAME.match(line)
+    if line.startswith("-") or match is None or " @ " in line or "@" in line.split(";")[0]:
+        return line
+    requirement, _, marker = line.partition(";")
+    rest = requirement[match.end() :]
+    kept = [c.strip() for c in rest.split(",") if c.strip() and not c.strip().startswith("==")]
+    head = match.group(1) + (match.group(2) or "")
+    text = head + ",".join(kept)
+    return f"{text} ; {marker.strip()}" if marker.strip() else text
+
+
+# --- environment.yml -------------------------------------------------------------------------
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    import yaml  # papermill depends on PyYAML; only environment.yml needs it
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "cannot parse it"
+        raise ConfigError(f"{path}: not valid YAML{where} ({problem})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'dependencies' list")
+    return data
+
+
+_CONDA_SPEC = re.compile(r"^(?:[\w.-]+::)?([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)$")
+
+
+def _conda_requirements(path: Path, *, keep_versions: bool) -> list[str]:
+    """pip requirements from an environment.yml: conda `name=1.2` means 1.2.*, `name=1.2.3=build`
+    means exactly 1.2.3, comparisons pass through; `python` and `pip` are not packages to
+    install (the env's Python is chosen from `python=`, see conda_python)."""
+    lines: list[str] = []
+    for dep in _load_yaml(path).get("dependencies", []) or []:
+        if isinstance(dep, dict):
+            pip_lines = [str(item) for item in dep.get("pip", []) or []]
+            lines += pip_lines if keep_versions else [_unpinned(line) for line in pip_lines]
+            continue
+        match = _CONDA_SPEC.match(str(dep).strip())
+        if match is None:
+            continue
+        name, spec = match.group(1), match.group(2).replace(" ", "")
+        if canonical(name) in {"python", "pip"}:
+            continue
+        if spec.startswith(("<", ">", "!", "~", "==")):
+            requirement = f"{name}{spec}"
+        elif spec.startswith("="):
+            version, _, build = spec[1:].partition("=")
+            exact = bool(build) or version.endswith("*")
+            requirement = f"{name}=={version}" if exact else f"{name}=={version}.*"
+        else:
+            requirement = name
+        lines.append(requirement if keep_versions else _unpinned(requirement))
+    return lines
+
+
+def conda_python(path: Path) -> str | None:
+    """The Python version an environment.yml asks for, if it names one."""
+    if path.suffix not in {".yml", ".yaml"}:
+        return None
+    for dep in _load_yaml(path).get("dependencies", []) or []:
+        match = re.match(r"^python\s*=+\s*(\d+\.\d+(?:\.\d+)?)", str(dep))
+        if match:
+            return match.group(1)
+    return None

@@ -1,0 +1,234 @@
+"""The resolvers, uv and pip-tools, behind one `Resolver` protocol: the only code that runs
+them (compile a lock, create a venv from it, install a project into a folder), and where
+packages come from."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from nbguard import proc
+from nbguard.ansi import strip_ansi
+from nbguard.envs import interpreters
+from nbguard.envs.cache import file_lock
+from nbguard.envs.interpreters import Interpreter
+from nbguard.envs.requirements import canonical
+from nbguard.errors import EnvironmentBuildError
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where packages come from, the same for every env of a run."""
+
+    find_links: tuple[str, ...] = ()
+    index_url: str | None = None
+    extra_index_url: tuple[str, ...] = ()
+    no_index: bool = False
+
+    def args(self) -> list[str]:
+        """Options understood alike by uv, pip-compile and pip."""
+        argv: list[str] = []
+        for link in self.find_links:
+            argv += ["--find-links", link]
+        if self.index_url:
+            argv += ["--index-url", self.index_url]
+        for url in self.extra_index_url:
+            argv += ["--extra-index-url", url]
+        if self.no_index:
+            argv.append("--no-index")
+        return argv
+
+    def local_distributions(self) -> list[str]:
+        """Distribution names of the wheels and sdists in local --find-links folders."""
+        names: set[str] = set()
+        for link in self.find_links:
+            folder = Path(link)
+            if "://" in link or not folder.is_dir():
+                continue
+            for archive in (*folder.glob("*.whl"), *folder.glob("*.tar.gz")):
+                names.add(canonical(archive.name.split("-", 1)[0]))
+        return sorted(names)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """The settings every env build of a run shares: the resolver, where packages come
+    from, where envs and locks are cached."""
+
+    resolver: str  # "uv" or "pip-tools"
+    sources: Sources
+    cache_dir: Path
+
+
+class Resolver(Protocol):
+    """What building an env asks of a resolver; each call returns the finished process."""
+
+    name: str
+
+    def compile(
+        self, interp: Interpreter, infile: Path, outfile: Path, *, upgrade: bool, prerelease: bool
+    ) -> proc.Completed:
+        """Resolve `infile` for `interp` into `outfile`; the pins already in `outfile` (a
+        previous output) are kept where they still fit, unless `upgrade`."""
+        ...
+
+    def create(self, interp: Interpreter, target: Path, lock: Path) -> proc.Completed:
+        """A venv of `interp` at `target` (absent before) holding exactly `lock`."""
+        ...
+
+    def install_into(self, python: Path, project: Path, target: Path) -> proc.Completed:
+        """`project` (without its dependencies) installed by `python`'s env into `target`."""
+        ...
+
+
+def for_options(options: BuildOptions) -> Resolver:
+    if options.resolver == "uv":
+        return _Uv(options.sources)
+    return _PipTools(options.sources, options.cache_dir)
+
+
+def reason(done: proc.Completed) -> str:
+    """A failed tool's own explanation, without its ANSI colour and blank lines."""
+    text = strip_ansi(done.last_lines(15))
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+class _Uv:
+    name = "uv"
+
+    def __init__(self, sources: Sources) -> None:
+        uv = interpreters.uv_executable()
+        if uv is None:
+            raise EnvironmentBuildError(
+                "the uv resolver was asked for but uv is not installed; `pip install uv` "
+                "or set resolver = 'pip-tools'"
+            )
+        self.uv = uv
+        self.sources = sources
+
+    def _args(self) -> list[str]:
+        """Where packages come from, and: re-read the wheels of local --find-links folders.
+        uv trusts a wheel of a given name and version forever; a course (or nbguard's own
+        demo) that rebuilds its local package without bumping the version would otherwise
+        get the old one from uv's cache."""
+        refresh: list[str] = []
+        for name in self.sources.local_distributions():
+            refresh += ["--refresh-package", name]
+        return [*self.sources.args(), *refresh]
+
+    def compile(
+        self, interp: Interpreter, infile: Path, outfile: Path, *, upgrade: bool, prerelease: bool
+    ) -> proc.Completed:
+        argv: list[str | Path] = [self.uv, "pip", "compile", infile, "--output-file", outfile]
+        argv += ["--quiet", "--no-header", "--no-annotate", "--python", interp.executable]
+        argv += ["--prerelease", "allow" if prerelease else "if-necessary-or-explicit"]
+        if upgrade:
+            argv.append("--upgrade")
+        return proc.run([*argv, *self._args()], env=_quiet_uv())
+
+    def create(self, interp: Interpreter, target: Path, lock: Path) -> proc.Completed:
+        done = proc.run(
+            [self.uv, "venv", "--quiet", "--python", interp.executable, target], env=_quiet_uv()
+        )
+        if not done.ok:
+            return done
+        argv: list[str | Path] = [self.uv, "pip", "sync", lock, "--quiet"]
+        argv += ["--python", target / "bin" / "python"]
+        # Kernels import the env's packages every run; without .pyc (uv writes none by
+        # default, and PYTHONDONTWRITEBYTECODE is common) each import recompiles them.
+        argv.append("--compile-bytecode")
+        # Copies, not hard links into uv's cache: a notebook (or a disk) that damages a file
+        # of the env would otherwise damage the cache, and every env rebuilt from it.
+        argv += ["--link-mode", "copy"]
+        done = proc.run([*argv, *self._args()], env=_quiet_uv())
+        if done.ok:
+            # uv venvs have no pip; a notebook's `%pip install` would fail with "No module
+            # named pip" where a student's Jupyter works. Best effort: without a pip wheel
+            # (an offline course that ships none) the env is built without it.
+            seed: list[str | Path] = [self.uv, "pip", "install", "--quiet", "--no-deps"]
+            seed += ["--link-mode", "copy", "pip"]
+            proc.run([*seed, "--python", target / "bin" / "python", *self._args()], env=_quiet_uv())
+        return done
+
+    def install_into(self, python: Path, project: Path, target: Path) -> proc.Completed:
+        argv: list[str | Path] = [self.uv, "pip", "install", "--quiet", "--no-deps"]
+        argv += ["--python", python, "--target", target, project]
+        return proc.run([*argv, *self._args()], env=_quiet_uv())
+
+
+def _quiet_uv() -> dict[str, str]:
+    # uv would otherwise ask (and fail on) interpreters it finds on PATH, such as pyenv shims.
+    return {"UV_NO_PROGRESS": "1", "UV_PYTHON_PREFERENCE": "only-system"}
+
+
+class _PipTools:
+    name = "pip-tools"
+
+    def __init__(self, sources: Sources, cache: Path) -> None:
+        self.sources = sources
+        self.cache = cache
+
+    def _tools(self, interp: Interpreter) -> Path:
+        """A venv with pip-tools per interpreter: pip-compile resolves for the Python it runs on."""
+        key = hashlib.sha256(f"{interp.executable}|{interp.version}".encode()).hexdigest()[:12]
+        tools = self.cache / "tools" / f"pip-tools-{interp.version}-{key}"
+        if (tools / ".complete").exists():
+            return tools
+        with file_lock(tools.with_suffix(".lock")):
+            if (tools / ".complete").exists():
+                return tools
+            shutil.rmtree(tools, ignore_errors=True)
+            steps: tuple[list[str | Path], ...] = (
+                [interp.executable, "-m", "venv", tools],
+                [
+                    tools / "bin" / "python",
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "pip-tools",
+                    *self.sources.args(),
+                ],
+            )
+            for argv in steps:
+                done = proc.run(argv)
+                if not done.ok:
+                    raise EnvironmentBuildError(
+                        f"cannot set up pip-tools for Python {interp.version}: {done.last_lines(3)}"
+                    )
+            (tools / ".complete").write_text("ok\n")
+        return tools
+
+    def compile(
+        self, interp: Interpreter, infile: Path, outfile: Path, *, upgrade: bool, prerelease: bool
+    ) -> proc.Completed:
+        argv: list[str | Path] = [self._tools(interp) / "bin" / "pip-compile", "--quiet"]
+        argv += ["--no-header"]
+        argv += ["--no-annotate", "--strip-extras", "--output-file", outfile]
+        argv += ["--upgrade"] if upgrade else []
+        argv += ["--pre"] if prerelease else []
+        argv += [*self.sources.args(), infile]
+        preferred = outfile.read_text(encoding="utf-8") if outfile.is_file() else ""
+        done = proc.run(argv)
+        if not done.ok and preferred:
+            # pip-compile holds on to a previous pin that conflicts with the pins asked for
+            # (ResolutionImpossible) where uv moves it. Without preferences the other packages
+            # take their newest fitting releases; the caller sees in the lock what moved.
+            outfile.write_text("", encoding="utf-8")
+            done = proc.run(argv)
+        return done
+
+    def create(self, interp: Interpreter, target: Path, lock: Path) -> proc.Completed:
+        done = proc.run([interp.executable, "-m", "venv", target])
+        if not done.ok:
+            return done
+        pip: list[str | Path] = [target / "bin" / "python", "-m", "pip", "install", "--quiet"]
+        pip.append("--no-deps")
+        return proc.run([*pip, "-r", lock, *self.sources.args()])
+
+    def install_into(self, python: Path, project: Path, target: Path) -> proc.Completed:
+        pip: list[str | Path] = [python, "-m", "pip", "install", "--quiet", "--no-deps"]
+        return proc.run([*pip, "--target", target, project, *self.sources.args()])
