@@ -244,9 +244,10 @@ def execute_all(
                 raise
             interrupted = True
         finally:
+            # What finished by now; not the runs whose kernels are killed next.
+            built = [future.result() for future in _finished(builds)]
+            runs = [run.result() for _, futures in built for run in _finished(futures)]
             runner.backend.stop_kernels()
-    built = [future.result() for future in _finished(builds)]
-    runs = [run.result() for _, futures in built for run in _finished(futures)]
     return Execution(
         envs={env.name: env for env, _ in built},
         runs={(run.notebook, run.env): run for run in runs},
@@ -401,6 +402,17 @@ def _confirm_culprits(
     wanted = sum(nb.verdict in {"broken", "changed"} for nb in reports)
     if wanted:
         seen.note(f"confirming the culprits of {wanted} notebooks by rebuilding envs…")
+    contexts = {
+        name: blame.BlameContext(
+            runner=runner,
+            interpreter=interpreter,
+            prerelease=config.env(name).prerelease,
+            compare=runspec.compare_options(config),
+            cache_dir=config.cache_dir,
+            progress=seen.note,
+        )
+        for name, interpreter in interpreters.items()
+    }
     confirmed: list[NotebookReport] = []
     built_count = used = 0
     seconds = 0.0
@@ -415,14 +427,13 @@ def _confirm_culprits(
                     continue
                 work = partial(
                     blame.confirm,
-                    config,
+                    contexts[comparison.env],
                     by_path[nb.path],
                     built[config.baseline],
                     built[comparison.env],
                     nb.runs[config.baseline],
                     nb.runs[comparison.env],
                     comparison.culprit,
-                    seen.note,
                 )
                 result = guarded("confirming the culprit", work, _blame_failed)
                 if isinstance(result, InternalError):
