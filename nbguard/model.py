@@ -182,6 +182,9 @@ class Change:
     env: str
     cell: int
     kind: ChangeKind
+    # The two texts as compared, after normalization (an HTML output as the text it shows, an
+    # image as its description), long ones cut alike around the changes; None where that
+    # side has no such output. Reports draw the diff from these.
     before: str | None
     after: str | None
     # The normalizers and tolerances that were applied before this difference was found,
@@ -189,15 +192,24 @@ class Change:
     applied: tuple[str, ...] = ()
     # For an image change: (mime, before, after) as base64, so a report can show both.
     images: tuple[str, str, str] | None = None
+    # One line naming the difference, e.g. "0.023 → 0.021 (rel 8.7%)"; None when the two
+    # texts say it all.
+    summary: str | None = None
+    # What the texts were compared with: a report's diff then marks as changed only the lines
+    # the comparison found changed. None: compared as they are.
+    tolerance: Tolerance | None = None
 
     def to_json(self) -> dict[str, object]:
+        tolerance = self.tolerance
         shown: dict[str, object] = {
             "env": self.env,
             "cell": self.cell,
             "kind": self.kind,
+            "summary": self.summary,
             "before": self.before,
             "after": self.after,
             "applied": list(self.applied),
+            "tolerance": {"rel": tolerance.rel, "abs": tolerance.abs} if tolerance else None,
         }
         if self.images is not None:
             mime, before, after = self.images

@@ -19,7 +19,7 @@ from nbguard.compare.normalize import (
     normalize_text,
     normalize_text_traced,
 )
-from nbguard.compare.text import compare_html, compare_text, html_as_text
+from nbguard.compare.text import compare_html, compare_text, excerpts, html_as_text
 from nbguard.model import (
     VERDICTS,
     CellResult,
@@ -60,8 +60,9 @@ def options_for(notebook: Notebook, options: CompareOptions) -> CompareOptions:
     return replace(options, tolerance=notebook.tolerance)
 
 
-# Keeps a report readable when an output is a 10,000-row DataFrame.
-_MAX_CHARS = 2000
+# Characters of one side of a change the report keeps: a 10,000-row DataFrame is cut around
+# its changes, and the report says how many lines it left out.
+_MAX_CHARS = 4000
 # Above this many output pairs in one stretch of a cell, outputs pair up in order instead of
 # by the best match: a cell printing in a loop should not cost a quadratic search.
 _MAX_MATCHING = 400
@@ -294,9 +295,21 @@ def _compare_pair(pair: _Pair, old: NormalizedOutput, new: NormalizedOutput) -> 
         shown_before: str | None,
         shown_after: str | None,
         *applied: str,
+        summary: str | None = None,
+        tolerance: Tolerance | None = None,
         images: tuple[str, str, str] | None = None,
     ) -> Change:
-        return Change(pair.env, pair.cell, kind, shown_before, shown_after, _union(applied), images)
+        return Change(
+            pair.env,
+            pair.cell,
+            kind,
+            shown_before,
+            shown_after,
+            _union(applied),
+            images=images,
+            summary=summary,
+            tolerance=tolerance,
+        )
 
     if before.kind == "error" or after.kind == "error":
         if _comparable(before) == _comparable(after):
@@ -328,18 +341,21 @@ def _compare_pair(pair: _Pair, old: NormalizedOutput, new: NormalizedOutput) -> 
         normalized = (*old.applied.get(mime, ()), *new.applied.get(mime, ()))
         if mime not in after.data:
             shown = _truncate(_render_value(mime, before.data[mime]))
-            return change("missing-output", _label(mime, shown, inline=False), None, *normalized)
+            summary = f"no {mime} any more"
+            return change("missing-output", shown, None, *normalized, summary=summary)
         if mime not in before.data:
             shown = _truncate(_render_value(mime, after.data[mime]))
-            return change("new-output", None, _label(mime, shown, inline=False), *normalized)
+            return change("new-output", None, shown, *normalized, summary=f"new {mime}")
         found = _compare_payload(pair, mime, before.data[mime], after.data[mime])
         if found is not None:
             return change(
                 found.kind,
-                _label(mime, found.before, inline=False),
-                _label(mime, found.after, inline=not found.whole),
+                found.before,
+                found.after,
                 *normalized,
                 *found.applied,
+                summary=_label(mime, found.summary),
+                tolerance=found.tolerance,
                 images=found.images,
             )
     return None
@@ -350,20 +366,20 @@ class _Found:
     """How one representation of an output differs."""
 
     kind: ChangeKind
-    before: str
+    before: str  # the texts compared (an HTML payload as the text it shows), cut alike
     after: str
     applied: tuple[str, ...]  # what the comparison allowed (tolerances, whitespace, ...)
-    whole: bool  # before/after are the whole payloads, not an excerpt and a summary + diff
+    summary: str | None = None  # one line naming the difference
+    tolerance: Tolerance | None = None  # what the texts were compared with, for the diff
     images: tuple[str, str, str] | None = None  # (mime, before, after) base64, for reports
 
 
-def _label(mime: str, shown: str, inline: bool) -> str:
-    # Plain text and streams are shown bare; other text is labelled with its mime type (binary
-    # summaries name it already). A summary line takes the label on that line, which is the
-    # line a one-line report shows.
-    if _display_rank(mime) != 1:
-        return shown
-    return f"[{mime}] {shown}" if inline else f"[{mime}]\n{shown}"
+def _label(mime: str, summary: str | None) -> str | None:
+    # Plain text and streams go bare; other text is labelled with its mime type on the summary
+    # line, the line a one-line report shows (binary descriptions name their mime already).
+    if _display_rank(mime) != 1 or summary is None:
+        return summary
+    return f"[{mime}] {summary}"
 
 
 def _compare_payload(pair: _Pair, mime: str, before: str, after: str) -> _Found | None:
@@ -372,25 +388,19 @@ def _compare_payload(pair: _Pair, mime: str, before: str, after: str) -> _Found 
             return None
         old, new = _binary_summary(mime, before), _binary_summary(mime, after)
         if not mime.startswith("image/"):
-            return _Found("text", old, new, (), whole=True)
+            return _Found("text", old, new, ())
         same, description = _images_equal(mime, before, after, pair.options)
         if same:
             return None
         threshold = f"image_threshold={pair.options.image_threshold:g}"
-        shown_after = f"{new}\n{description}" if description else new
         payloads = (mime, "".join(before.split()), "".join(after.split()))
-        return _Found("image", old, shown_after, (threshold,), whole=True, images=payloads)
+        return _Found("image", old, new, (threshold,), description or None, images=payloads)
     compare = compare_html if mime == "text/html" else compare_text
     difference = compare(before, after, pair.tolerance)
     if difference is None:
         return None
-    return _Found(
-        difference.kind,
-        _truncate(difference.before),
-        _truncate(difference.after),
-        difference.applied,
-        difference.whole,
-    )
+    old, new = excerpts(difference.before, difference.after, pair.tolerance, _MAX_CHARS)
+    return _Found(difference.kind, old, new, difference.applied, difference.summary, pair.tolerance)
 
 
 def _images_equal(mime: str, before: str, after: str, options: CompareOptions) -> tuple[bool, str]:

@@ -1,4 +1,5 @@
-"""Pure comparison of two normalized text payloads: equal in substance, or how they differ."""
+"""Pure comparison of two normalized text payloads: equal in substance, or how they differ;
+and the one line diff of two texts that the comparison reads and every report draws."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import difflib
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from html.parser import HTMLParser
 from typing import Literal
@@ -23,20 +24,19 @@ class Difference:
     """How two payloads differ, ready for a report."""
 
     kind: TextKind
-    summary: str  # one line naming the first difference: "0.5 → 0.53 (rel 6%), line 3"
-    # The old side: the whole text when both sides are one short line, else the changed lines
-    # with a line of context. The new side: the whole text when short, else the summary and a
-    # unified diff of at most MAX_DIFF_LINES lines.
+    # One line naming the first difference: "0.5 → 0.53 (rel 6%), line 3".
+    summary: str
+    # The texts compared: the payloads as given, an HTML payload as the text it shows.
     before: str
     after: str
     # What the comparison let through, so nothing is masked invisibly: "whitespace",
     # "rel_tol=1e-06", "abs_tol=1e-12", "html-as-text".
     applied: tuple[str, ...]
-    whole: bool = True  # before and after are the whole texts, not an excerpt and a diff
 
 
+# A drawn diff is cut after this many lines; the texts it is drawn from are in the report.
 MAX_DIFF_LINES = 40
-# Texts up to this long on one line are shown whole, as `before → after`.
+# Texts up to this long on one line are summarized as `before → after`.
 _SHORT = 160
 # One diff line is cut here: a 5,000-character line of JSON is still one line.
 _LINE_WIDTH = 200
@@ -191,6 +191,231 @@ def _classify(old: Sequence[_Token], new: Sequence[_Token], tolerance: Tolerance
     return "value" if _shape(old, words_only=True) == _shape(new, words_only=True) else "text"
 
 
+# --- the diff every report draws ----------------------------------------------------------
+
+DiffTag = Literal[" ", "-", "+"]
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    """One line of a diff: in both texts (" "), only in the old one ("-") or only in the new
+    one ("+"). `text` is the old text's line for " " and "-", the new text's for "+"."""
+
+    tag: DiffTag
+    text: str
+    old: int | None  # 0-based line number in the old text
+    new: int | None  # 0-based line number in the new text
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines a diff is made of: none for an empty text, no empty last line for a final
+    newline."""
+    body = text.rstrip("\n")
+    return body.split("\n") if body else []
+
+
+def diff_lines(before: str, after: str, tolerance: Tolerance | None = None) -> list[DiffLine]:
+    """The one diff of two texts, every line of both in order: the comparators read it and
+    every report draws it.
+
+    With `tolerance`, lines equal in substance (whitespace, numbers within tolerance) count as
+    the same line, as the comparison counted them; without, only identical lines do.
+    """
+    lines = _Differ(text_lines(before), text_lines(after), tolerance)
+    diff: list[DiffLine] = []
+    for tag, i1, i2, j1, j2 in _opcodes(lines.keys(lines.old), lines.keys(lines.new)):
+        if tag == "equal":
+            diff += lines.unchanged(range(i1, i2), range(j1, j2))
+        elif tolerance is None:
+            diff += lines.changed(range(i1, i2), range(j1, j2))
+        else:
+            diff += lines.in_substance(i1, i2, j1, j2, tolerance)
+    return diff
+
+
+@dataclass(frozen=True)
+class _Differ:
+    old: Sequence[str]
+    new: Sequence[str]
+    tolerance: Tolerance | None
+
+    def keys(self, lines: Sequence[str]) -> list[str]:
+        # Whitespace only realigns columns: a tolerant diff matches lines without it first.
+        return list(lines) if self.tolerance is None else [" ".join(x.split()) for x in lines]
+
+    def unchanged(self, olds: range, news: range) -> list[DiffLine]:
+        return [DiffLine(" ", self.old[i], i, j) for i, j in zip(olds, news, strict=True)]
+
+    def changed(self, olds: range, news: range) -> list[DiffLine]:
+        removed = [DiffLine("-", self.old[i], i, None) for i in olds]
+        added = [DiffLine("+", self.new[j], None, j) for j in news]
+        if not all(_alike(self.old[i], self.new[j]) for i, j in zip(olds, news, strict=False)):
+            return removed + added
+        # Rows of a table that changed pair up: each old row above its new one reads better
+        # than a block of removals followed by a block of additions.
+        paired = min(len(removed), len(added))
+        pairs = [line for k in range(paired) for line in (removed[k], added[k])]
+        return pairs + removed[paired:] + added[paired:]
+
+    def in_substance(
+        self, i1: int, i2: int, j1: int, j2: int, tolerance: Tolerance
+    ) -> list[DiffLine]:
+        """Lines that differ as text but may be equal in substance: a head and a tail of such
+        lines pair off, the rest line up by their shape (numbers masked), and each pair of
+        one shape is unchanged or one edited row."""
+        old_tokens = {i: _tokens(self.old[i]) for i in range(i1, i2)}
+        new_tokens = {j: _tokens(self.new[j]) for j in range(j1, j2)}
+
+        def same(i: int, j: int) -> bool:
+            return _same(old_tokens[i], new_tokens[j], tolerance)
+
+        head = 0
+        while i1 + head < i2 and j1 + head < j2 and same(i1 + head, j1 + head):
+            head += 1
+        diff = self.unchanged(range(i1, i1 + head), range(j1, j1 + head))
+        i1, j1 = i1 + head, j1 + head
+        tail = 0
+        while i2 - tail > i1 and j2 - tail > j1 and same(i2 - tail - 1, j2 - tail - 1):
+            tail += 1
+        i2, j2 = i2 - tail, j2 - tail
+        old_shapes = [_shape_of_line(old_tokens[i]) for i in range(i1, i2)]
+        new_shapes = [_shape_of_line(new_tokens[j]) for j in range(j1, j2)]
+        for tag, a1, a2, b1, b2 in _opcodes(old_shapes, new_shapes):
+            if tag != "equal":
+                diff += self.changed(range(i1 + a1, i1 + a2), range(j1 + b1, j1 + b2))
+                continue
+            for i, j in zip(range(i1 + a1, i1 + a2), range(j1 + b1, j1 + b2), strict=True):
+                if same(i, j):
+                    diff.append(DiffLine(" ", self.old[i], i, j))
+                else:  # one row of the same words and marks, edited: a pair
+                    diff += [
+                        DiffLine("-", self.old[i], i, None),
+                        DiffLine("+", self.new[j], None, j),
+                    ]
+        return diff + self.unchanged(range(i2, i2 + tail), range(j2, j2 + tail))
+
+
+def _opcodes(
+    old: Sequence[Hashable], new: Sequence[Hashable]
+) -> Sequence[tuple[str, int, int, int, int]]:
+    """difflib's opcodes, a common head and tail paired off first. On a large middle difflib
+    may ignore the most frequent lines (autojunk): thousands of equal lines (or table rows of
+    one shape) otherwise take it quadratic time."""
+    common = min(len(old), len(new))
+    head = next((k for k in range(common) if old[k] != new[k]), common)
+    tail = next((k for k in range(common - head) if old[-1 - k] != new[-1 - k]), common - head)
+    old_end, new_end = len(old) - tail, len(new) - tail
+    large = (old_end - head) * (new_end - head) > 1_000_000
+    matcher = difflib.SequenceMatcher(a=old[head:old_end], b=new[head:new_end], autojunk=large)
+    middle = [
+        (tag, i1 + head, i2 + head, j1 + head, j2 + head)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+    ]
+    ends = [("equal", 0, head, 0, head)] if head else []
+    if tail:
+        return [*ends, *middle, ("equal", old_end, len(old), new_end, len(new))]
+    return [*ends, *middle]
+
+
+def _shape_of_line(tokens: Sequence[_Token]) -> tuple[str, ...]:
+    return tuple("#" if token.kind == "number" else token.text for token in tokens)
+
+
+def _alike(old: str, new: str) -> bool:
+    # Mostly the same characters: one line edited rather than replaced by an unrelated one.
+    return difflib.SequenceMatcher(a=old[:200], b=new[:200], autojunk=False).ratio() >= 0.5
+
+
+def hunks(diff: Sequence[DiffLine], context: int = 2) -> list[list[DiffLine]]:
+    """The changed lines with `context` unchanged lines around them, close runs merged."""
+    changed = [k for k, line in enumerate(diff) if line.tag != " "]
+    spans: list[list[int]] = []
+    for k in changed:
+        if spans and k - spans[-1][1] <= 2 * context + 1:
+            spans[-1][1] = k
+        else:
+            spans.append([k, k])
+    return [list(diff[max(0, start - context) : end + context + 1]) for start, end in spans]
+
+
+def _range(first: int | None, length: int) -> str:
+    # As GNU diff and difflib write a hunk's range: the length only when it is not 1. Hunks
+    # carry context, so only an empty text has an empty range: 0,0.
+    start = (first + 1) if first is not None else 0
+    if length == 1:
+        return str(start)
+    return f"{start},{length}"
+
+
+def _hunk_header(hunk: Sequence[DiffLine]) -> str:
+    olds = [line.old for line in hunk if line.old is not None]
+    news = [line.new for line in hunk if line.new is not None]
+    old = _range(olds[0] if olds else None, len(olds))
+    new = _range(news[0] if news else None, len(news))
+    return f"@@ -{old} +{new} @@"
+
+
+def unified_diff(
+    before: str,
+    after: str,
+    tolerance: Tolerance | None = None,
+    *,
+    labels: tuple[str, str] | None = None,
+    context: int = 2,
+    max_lines: int = MAX_DIFF_LINES,
+) -> str:
+    """`diff_lines` drawn as a unified diff: hunks under @@ headers (under ---/+++ `labels`
+    when given), each line cut at 200 characters, at most `max_lines` lines in all."""
+    lines = [f"--- {labels[0]}", f"+++ {labels[1]}"] if labels else []
+    for hunk in hunks(diff_lines(before, after, tolerance), context):
+        lines.append(_hunk_header(hunk))
+        lines += [line.tag + _clip_line(line.text) for line in hunk]
+    if len(lines) > max_lines:
+        rest = len(lines) - max_lines + 1
+        lines = [*lines[: max_lines - 1], f"… {rest} more lines"]
+    return "\n".join(lines)
+
+
+def excerpts(
+    before: str, after: str, tolerance: Tolerance | None, limit: int, context: int = 3
+) -> tuple[str, str]:
+    """Both texts, each at most about `limit` characters, cut alike around their changes.
+
+    The lines before the first change and after the last one are the same on both sides, so
+    both drop the same lines and say how many: a report's diff of the excerpts shows what a
+    diff of the whole texts would.
+    """
+    if len(before) <= limit and len(after) <= limit:
+        return before, after
+    diff = diff_lines(before, after, tolerance)
+    changed = [k for k, line in enumerate(diff) if line.tag != " "]
+    old_lines, new_lines = text_lines(before), text_lines(after)
+    if changed:
+        head = max(0, changed[0] - context)
+        tail = max(0, len(diff) - changed[-1] - 1 - context)
+        old_lines = old_lines[head : len(old_lines) - tail]
+        new_lines = new_lines[head : len(new_lines) - tail]
+        above = [f"… {head} unchanged lines"] if head else []
+        below = [f"… {tail} unchanged lines"] if tail else []
+        old_lines, new_lines = [*above, *old_lines, *below], [*above, *new_lines, *below]
+    return _cut(old_lines, limit), _cut(new_lines, limit)
+
+
+def _cut(lines: Sequence[str], limit: int) -> str:
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        if size + len(line) > limit:
+            room = limit - size
+            if room > 40:  # the part of a long line that fits, rather than nothing of it
+                kept.append(line[: room - 1] + "…")
+            kept.append(f"… {len(lines) - len(kept)} more lines")
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept)
+
+
 # --- describing a difference ------------------------------------------------------------
 
 
@@ -200,7 +425,9 @@ def _relative(before: str, after: str) -> str:
         return ""
     if old == 0:
         return f" (abs {abs(new - old):.2g})"
-    return f" (rel {abs(new - old) / abs(old) * 100:.2g}%)"
+    percent = abs(new - old) / abs(old) * 100
+    # Two significant digits, but never an exponent: "rel 8.7%", "rel 100%", "rel 12,400%".
+    return f" (rel {percent:.2g}%)" if percent < 100 else f" (rel {percent:,.0f}%)"
 
 
 def _value_summary(
@@ -230,119 +457,24 @@ def _clip_line(line: str, width: int = _LINE_WIDTH) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def _line_summary(
-    kind: TextKind,
-    old_lines: Sequence[str],
-    new_lines: Sequence[str],
-    ops: Sequence[_LineOp],
-    multiline: bool,
-) -> str:
+def _line_summary(diff: Sequence[DiffLine], multiline: bool) -> str:
     # The first run of changed lines: what it removed against what it added, so a line that
     # was only dropped does not appear to have turned into an unrelated later one.
-    start = next((k for k, op in enumerate(ops) if op.tag != "="), len(ops))
-    end = next((k for k in range(start, len(ops)) if ops[k].tag == "="), len(ops))
-    removed = next((op.old for op in ops[start:end] if op.tag == "-"), None)
-    added = next((op.new for op in ops[start:end] if op.tag == "+"), None)
-    label = "printed differently: " if kind == "repr" else ""
-    old = _clip_line(old_lines[removed].strip(), 70) if removed is not None else ""
-    new = _clip_line(new_lines[added].strip(), 70) if added is not None else ""
+    start = next((k for k, line in enumerate(diff) if line.tag != " "), len(diff))
+    end = next((k for k in range(start, len(diff)) if diff[k].tag == " "), len(diff))
+    removed = next((line for line in diff[start:end] if line.tag == "-"), None)
+    added = next((line for line in diff[start:end] if line.tag == "+"), None)
+    old = _clip_line(removed.text.strip(), 70) if removed is not None else ""
+    new = _clip_line(added.text.strip(), 70) if added is not None else ""
     if not multiline:
-        return f"{label}{old} → {new}"
-    if added is None:
-        return f"{label}line {(removed or 0) + 1} removed: {old}"
-    if removed is None:
-        return f"{label}line {added + 1} added: {new}"
-    return f"{label}line {removed + 1}: {old} → {new}"
-
-
-@dataclass(frozen=True)
-class _LineOp:
-    tag: Literal["=", "-", "+"]
-    old: int | None  # line index in the old text
-    new: int | None  # line index in the new text
-
-
-def _line_ops(
-    old_lines: Sequence[str], new_lines: Sequence[str], tolerance: Tolerance
-) -> list[_LineOp]:
-    """A line diff in which lines equal in substance (whitespace, numbers in tolerance) match."""
-    matcher = difflib.SequenceMatcher(
-        a=[" ".join(line.split()) for line in old_lines],
-        b=[" ".join(line.split()) for line in new_lines],
-        autojunk=False,
-    )
-    ops: list[_LineOp] = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            ops += [_LineOp("=", i, j) for i, j in zip(range(i1, i2), range(j1, j2), strict=True)]
-            continue
-        paired = min(i2 - i1, j2 - j1)
-        # Rows of a table pair up in order; each pair is shown old above new, which reads
-        # better for tables than a block of removals followed by a block of additions.
-        for i, j in zip(range(i1, i1 + paired), range(j1, j1 + paired), strict=True):
-            if _same(_tokens(old_lines[i]), _tokens(new_lines[j]), tolerance):
-                ops.append(_LineOp("=", i, j))
-            else:
-                ops += [_LineOp("-", i, None), _LineOp("+", None, j)]
-        ops += [_LineOp("-", i, None) for i in range(i1 + paired, i2)]
-        ops += [_LineOp("+", None, j) for j in range(j1 + paired, j2)]
-    return ops
-
-
-def _hunks(ops: Sequence[_LineOp], context: int = 1) -> list[list[_LineOp]]:
-    changed = [k for k, op in enumerate(ops) if op.tag != "="]
-    hunks: list[list[_LineOp]] = []
-    start = end = -1
-    for k in changed:
-        if start >= 0 and k - context <= end + context + 1:
-            end = k
-            continue
-        if start >= 0:
-            hunks.append(list(ops[max(0, start - context) : end + context + 1]))
-        start = end = k
-    if start >= 0:
-        hunks.append(list(ops[max(0, start - context) : end + context + 1]))
-    return hunks
-
-
-def _hunk_header(hunk: Sequence[_LineOp]) -> str:
-    olds = [op.old for op in hunk if op.old is not None]
-    news = [op.new for op in hunk if op.new is not None]
-    old_start = olds[0] + 1 if olds else 0
-    new_start = news[0] + 1 if news else 0
-    return f"@@ -{old_start},{len(olds)} +{new_start},{len(news)} @@"
-
-
-def _capped(lines: list[str]) -> str:
-    if len(lines) > MAX_DIFF_LINES:
-        rest = len(lines) - MAX_DIFF_LINES + 1
-        lines = [*lines[: MAX_DIFF_LINES - 1], f"… {rest} more lines"]
-    return "\n".join(lines)
-
-
-def _unified_diff(
-    old_lines: Sequence[str], new_lines: Sequence[str], hunks: Sequence[Sequence[_LineOp]]
-) -> str:
-    lines: list[str] = []
-    for hunk in hunks:
-        lines.append(_hunk_header(hunk))
-        for op in hunk:
-            if op.tag == "+":
-                assert op.new is not None
-                lines.append("+" + _clip_line(new_lines[op.new]))
-            else:
-                assert op.old is not None
-                lines.append(f"{op.tag if op.tag == '-' else ' '}{_clip_line(old_lines[op.old])}")
-    return _capped(lines)
-
-
-def _old_excerpt(old_lines: Sequence[str], hunks: Sequence[Sequence[_LineOp]]) -> str:
-    lines: list[str] = []
-    for number, hunk in enumerate(hunks):
-        if number:
-            lines.append("…")
-        lines += [_clip_line(old_lines[op.old]) for op in hunk if op.old is not None]
-    return _capped(lines)
+        return f"{old} → {new}"
+    removed_at = removed.old if removed is not None else None
+    added_at = added.new if added is not None else None
+    if added_at is None:
+        return f"line {(removed_at or 0) + 1} removed: {old}"
+    if removed_at is None:
+        return f"line {added_at + 1} added: {new}"
+    return f"line {removed_at + 1}: {old} → {new}"
 
 
 def _is_short(text: str) -> bool:
@@ -367,31 +499,18 @@ def compare_text(before: str, after: str, tolerance: Tolerance) -> Difference | 
     if _same(old, new, tolerance):
         return None
     kind = _classify(old, new, tolerance)
-    old_lines, new_lines = before.rstrip("\n").split("\n"), after.rstrip("\n").split("\n")
     multiline = not (_is_short(before) and _is_short(after))
-    ops = _line_ops(old_lines, new_lines, tolerance)
     if kind == "value":
         summary = _value_summary(old, new, tolerance, multiline)
     else:
-        summary = _line_summary(kind, old_lines, new_lines, ops, multiline)
+        summary = _line_summary(diff_lines(before, after, tolerance), multiline)
 
     applied: list[str] = []
     if _WHITESPACE.findall(before) != _WHITESPACE.findall(after):
         applied.append("whitespace")
     if _numbers(old) and _numbers(new):
         applied += _tolerance_names(tolerance)
-
-    if not multiline:
-        return Difference(kind, summary, before, after, tuple(applied))
-    hunks = _hunks(ops)
-    return Difference(
-        kind,
-        summary,
-        _old_excerpt(old_lines, hunks),
-        f"{summary}\n{_unified_diff(old_lines, new_lines, hunks)}",
-        tuple(applied),
-        whole=False,
-    )
+    return Difference(kind, summary, before, after, tuple(applied))
 
 
 # --- HTML ---------------------------------------------------------------------------------

@@ -6,9 +6,15 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from nbguard.report.text import error_line, first_line
+from nbguard.report.text import (
+    change_line,
+    error_line,
+    first_line,
+    internal_error,
+    internal_line,
+    worst_first,
+)
 
-ORDER = ("broken", "changed", "already-broken", "warnings", "fixed", "ok", "skipped")
 MAX_LINES = 12  # one annotation's message; GitHub shows it folded, the report has the rest
 
 
@@ -56,6 +62,11 @@ def _message(nb: Mapping[str, Any], baseline: str) -> list[str]:
     verdict = nb["verdict"]
     runs: Mapping[str, Mapping[str, Any]] = nb.get("runs") or {}
     lines: list[str] = []
+    internal = internal_error(nb)
+    if internal is not None:
+        lines.append(
+            f"{internal_line(internal)} (a bug in nbguard; the JSON report has its traceback)"
+        )
     if verdict == "broken":
         lines += [
             f"{name}: {error_line(run)}"
@@ -73,8 +84,7 @@ def _message(nb: Mapping[str, Any], baseline: str) -> list[str]:
         for change in nb.get("changes") or []:
             if verdict == "broken" and change.get("kind") == "error":
                 continue  # the error line above says it
-            after = first_line(change.get("after"), 120)
-            lines.append(f"{change.get('env')} cell {change['cell']}: {change['kind']}: {after}")
+            lines.append(f"{change.get('env')} cell {change['cell']}: {change_line(change)}")
     if verdict == "warnings":
         lines += _new_warnings(nb, baseline)
     lines += [f"fix (cell {h['cell']}): {h['hint']}" for h in nb.get("hints") or []]
@@ -85,7 +95,7 @@ def _message(nb: Mapping[str, Any], baseline: str) -> list[str]:
 
 
 def _level(verdict: str, strict: bool) -> str | None:
-    if verdict == "broken":
+    if verdict in {"internal-error", "broken"}:
         return "error"
     if verdict == "changed":
         return "warning"  # the diff needs a person's judgement; the exit code still fails
@@ -107,12 +117,8 @@ def annotations(data: Mapping[str, Any], prefix: str = "") -> list[str]:
     """
     baseline = str(data.get("baseline", ""))
     strict = bool((data.get("settings") or {}).get("strict"))
-    notebooks = sorted(
-        data.get("notebooks") or [],
-        key=lambda nb: (ORDER.index(nb["verdict"]) if nb["verdict"] in ORDER else 99, nb["path"]),
-    )
     commands: list[str] = []
-    for nb in notebooks:
+    for nb in worst_first(data.get("notebooks") or []):
         level = _level(nb["verdict"], strict)
         if level is None:
             continue

@@ -10,7 +10,9 @@ import html
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from nbguard.compare.text import DiffLine, diff_lines, hunks, text_lines
 from nbguard.model import VERDICTS
+from nbguard.report.text import internal_error, internal_line, tolerance, worst_first
 
 # Images embedded as <img>, each with the leading bytes its payload must start with. SVG is
 # never embedded (it can carry script); anything not listed is shown as text.
@@ -23,9 +25,10 @@ _IMAGE_MAGIC: dict[str, Callable[[bytes], bool]] = {
 ALLOWED_IMAGE_MIMES: frozenset[str] = frozenset(_IMAGE_MAGIC)
 _MAX_IMAGE_BYTES = 16 * 1024 * 1024
 _MAX_TEXT = 20_000  # characters of one side of a change shown (diffing is quadratic-ish)
-_MAX_DIFF_LINES = 400
+_WHOLE_LINES = 60  # texts up to this many lines are shown whole, longer ones around changes
 
 _VERDICT_COLOUR = {
+    "internal-error": ("#212121", "#ffeb3b"),
     "broken": ("#b3261e", "#fff"),
     "changed": ("#8e24aa", "#fff"),
     "already-broken": ("#e57373", "#000"),
@@ -60,7 +63,8 @@ SCRIPT = """
       var want = button.dataset.set;
       bar.querySelectorAll("input[type=checkbox]").forEach(function (box) {
         box.checked = want === "all" || (want === "problems" &&
-          ["broken", "changed", "already-broken", "warnings"].indexOf(box.value) >= 0);
+          ["internal-error", "broken", "changed", "already-broken", "warnings"]
+            .indexOf(box.value) >= 0);
       });
       apply();
     });
@@ -123,9 +127,7 @@ ul { margin: 4px 0; padding-left: 22px; }
 def render(data: Mapping[str, Any]) -> str:
     """The whole page for a JSON report (as `json_report.to_json` makes it, or read back)."""
     notebooks = [nb for nb in _list(data.get("notebooks")) if isinstance(nb, Mapping)]
-    ordered = sorted(
-        enumerate(notebooks), key=lambda item: (_rank(item[1]), _text(item[1], "path"))
-    )
+    ordered = list(enumerate(worst_first(notebooks)))
     envs = _map(data.get("envs"))
     baseline = _str(data.get("baseline"))
     course = _str(data.get("course"))
@@ -179,11 +181,6 @@ def _list(value: object) -> Sequence[Any]:
     return value if isinstance(value, list | tuple) else ()
 
 
-def _rank(nb: Mapping[str, Any]) -> int:
-    verdict = nb.get("verdict")
-    return VERDICTS.index(verdict) if verdict in VERDICTS else len(VERDICTS)
-
-
 def _verdicts(notebooks: Iterable[Mapping[str, Any]]) -> list[str]:
     """The stable vocabulary in its order, then any unknown verdict a report may carry."""
     seen: list[str] = list(VERDICTS)
@@ -220,6 +217,7 @@ def _header(data: Mapping[str, Any], course: str, baseline: str) -> str:
         ("baseline", baseline),
         ("nbguard", _text(data, "nbguard_version")),
         ("schema", _text(data, "schema")),
+        ("read from", _text(data, "upgraded_from")),
         ("duration", _seconds(data.get("duration_s"))),
     ]
     meta = " · ".join(f"{_e(k)} <code>{_e(v)}</code>" for k, v in rows if v)
@@ -238,6 +236,8 @@ def _summary(data: Mapping[str, Any], notebooks: Sequence[Mapping[str, Any]]) ->
     for verdict in _verdicts(notebooks):
         stored = summary.get(verdict)
         count = stored if isinstance(stored, int) else counts.get(verdict, 0)
+        if count == 0 and verdict == "internal-error":
+            continue  # rare, and alarming: a badge only when it happened
         zero = " zero" if count == 0 else ""
         background, colour = _VERDICT_COLOUR.get(verdict, _OTHER_COLOUR)
         badges.append(
@@ -290,6 +290,9 @@ def _culprit_short(culprit: Mapping[str, Any]) -> str:
 
 def _one_line(nb: Mapping[str, Any]) -> str:
     """The gist of a notebook's outcome, as plain text (escaped by the caller)."""
+    internal = internal_error(nb)
+    if internal is not None:
+        return internal_line(internal)
     if nb.get("skip_reason"):
         return _text(nb, "skip_reason")
     for name, run in _map(nb.get("runs")).items():
@@ -332,6 +335,7 @@ def _notebook(index: int, nb: Mapping[str, Any], data: Mapping[str, Any], baseli
         )
     if nb.get("skip_reason"):
         out.append(f'<p class="muted">skipped: {_e(nb.get("skip_reason"))}</p>')
+    out.append(_internal(nb))
     out.append(_culprit(_map(nb.get("culprit")), nb, data))
     out.append(_foreshadowing(nb, baseline))
     out.append(_hints(nb))
@@ -368,6 +372,18 @@ def _culprit(culprit: Mapping[str, Any], nb: Mapping[str, Any], data: Mapping[st
         )
     out.append("</div>")
     return "".join(out)
+
+
+def _internal(nb: Mapping[str, Any]) -> str:
+    error = internal_error(nb)
+    if error is None:
+        return ""
+    return (
+        f'<div class="banner"><strong>{_e(internal_line(error))}</strong>: a bug in nbguard, '
+        "not in the notebook; the traceback belongs in a bug report."
+        f'<details><summary class="small">traceback</summary>'
+        f"<pre>{_e(_clip(_str(error.get('traceback'))))}</pre></details></div>"
+    )
 
 
 def _foreshadowing(nb: Mapping[str, Any], baseline: str) -> str:
@@ -474,8 +490,10 @@ def _changes(changes: Sequence[Mapping[str, Any]], baseline: str) -> str:
     for change in changes:
         applied = ", ".join(_str(a) for a in _list(change.get("applied")))
         env = _text(change, "env")
+        summary = _text(change, "summary")
         out.append(
             f"<p>{_cell(change.get('cell'))} · <code>{_e(change.get('kind'))}</code>"
+            + (f": {_e(summary)}" if summary else "")
             + (
                 f' <span class="muted small">after normalizing: {_e(applied)}</span>'
                 if applied
@@ -483,7 +501,7 @@ def _changes(changes: Sequence[Mapping[str, Any]], baseline: str) -> str:
             )
             + "</p>"
         )
-        left, right = _diff(_text(change, "before"), _text(change, "after"))
+        left, right = _diff(change)
         out.append(_side_by_side(baseline or "before", env or "after", left, right))
         images = change.get("images")
         if isinstance(images, Mapping):
@@ -506,27 +524,49 @@ def _clip(text: str) -> str:
     return text[:_MAX_TEXT] + f"\n… ({len(text) - _MAX_TEXT} more characters)"
 
 
-def _diff(before: str, after: str) -> tuple[str, str]:
-    """Both sides as escaped <pre> blocks, removed/added lines and characters marked."""
-    old, new = _clip(before).splitlines(), _clip(after).splitlines()
-    if len(old) > _MAX_DIFF_LINES or len(new) > _MAX_DIFF_LINES:
-        return _pre([_e(line) for line in old]), _pre([_e(line) for line in new])
+def _diff(change: Mapping[str, Any]) -> tuple[str, str]:
+    """Both sides as escaped <pre> blocks, the lines the comparison found changed marked (and
+    the characters that differ, within a changed pair of lines): the one diff of
+    nbguard.compare.text. A long text shows its changes with a few lines around them."""
+    before, after = _clip(_text(change, "before")), _clip(_text(change, "after"))
+    old_lines, new_lines = text_lines(before), text_lines(after)
+    lines = diff_lines(before, after, tolerance(change))
+    around = hunks(lines, context=3)
+    shown = around if around and len(lines) > _WHOLE_LINES else [lines]
     left: list[str] = []
     right: list[str] = []
-    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            left.extend(_e(line) for line in old[i1:i2])
-            right.extend(_e(line) for line in new[j1:j2])
-        elif tag == "replace" and i2 - i1 == j2 - j1:
-            for a, b in zip(old[i1:i2], new[j1:j2], strict=True):
-                marked_a, marked_b = _inline(a, b)
-                left.append(f'<span class="rm">{marked_a}</span>')
-                right.append(f'<span class="add">{marked_b}</span>')
-        else:
-            left.extend(f'<span class="rm">{_e(line)}</span>' for line in old[i1:i2])
-            right.extend(f'<span class="add">{_e(line)}</span>' for line in new[j1:j2])
+    for number, hunk in enumerate(shown):
+        if number:
+            left.append('<span class="muted">⋯</span>')
+            right.append('<span class="muted">⋯</span>')
+        _draw(hunk, old_lines, new_lines, left, right)
     return _pre(left), _pre(right)
+
+
+def _draw(
+    hunk: Sequence[DiffLine],
+    old_lines: Sequence[str],
+    new_lines: Sequence[str],
+    left: list[str],
+    right: list[str],
+) -> None:
+    k = 0
+    while k < len(hunk):
+        line = hunk[k]
+        following = hunk[k + 1] if k + 1 < len(hunk) else None
+        if line.tag == " " and line.old is not None and line.new is not None:
+            left.append(_e(old_lines[line.old]))
+            right.append(_e(new_lines[line.new]))
+        elif line.tag == "-" and following is not None and following.tag == "+":
+            marked_a, marked_b = _inline(line.text, following.text)
+            left.append(f'<span class="rm">{marked_a}</span>')
+            right.append(f'<span class="add">{marked_b}</span>')
+            k += 1
+        elif line.tag == "-":
+            left.append(f'<span class="rm">{_e(line.text)}</span>')
+        else:
+            right.append(f'<span class="add">{_e(line.text)}</span>')
+        k += 1
 
 
 def _inline(a: str, b: str) -> tuple[str, str]:

@@ -15,7 +15,10 @@ from nbguard.errors import ConfigError
 from nbguard.model import NotebookReport, NotebookRun, Report
 from nbguard.secret_env import REDACTED, redactor
 
-SCHEMA = "nbguard-report/1"
+# /2: a change's `before` and `after` are the two texts compared, with `summary` and
+# `tolerance` beside them; notebooks and runs carry `internal_error`. /1 is still read.
+SCHEMA = "nbguard-report/2"
+_SCHEMA_1 = "nbguard-report/1"
 
 
 def to_json(report: Report) -> dict[str, Any]:
@@ -81,6 +84,7 @@ def _notebook(nb: NotebookReport) -> dict[str, Any]:
         "culprit": culprit.to_json() if culprit else None,
         "foreshadowing": [record.to_json() for record in nb.foreshadowing],
         "hints": [hint.to_json() for hint in nb.hints],
+        "internal_error": nb.internal.to_json() if nb.internal else None,
     }
 
 
@@ -92,6 +96,7 @@ def _run(run: NotebookRun) -> dict[str, Any]:
         "later_errors": [error.to_json() for error in run.later_errors],
         "reason": run.reason,
         "warnings": [record.to_json() for record in run.warnings],
+        "internal_error": run.internal.to_json() if run.internal else None,
     }
 
 
@@ -128,6 +133,49 @@ def read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
     if not isinstance(data, dict) or not str(data.get("schema", "")).startswith("nbguard-report/"):
         raise ConfigError(f"{path}: not an nbguard report (no nbguard-report schema)")
-    if data["schema"] != SCHEMA:
-        raise ConfigError(f"{path}: report schema {data['schema']}; this nbguard reads {SCHEMA}")
-    return data
+    if data["schema"] not in (SCHEMA, _SCHEMA_1):
+        raise ConfigError(
+            f"{path}: report schema {data['schema']}; this nbguard reads {SCHEMA} and {_SCHEMA_1}"
+        )
+    return upgrade(data)
+
+
+def upgrade(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A report of an earlier schema in the current one, for the renderers; `upgraded_from`
+    names the schema it was written in."""
+    if data.get("schema") != _SCHEMA_1:
+        return dict(data)
+    notebooks = [
+        {**nb, "changes": [_change_from_1(change) for change in nb.get("changes") or []]}
+        for nb in data.get("notebooks") or []
+    ]
+    return {**data, "schema": SCHEMA, "upgraded_from": _SCHEMA_1, "notebooks": notebooks}
+
+
+def _change_from_1(change: Mapping[str, Any]) -> dict[str, Any]:
+    """/1 kept a long text change as an excerpt of the old text in `before` and, in `after`, a
+    summary line above a unified diff: both texts are rebuilt from that diff, so the one diff
+    draws it again. An image's description was the line under the new picture's."""
+    upgraded: dict[str, Any] = {"summary": None, "tolerance": None, **change}
+    after = change.get("after")
+    lines = after.split("\n") if isinstance(after, str) else []
+    if len(lines) > 1 and lines[1].startswith("@@ -"):
+        old: list[str] = []
+        new: list[str] = []
+        for line in lines[1:]:
+            if line.startswith("@@ "):
+                if old or new:  # between two hunks: lines that did not change, left out
+                    old.append("…")
+                    new.append("…")
+            elif line[:1] in ("-", "+", " "):
+                if line[0] != "+":
+                    old.append(line[1:])
+                if line[0] != "-":
+                    new.append(line[1:])
+            else:  # "… 12 more lines" under a capped diff
+                old.append(line)
+                new.append(line)
+        upgraded.update(summary=lines[0], before="\n".join(old), after="\n".join(new))
+    elif change.get("kind") == "image" and len(lines) > 1:
+        upgraded.update(after=lines[0], summary="\n".join(lines[1:]))
+    return upgraded

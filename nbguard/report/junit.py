@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-import difflib
 import posixpath
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from typing import Any
 
-from nbguard.report.text import error_line, first_line
+from nbguard.ansi import strip_ansi
+from nbguard.report.text import (
+    change_diff,
+    change_line,
+    error_line,
+    first_line,
+    internal_error,
+    internal_line,
+)
 
 # XML 1.0 allows only tab, LF, CR and these ranges; one NUL in a notebook's output would
 # otherwise make the whole file unparsable for the reporter.
 _INVALID_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 MAX_TEXT = 20_000  # per failure body: reporters show it inline, the JSON report has it all
 
 
 def clean(value: object) -> str:
     """Text safe in an XML 1.0 document (ElementTree escapes markup, not these)."""
-    return _INVALID_XML.sub("", _ANSI.sub("", "" if value is None else str(value)))
+    return _INVALID_XML.sub("", strip_ansi("" if value is None else str(value)))
 
 
 def _classname(path: str) -> str:
@@ -56,16 +62,9 @@ def _body(nb: Mapping[str, Any], env: str, baseline: str) -> str:
     for change in nb.get("changes") or []:
         if change.get("env") != env:
             continue
-        lines.append(f"cell {change['cell']}: {change['kind']}")
+        lines.append(f"cell {change['cell']}: {change_line(change)}")
         if change.get("kind") != "image":  # base64 pictures help no one in a test report
-            lines += difflib.unified_diff(
-                clean(change.get("before")).splitlines(),
-                clean(change.get("after")).splitlines(),
-                fromfile=baseline,
-                tofile=env,
-                lineterm="",
-                n=2,
-            )
+            lines.append(change_diff(change, baseline))
     for record in nb.get("foreshadowing") or []:
         lines.append(
             f"{baseline} already warned, cell {record['cell']}: "
@@ -102,7 +101,8 @@ def _message(nb: Mapping[str, Any], verdict: str, env: str, baseline: str) -> st
 def _testcase(
     nb: Mapping[str, Any], env: str, baseline: str, settings: Mapping[str, Any]
 ) -> tuple[ET.Element, str]:
-    """One notebook in one env; returns the element and its outcome (passed/failure/skipped)."""
+    """One notebook in one env; returns the element and its outcome (passed, failure, error
+    or skipped)."""
     runs: Mapping[str, Mapping[str, Any]] = nb.get("runs") or {}
     run = runs.get(env) or {}
     # A notebook's overall verdict is its worst env; the per-env one belongs in that env's suite.
@@ -126,6 +126,13 @@ def _testcase(
                 "property",
                 {"name": f"culprit.{key}", "value": clean(culprit.get(key) or "")},
             )
+    if verdict == "internal-error":
+        # nbguard's own failure, not the notebook's: an <error>, as a test that could not run.
+        error = internal_error(nb, env) or {}
+        message = f"{internal_line(error)} (a bug in nbguard, not in the notebook)"
+        element = ET.SubElement(case, "error", {"message": clean(message), "type": verdict})
+        element.text = clean(error.get("traceback"))
+        return case, "error"
     strict = bool(settings.get("strict"))
     # JUnit failures mirror nbguard's exit code, so the reporter's red check and the job's
     # status never disagree: changed fails unless allow-changed; warnings and
@@ -154,13 +161,17 @@ def _testcase(
     return case, "passed"
 
 
+# A test case's outcome → the <testsuite> attribute that counts it.
+_COUNTED = {"failure": "failures", "error": "errors", "skipped": "skipped"}
+
+
 def render(data: Mapping[str, Any]) -> str:
     """One <testsuite> per env compared with the baseline, one <testcase> per notebook."""
     baseline = str(data.get("baseline", ""))
     settings: Mapping[str, Any] = data.get("settings") or {}
     envs = [name for name in data.get("envs") or {} if name != baseline]
     root = ET.Element("testsuites", {"name": "nbguard"})
-    totals = {"tests": 0, "failures": 0, "skipped": 0}
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total_time = 0.0
     for env in envs:
         suite = ET.SubElement(root, "testsuite", {"name": clean(f"nbguard [{env} vs {baseline}]")})
@@ -172,7 +183,7 @@ def render(data: Mapping[str, Any]) -> str:
             ET.SubElement(
                 props, "property", {"name": f"{name}.python", "value": clean(info.get("python"))}
             )
-        counts = {"tests": 0, "failures": 0, "skipped": 0}
+        counts = dict.fromkeys(totals, 0)
         time = 0.0
         for nb in data.get("notebooks") or []:
             case, outcome = _testcase(nb, env, baseline, settings)
@@ -180,19 +191,14 @@ def render(data: Mapping[str, Any]) -> str:
             counts["tests"] += 1
             time += float(case.get("time") or 0)
             if outcome != "passed":
-                counts["failures" if outcome == "failure" else "skipped"] += 1
-        suite.set("tests", str(counts["tests"]))
-        suite.set("failures", str(counts["failures"]))
-        suite.set("errors", "0")
-        suite.set("skipped", str(counts["skipped"]))
+                counts[_COUNTED[outcome]] += 1
+        for key, count in counts.items():
+            suite.set(key, str(count))
+            totals[key] += count
         suite.set("time", f"{time:.3f}")
-        for key in totals:
-            totals[key] += counts[key]
         total_time += time
-    root.set("tests", str(totals["tests"]))
-    root.set("failures", str(totals["failures"]))
-    root.set("errors", "0")
-    root.set("skipped", str(totals["skipped"]))
+    for key, count in totals.items():
+        root.set(key, str(count))
     root.set("time", f"{total_time:.3f}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

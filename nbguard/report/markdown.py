@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import difflib
 import html
 import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from nbguard.report.text import first_line
+from nbguard.ansi import strip_ansi
+from nbguard.model import VERDICTS
+from nbguard.report.text import (
+    change_diff,
+    change_line,
+    error_line,
+    first_line,
+    internal_error,
+    internal_line,
+    worst_first,
+)
 
-# Worst first, as the terminal orders them: the rows someone must act on lead.
-ORDER = ("broken", "changed", "already-broken", "warnings", "fixed", "ok", "skipped")
 QUIET = frozenset({"ok", "skipped"})
 
 # GitHub refuses a step summary over 1 MiB; leave room for what other steps append.
@@ -26,14 +33,18 @@ MAX_CELL_CHARS = 200  # one table cell
 # columns; backslash escapes are valid for every ASCII punctuation character in CommonMark.
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#!])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _inert(value: object) -> str:
+    # Escape sequences go first: removing only their ESC, a control character, would leave
+    # the rest ("[31m") behind as text.
+    return _CONTROL.sub("", strip_ansi("" if value is None else str(value)))
 
 
 def text(value: object) -> str:
     """Output text made inert for inline Markdown: no HTML (a notebook's output may carry
     `<script>` or `<img onerror>`), no formatting, no table breaks, no @-mention pings."""
-    raw = _CONTROL.sub("", _ANSI.sub("", "" if value is None else str(value)))
-    escaped = html.escape(raw, quote=False)
+    escaped = html.escape(_inert(value), quote=False)
     escaped = _MD_SPECIAL.sub(r"\\\1", escaped)
     # An @name in a PR comment notifies that user; &#64; shows the same character.
     return escaped.replace("@", "&#64;")
@@ -50,15 +61,10 @@ def _cut(line: str, limit: int) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _first_line(value: object, limit: int = 160) -> str:
-    return first_line(value, limit)
-
-
 def fenced(body: str, lang: str = "") -> str:
     """A code block no content can close early: the fence is longer than any backtick run
     inside (CommonMark closes a fence only with one at least as long)."""
-    body = _CONTROL.sub("", _ANSI.sub("", body))
-    lines = body.splitlines()
+    lines = _inert(body).splitlines()
     note = ""
     if len(lines) > MAX_BLOCK_LINES:
         note = f"… {len(lines) - MAX_BLOCK_LINES} more lines in the JSON report"
@@ -81,24 +87,8 @@ def culprit_line(culprit: Mapping[str, Any] | None) -> str:
     return f"{culprit.get('package')} {before} → {after} ({culprit.get('evidence')})"
 
 
-def error_line(run: Mapping[str, Any]) -> str:
-    error = run.get("error")
-    if error:
-        return f"cell {error['cell']}: {error['ename']}: {_first_line(error['evalue'])}"
-    return _first_line(run.get("reason") or run.get("status") or "")
-
-
 def _change_summary(change: Mapping[str, Any]) -> str:
-    kind = change.get("kind")
-    before, after = change.get("before") or "", change.get("after") or ""
-    if kind == "missing-output":
-        return f"cell {change['cell']}: output gone: {_first_line(before, 60)}"
-    if kind == "new-output":
-        return f"cell {change['cell']}: new output: {_first_line(after, 60)}"
-    short = [t.strip() for t in (before, after) if "\n" not in t.strip() and len(t) < 60]
-    if len(short) == 2 and all(short):
-        return f"cell {change['cell']}: {kind}: {short[0]} → {short[1]}"
-    return f"cell {change['cell']}: {kind}: {_first_line(after, 80)}"
+    return f"cell {change['cell']}: {change_line(change)}"
 
 
 def _what(nb: Mapping[str, Any], baseline: str) -> list[str]:
@@ -106,6 +96,9 @@ def _what(nb: Mapping[str, Any], baseline: str) -> list[str]:
     verdict = nb["verdict"]
     runs: Mapping[str, Mapping[str, Any]] = nb.get("runs") or {}
     others = {name: run for name, run in runs.items() if name != baseline}
+    internal = internal_error(nb)
+    if internal is not None:
+        return [internal_line(internal)]
     if verdict == "skipped":
         reason = nb.get("skip_reason") or next((r.get("reason") for r in runs.values()), "")
         return [reason or ""]
@@ -125,7 +118,7 @@ def _what(nb: Mapping[str, Any], baseline: str) -> list[str]:
     if verdict == "warnings":
         records = _warnings(nb, baseline)
         lines = [
-            f"cell {r['cell']}: {r['category']}: {_first_line(r['message'], 100)}"
+            f"cell {r['cell']}: {r['category']}: {first_line(r['message'], 100)}"
             for r in records[:1]
         ]
         if len(records) > 1:
@@ -151,33 +144,29 @@ def _warnings(nb: Mapping[str, Any], baseline: str) -> list[Mapping[str, Any]]:
 
 def _row(nb: Mapping[str, Any], baseline: str) -> str:
     verdict = nb["verdict"]
-    shown = f"**{verdict}**" if verdict == "broken" else verdict
+    shown = f"**{verdict}**" if verdict in {"broken", "internal-error"} else verdict
     return (
         f"| {cell(nb['path'])} | {shown} | {'<br>'.join(cell(w) for w in _what(nb, baseline))} "
         f"| {cell(culprit_line(nb.get('culprit')))} |"
     )
 
 
-def _lines(value: object) -> list[str]:
-    # Control characters go before splitting: str.splitlines would break at \x0b or \x1c
-    # where the notebook printed no newline.
-    return _CONTROL.sub("", _ANSI.sub("", str(value or ""))).splitlines()
-
-
-def _diff(change: Mapping[str, Any], baseline: str) -> str:
-    before, after = _lines(change.get("before")), _lines(change.get("after"))
-    lines = difflib.unified_diff(
-        before, after, fromfile=baseline, tofile=str(change.get("env")), lineterm="", n=2
-    )
-    return "\n".join(lines)
+def _clean_change(change: Mapping[str, Any]) -> dict[str, Any]:
+    # Control characters go before diffing: the diff's lines are the texts' "\n" lines, and
+    # a \x0b or \x1c the notebook printed must not break one in the code block.
+    return {**change, "before": _inert(change.get("before")), "after": _inert(change.get("after"))}
 
 
 def _details(nb: Mapping[str, Any], baseline: str) -> str:
     """Everything a reader needs to act on one notebook, folded away."""
     runs: Mapping[str, Mapping[str, Any]] = nb.get("runs") or {}
     parts: list[str] = []
+    internal = internal_error(nb)
+    if internal is not None:
+        parts.append(f"**{text(internal_line(internal))}**: a bug in nbguard, not in the notebook")
+        parts.append(fenced(str(internal.get("traceback") or "")))
     for name, run in runs.items():
-        if run.get("status") in {"ok", "skipped"}:
+        if run.get("status") in {"ok", "skipped", "internal-error"}:
             continue
         error = run.get("error")
         parts.append(f"**{text(name)}**: {text(run.get('status'))} · {text(error_line(run))}")
@@ -189,23 +178,24 @@ def _details(nb: Mapping[str, Any], baseline: str) -> str:
         for later in run.get("later_errors") or []:
             parts.append(
                 f"- later, cell {later['cell']}: {text(later['ename'])}: "
-                f"{text(_first_line(later['evalue']))}"
+                f"{text(first_line(later['evalue']))}"
             )
     for change in nb.get("changes") or []:
         applied = ", ".join(change.get("applied") or []) or "none"
+        summary = f": {text(first_line(change['summary']))}" if change.get("summary") else ""
         parts.append(
-            f"**cell {change['cell']}** · {text(change.get('kind'))} in {text(change.get('env'))} "
-            f"(normalized: {text(applied)})"
+            f"**cell {change['cell']}** · {text(change.get('kind'))} in {text(change.get('env'))}"
+            f"{summary} (normalized: {text(applied)})"
         )
         if change.get("kind") == "image":
             # Data URIs are stripped by GitHub, and images would eat the size budget.
             parts.append("_the image changed: both pictures are in the HTML report_")
         else:
-            parts.append(fenced(_diff(change, baseline), "diff"))
+            parts.append(fenced(change_diff(_clean_change(change), baseline), "diff"))
     for record in nb.get("foreshadowing") or []:
         parts.append(
             f"⚠ {text(baseline)} already warned, cell {record['cell']}: "
-            f"{text(record['category'])}: {text(_first_line(record['message'], 300))}"
+            f"{text(record['category'])}: {text(first_line(record['message'], 300))}"
         )
     foreshadowed = {(r["category"], r["message"]) for r in nb.get("foreshadowing") or []}
     for record in _warnings(nb, baseline):
@@ -214,7 +204,7 @@ def _details(nb: Mapping[str, Any], baseline: str) -> str:
         source = f" ({record['package']})" if record.get("package") else ""
         parts.append(
             f"⚠ {text(record['env'])} cell {record['cell']}: {text(record['category'])}"
-            f"{text(source)}: {text(_first_line(record['message'], 300))}"
+            f"{text(source)}: {text(first_line(record['message'], 300))}"
         )
     for hint in nb.get("hints") or []:
         parts.append(
@@ -261,7 +251,7 @@ def _envs(data: Mapping[str, Any]) -> list[str]:
         lines.append("| _no package differs_ |" + " |" * len(names))
     for name in names:
         if envs[name].get("error"):
-            lines += ["", f"env {text(name)} failed: {text(_first_line(envs[name]['error'], 500))}"]
+            lines += ["", f"env {text(name)} failed: {text(first_line(envs[name]['error'], 500))}"]
     return lines
 
 
@@ -269,12 +259,9 @@ def render(data: Mapping[str, Any], max_bytes: int = MAX_BYTES) -> str:
     """The report as GitHub-flavoured Markdown, at most `max_bytes` of UTF-8."""
     baseline = str(data.get("baseline", ""))
     summary: Mapping[str, int] = data.get("summary") or {}
-    counts = ", ".join(f"{summary[v]} {v}" for v in ORDER if summary.get(v))
+    counts = ", ".join(f"{summary[v]} {v}" for v in VERDICTS if summary.get(v))
     course = posixpath.basename(str(data.get("course", "")).rstrip("/")) or "course"
-    notebooks: Sequence[Mapping[str, Any]] = sorted(
-        data.get("notebooks") or [],
-        key=lambda nb: (ORDER.index(nb["verdict"]) if nb["verdict"] in ORDER else 99, nb["path"]),
-    )
+    notebooks = worst_first(data.get("notebooks") or [])
     others = [n for n in data.get("envs") or {} if n != baseline]
     head = [
         f"## nbguard: {text(course)}: {counts or 'no notebooks found'}",

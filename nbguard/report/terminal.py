@@ -22,10 +22,20 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from nbguard.model import VERDICTS, EnvInfo, NotebookReport, NotebookRun, Report
+from nbguard.model import FAILED_STATUSES, EnvInfo, NotebookRun, Report
+from nbguard.report import json_report
+from nbguard.report.text import (
+    change_line,
+    error_line,
+    first_line,
+    internal_error,
+    internal_line,
+    worst_first,
+)
 from nbguard.secret_env import REDACTED, redactor
 
 VERDICT_STYLE = {
+    "internal-error": "bold white on red",
     "ok": "green",
     "warnings": "yellow",
     "changed": "magenta",
@@ -103,75 +113,58 @@ class LiveProgress:
             self.console.print(f"[dim]{escape(text)}[/]")
 
 
-def _error_line(run: NotebookRun) -> str:
-    if run.error is not None:
-        return f"cell {run.error.cell}: {run.error.ename}: {_first_line(run.error.evalue)}"
-    return _first_line(run.reason or "")
-
-
-def _first_line(text: str, width: int = 160) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
-def _change_line(kind: str, before: str | None, after: str | None) -> str:
-    """`Curve(n=3) → <Curve n=3 points>` when both sides are one short line; otherwise the
-    summary line comparison puts first in `after`."""
-    short = [
-        text for text in (before, after) if text and "\n" not in text.strip() and len(text) < 60
-    ]
-    if kind == "missing-output":
-        return f"output gone: {_first_line(before or '', 60)}"
-    if kind == "new-output":
-        return f"new output: {_first_line(after or '', 60)}"
-    if len(short) == 2:
-        return f"{kind}: {short[0].strip()} → {short[1].strip()}"
-    return f"{kind}: {_first_line(after or '', 80)}"
-
-
-def _detail(nb: NotebookReport, baseline: str) -> str:
+def _detail(nb: Mapping[str, Any], baseline: str) -> str:
     """What a user needs per notebook: the failing cell, the change, the early warnings, the
     fix the library itself suggests."""
-    if nb.verdict == "skipped":
-        return nb.skip_reason or next((r.reason or "" for r in nb.runs.values()), "")
+    runs: Mapping[str, Mapping[str, Any]] = nb.get("runs") or {}
+    verdict = nb.get("verdict")
+    if verdict == "skipped":
+        return nb.get("skip_reason") or next((r.get("reason") or "" for r in runs.values()), "")
     lines: list[str] = []
-    failing = [run for name, run in nb.runs.items() if run.failed and name != baseline]
-    if nb.verdict in {"broken", "already-broken"} and failing:
-        lines += [f"{run.env}: {_error_line(run)}" for run in failing]
-        for run in failing:
+    internal = internal_error(nb)
+    if internal is not None:
+        lines.append(f"{internal_line(internal)} — see the JSON report")
+    failing = {
+        name: run
+        for name, run in runs.items()
+        if run.get("status") in FAILED_STATUSES and name != baseline
+    }
+    if verdict in {"broken", "already-broken"} and failing:
+        lines += [f"{name}: {error_line(run)}" for name, run in failing.items()]
+        for name, run in failing.items():
             lines += [
-                f"{run.env}: also cell {error.cell}: {error.ename}: {_first_line(error.evalue, 80)}"
-                for error in run.later_errors
+                f"{name}: also cell {error['cell']}: {error['ename']}: "
+                f"{first_line(error['evalue'], 80)}"
+                for error in run.get("later_errors") or []
             ]
-    elif nb.verdict == "fixed":
-        base = nb.runs[baseline]
-        lines.append(f"{baseline} failed ({_error_line(base)}); runs now")
-    elif nb.verdict == "changed":
-        for change in nb.changes[:3]:
-            lines.append(
-                f"cell {change.cell}: {_change_line(change.kind, change.before, change.after)}"
-            )
-        if len(nb.changes) > 3:
-            lines.append(f"… {len(nb.changes) - 3} more changes in the JSON report")
+    elif verdict == "fixed":
+        lines.append(f"{baseline} failed ({error_line(runs.get(baseline) or {})}); runs now")
+    elif verdict == "changed":
+        changes = nb.get("changes") or []
+        lines += [f"cell {change['cell']}: {change_line(change)}" for change in changes[:3]]
+        if len(changes) > 3:
+            lines.append(f"… {len(changes) - 3} more changes in the JSON report")
     seen: set[tuple[str, str]] = set()
-    for record in nb.foreshadowing:
-        seen.add((record.category, record.message))
+    for record in nb.get("foreshadowing") or []:
+        seen.add((record["category"], record["message"]))
         lines.append(
-            f"⚠ {baseline} already warned, cell {record.cell}: {record.category}: "
-            f"{_first_line(record.message, 100)}"
+            f"⚠ {baseline} already warned, cell {record['cell']}: {record['category']}: "
+            f"{first_line(record['message'], 100)}"
         )
-    for name, run in nb.runs.items():
-        for record in run.warnings:
-            key = (record.category, record.message)
+    for name, run in runs.items():
+        for record in run.get("warnings") or []:
+            key = (record["category"], record["message"])
             if key in seen:
                 continue
             seen.add(key)
-            source = f" ({record.package})" if record.package else ""
+            source = f" ({record['package']})" if record.get("package") else ""
             lines.append(
-                f"⚠ {name} cell {record.cell}: {record.category}{source}: "
-                f"{_first_line(record.message, 100)}"
+                f"⚠ {name} cell {record['cell']}: {record['category']}{source}: "
+                f"{first_line(record['message'], 100)}"
             )
-    lines += [f"→ fix (cell {hint.cell}): {hint.hint}" for hint in nb.hints[:2]]
+    lines += [
+        f"→ fix (cell {hint['cell']}): {hint['hint']}" for hint in (nb.get("hints") or [])[:2]
+    ]
     return "\n".join(lines)
 
 
@@ -189,57 +182,81 @@ def _shown(path: str) -> str:
         return path
 
 
-def render(report: Report, console: Console, report_path: str | None = None) -> None:
-    """The verdict table, the envs, the summary line."""
-    table = Table(title=f"nbguard: {escape(_shown(report.course))}", show_lines=True, expand=True)
+def _culprit(culprit: Mapping[str, Any] | None) -> str:
+    if not culprit:
+        return ""
+    before, after = culprit.get("from") or "—", culprit.get("to") or "—"
+    return f"{culprit.get('package')} {before} → {after}\n({culprit.get('evidence')})"
+
+
+def _envs(data: Mapping[str, Any], console: Console) -> None:
+    envs: Mapping[str, Mapping[str, Any]] = data.get("envs") or {}
+    baseline = str(data.get("baseline", ""))
+    base = envs.get(baseline)
+    for name, env in envs.items():
+        if env.get("error"):
+            console.print(f"[red]env {escape(name)} failed:[/] {escape(str(env['error']))}")
+            continue
+        packages: Mapping[str, str] = env.get("packages") or {}
+        moved = ""
+        if base is not None and name != baseline:
+            base_packages: Mapping[str, str] = base.get("packages") or {}
+            changes = [
+                f"{pkg} {base_packages.get(pkg, '—')} → {packages.get(pkg, '—')}"
+                for pkg in sorted(set(base_packages) | set(packages))
+                if base_packages.get(pkg) != packages.get(pkg)
+            ]
+            if base.get("python") != env.get("python"):
+                changes.insert(0, f"python {base.get('python')} → {env.get('python')}")
+            moved = f"; vs {baseline}: " + (", ".join(changes) if changes else "no changes")
+        console.print(
+            f"[bold]{escape(name)}[/]: Python {escape(str(env.get('python')))}, "
+            f"{len(packages)} packages" + escape(moved)
+        )
+
+
+def render(
+    data: Mapping[str, Any] | Report, console: Console, report_path: str | None = None
+) -> None:
+    """The verdict table, the envs, the summary line, from the JSON report (as
+    `json_report.to_json` makes it, or `json_report.read` reads it back).
+
+    A `Report` is accepted until the CLI passes the JSON it has already made: temporary.
+    """
+    if isinstance(data, Report):
+        data = json_report.to_json(data)
+    baseline = str(data.get("baseline", ""))
+    title = f"nbguard: {escape(_shown(str(data.get('course', ''))))}"
+    table = Table(title=title, show_lines=True, expand=True)
     table.add_column("notebook", overflow="fold", ratio=2)
     table.add_column("verdict", no_wrap=True)
     table.add_column("what happened", overflow="fold", ratio=4)
     table.add_column("culprit", overflow="fold", ratio=2)
     # Worst first: the rows someone must act on lead the table.
-    for nb in sorted(report.notebooks, key=lambda nb: (VERDICTS.index(nb.verdict), nb.path)):
-        style = VERDICT_STYLE[nb.verdict]
-        culprit = nb.culprit
-        blamed = (
-            f"{culprit.package} {culprit.from_version} → {culprit.to_version}\n({culprit.evidence})"
-            if culprit
-            else ""
-        )
+    for nb in worst_first(data.get("notebooks") or []):
+        verdict = str(nb.get("verdict"))
         table.add_row(
-            escape(nb.path),
-            f"[{style}]{nb.verdict}[/]",
-            escape(_redacted(_detail(nb, report.baseline))),
-            escape(blamed),
+            escape(str(nb["path"])),
+            f"[{VERDICT_STYLE.get(verdict, 'bold')}]{escape(verdict)}[/]",
+            escape(_redacted(_detail(nb, baseline))),
+            escape(_culprit(nb.get("culprit"))),
         )
     console.print(table)
-    base = report.envs.get(report.baseline)
-    for name, env in report.envs.items():
-        if env.error:
-            console.print(f"[red]env {escape(name)} failed:[/] {escape(env.error)}")
-            continue
-        moved = ""
-        if base is not None and name != report.baseline:
-            changes = [
-                f"{pkg} {base.packages.get(pkg, '—')} → {env.packages.get(pkg, '—')}"
-                for pkg in sorted(set(base.packages) | set(env.packages))
-                if base.packages.get(pkg) != env.packages.get(pkg)
-            ]
-            if base.python != env.python:
-                changes.insert(0, f"python {base.python} → {env.python}")
-            moved = f"; vs {report.baseline}: " + (", ".join(changes) if changes else "no changes")
+    _envs(data, console)
+    summary: Mapping[str, int] = data.get("summary") or {}
+    counts = ", ".join(
+        f"[{VERDICT_STYLE.get(verdict, 'bold')}]{n} {escape(verdict)}[/]"
+        for verdict, n in summary.items()
+        if n
+    )
+    console.print(f"{counts or 'no notebooks found'} in {float(data.get('duration_s') or 0):.1f}s")
+    cost = data.get("blame")
+    if cost:
         console.print(
-            f"[bold]{escape(name)}[/]: Python {env.python}, {len(env.packages)} packages"
-            + escape(moved)
+            f"blame: {cost['notebooks']} notebooks, {cost['envs_built']} envs built, "
+            f"{cost['envs_used']} probe envs used, {cost['seconds']:.1f}s"
         )
-    counts = ", ".join(f"[{VERDICT_STYLE[v]}]{n} {v}[/]" for v, n in report.summary.items() if n)
-    console.print(f"{counts or 'no notebooks found'} in {report.duration_s:.1f}s")
-    if report.blame is not None:
-        cost = report.blame
-        console.print(
-            f"blame: {cost.notebooks} notebooks, {cost.envs_built} envs built, "
-            f"{cost.envs_used} probe envs used, {cost.seconds:.1f}s"
-        )
-    if report.interrupted:
+    if data.get("interrupted"):
         console.print("[yellow]interrupted: the report holds the notebooks that finished[/]")
     if report_path:
         console.print(f"report: {escape(report_path)}")
@@ -253,7 +270,7 @@ def render_since(news: Mapping[str, Any], console: Console) -> None:
         was = item["was"] or "not there"
         console.print(f"  [bold red]newly broken[/] {escape(item['path'])} (was {was})")
     for item in news.get("new_warnings", []):
-        message = escape(_first_line(item["message"], 90))
+        message = escape(first_line(item["message"], 90))
         console.print(
             f"  [yellow]new warning[/] {escape(item['path'])} {escape(item['env'])} cell "
             f"{item['cell']}: {escape(item['category'])}: {message}"

@@ -1,9 +1,13 @@
-"""Short texts the report renderers share, read from the JSON report's dicts."""
+"""Short texts the report renderers share, read from the JSON report's dicts: a run's error, a
+change's line and diff, nbguard's own failure, the order notebooks are listed in."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from nbguard.compare.text import unified_diff
+from nbguard.model import VERDICTS, Tolerance
 
 
 def first_line(value: object, limit: int = 200) -> str:
@@ -19,3 +23,75 @@ def error_line(run: Mapping[str, Any]) -> str:
     if error:
         return f"cell {error['cell']}: {error['ename']}: {first_line(error['evalue'])}"
     return first_line(run.get("reason") or run.get("status") or "")
+
+
+def worst_first(notebooks: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Notebooks from the most severe verdict (model.VERDICTS) to the least, then by path;
+    a verdict this nbguard does not know comes last."""
+
+    def rank(nb: Mapping[str, Any]) -> tuple[int, str]:
+        verdict = nb.get("verdict")
+        known = VERDICTS.index(verdict) if verdict in VERDICTS else len(VERDICTS)
+        return known, str(nb.get("path", ""))
+
+    return sorted(notebooks, key=rank)
+
+
+# --- nbguard's own failure ----------------------------------------------------------------
+
+
+def internal_error(nb: Mapping[str, Any], env: str | None = None) -> Mapping[str, Any] | None:
+    """What nbguard's own code raised on a notebook: `env`'s run's when it has one, else the
+    notebook's, else any run's; None when nbguard did not fail on it."""
+    runs: Mapping[str, Mapping[str, Any]] = nb.get("runs") or {}
+    found: Mapping[str, Any] | None = (runs.get(env) or {}).get("internal_error") if env else None
+    found = found or nb.get("internal_error")
+    return found or next(
+        (r["internal_error"] for r in runs.values() if r.get("internal_error")), None
+    )
+
+
+def internal_line(error: Mapping[str, Any]) -> str:
+    """`nbguard internal error while comparing: RuntimeError: boom`."""
+    return (
+        f"nbguard internal error while {error.get('stage') or 'checking it'}: "
+        f"{error.get('ename')}: {first_line(error.get('message'))}"
+    )
+
+
+# --- changes ------------------------------------------------------------------------------
+
+
+def change_line(change: Mapping[str, Any]) -> str:
+    """One line for a change: its kind and summary, or `before → after` when both are short."""
+    kind = change.get("kind")
+    before, after = str(change.get("before") or ""), str(change.get("after") or "")
+    if change.get("summary"):
+        return f"{kind}: {first_line(change['summary'], 100)}"
+    if kind == "missing-output":
+        return f"output gone: {first_line(before, 60)}"
+    if kind == "new-output":
+        return f"new output: {first_line(after, 60)}"
+    short = [t.strip() for t in (before, after) if "\n" not in t.strip() and len(t) < 60]
+    if len(short) == 2 and all(short):
+        return f"{kind}: {short[0]} → {short[1]}"
+    return f"{kind}: {first_line(after or before, 80)}"
+
+
+def tolerance(change: Mapping[str, Any]) -> Tolerance | None:
+    """The tolerance a change's texts were compared with; None when compared as they are."""
+    found = change.get("tolerance")
+    if not isinstance(found, Mapping):
+        return None
+    return Tolerance.from_metadata(dict(found))
+
+
+def change_diff(change: Mapping[str, Any], baseline: str) -> str:
+    """A change as a unified diff from the baseline's text to the other env's, marking only the
+    lines the comparison found changed (the one diff of nbguard.compare.text)."""
+    return unified_diff(
+        str(change.get("before") or ""),
+        str(change.get("after") or ""),
+        tolerance(change),
+        labels=(baseline, str(change.get("env"))),
+    )

@@ -32,7 +32,7 @@ def _nb(path: str, verdict: str, *, cell: int | None = None, ename: str | None =
 
 def _report(*notebooks: dict[str, Any], numpy: str = "2.1.0") -> dict[str, Any]:
     return {
-        "schema": "nbguard-report/1",
+        "schema": "nbguard-report/2",
         "created": "2026-11-21T03:00:00+00:00",
         "envs": {"upcoming": {"packages": {"numpy": numpy, "pandas": "2.2.3"}}},
         "notebooks": list(notebooks),
@@ -97,3 +97,12 @@ def test_a_real_report_round_trips(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     path.write_text(json.dumps(_report(_nb("a.ipynb", "ok"))))
     assert load_previous(path)["notebooks"][0]["path"] == "a.ipynb"
+
+
+def test_a_report_of_the_earlier_schema_still_serves_as_the_previous_one(tmp_path: Path) -> None:
+    path = tmp_path / "last-night.json"
+    previous = _report(_nb("a.ipynb", "broken", cell=3, ename="AttributeError"))
+    path.write_text(json.dumps({**previous, "schema": "nbguard-report/1"}))
+    current = _report(_nb("a.ipynb", "broken", cell=3, ename="AttributeError"))
+
+    assert since(load_previous(path), current)["new_broken"] == []

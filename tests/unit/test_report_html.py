@@ -22,9 +22,11 @@ from nbguard.model import (
     Culprit,
     EnvInfo,
     Hint,
+    InternalError,
     NotebookReport,
     NotebookRun,
     Report,
+    Tolerance,
     WarningRecord,
 )
 from nbguard.report import html_page, json_report
@@ -53,8 +55,11 @@ def _gif() -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _report(script: str = SCRIPT_PAYLOAD, img: str = IMG_PAYLOAD) -> dict[str, Any]:
-    """A report touching every part of the page, with hostile text wherever outputs land."""
+def _report(
+    script: str = SCRIPT_PAYLOAD, img: str = IMG_PAYLOAD, internal: bool = False
+) -> dict[str, Any]:
+    """A report touching every part of the page, with hostile text wherever outputs land;
+    with `internal`, also a notebook nbguard's own code failed on."""
     warn = WarningRecord(2, "DeprecationWarning", f"old API {img} is going", "wobble")
     broken = "homework/hw01_averages.ipynb"
     runs_broken = {
@@ -101,12 +106,23 @@ def _report(script: str = SCRIPT_PAYLOAD, img: str = IMG_PAYLOAD) -> dict[str, A
         ),
         Change("upcoming", 5, "image", "gif", "gif", images=("image/gif", _gif(), _gif())),
     )
+    # A table whose rows were realigned with float noise, and one value that really moved.
+    table = Change(
+        "upcoming",
+        6,
+        "value",
+        "   x  y\n0  1  0.5\n1  2  0.25\n2  3  4.440892e-16",
+        "   x     y\n0  1  0.5000000001\n1  2  0.31\n2  3  0.0",
+        ("whitespace", "rel_tol=1e-06", "abs_tol=1e-12"),
+        summary="0.25 → 0.31 (rel 24%), line 3",
+        tolerance=Tolerance(),
+    )
     plot_runs = {env: NotebookRun(plot, env, "ok", 0.5) for env in ("locked", "upcoming")}
     plot_nb = NotebookReport(
         plot,
         "changed",
         plot_runs,
-        (Comparison(plot, "locked", "upcoming", "changed", image_changes, culprit),),
+        (Comparison(plot, "locked", "upcoming", "changed", (*image_changes, table), culprit),),
     )
 
     def plain(path: str, verdict: Any, status: Any = "ok", reason: str | None = None) -> Any:
@@ -127,6 +143,18 @@ def _report(script: str = SCRIPT_PAYLOAD, img: str = IMG_PAYLOAD) -> dict[str, A
         plain(f"labs/{img}.ipynb", "warnings"),
         plain("labs/r.ipynb", "skipped", "skipped", f"non-Python kernel {script}"),
     )
+    if internal:
+        boom = InternalError(
+            "comparing",
+            "RuntimeError",
+            f"boom {script}",
+            f'Traceback (most recent call last):\n  File "x.py"\nRuntimeError: boom {script}',
+        )
+        runs = {
+            env: NotebookRun("labs/lab04.ipynb", env, "ok", 0.3) for env in ("locked", "upcoming")
+        }
+        failed = NotebookReport("labs/lab04.ipynb", "internal-error", runs, internal=boom)
+        notebooks = (*notebooks, failed)
     envs = {
         "locked": EnvInfo("locked", "3.11.7", {"wobble": "1.0", "numpy": "1.26.4"}, "f" * 64),
         "upcoming": EnvInfo(
@@ -162,8 +190,8 @@ def test_every_notebook_path_appears_escaped(page: str) -> None:
 
 def test_summary_counts_per_verdict(page: str) -> None:
     counts = dict(re.findall(r'data-count="([a-z-]+)">(\d+) ', page))
+    # No internal-error badge unless nbguard failed on a notebook: a zero there is noise.
     assert counts == {
-        "internal-error": "0",
         "broken": "1",
         "changed": "1",
         "already-broken": "0",
@@ -201,6 +229,47 @@ def test_page_parts(page: str) -> None:
     # The light diff: the common line plain on both sides, the changed one marked.
     assert page.count("\nsame line</pre>") == 2
     assert '<span class="rm">' in page and '<span class="add">' in page
+
+
+def test_a_change_marks_only_the_lines_the_comparison_found_changed(page: str) -> None:
+    assert "<code>value</code>: 0.25 → 0.31 (rel 24%), line 3" in page
+    # Realigned rows and float noise within tolerance stay plain on both sides.
+    assert "<pre>   x  y\n0  1  0.5\n" in page
+    assert "<pre>   x     y\n0  1  0.5000000001\n" in page
+    assert '<span class="rm">1  2  0.<b>25</b></span>' in page
+    assert '<span class="add">1  2  0.<b>31</b></span>' in page
+    assert '<span class="rm">2  3' not in page
+
+
+def test_a_long_change_shows_its_changed_lines_with_a_few_around_them() -> None:
+    rows = [f"row {i}: {i}" for i in range(200)]
+    moved = [*rows[:20], "row 20: twenty", *rows[21:150], "row 150: x", *rows[151:]]
+    change = {"env": "upcoming", "cell": 1, "kind": "text", "before": "\n".join(rows),
+              "after": "\n".join(moved)}  # fmt: skip
+    notebook = {"path": "a.ipynb", "verdict": "changed", "changes": [change]}
+
+    page = html_page.render({"baseline": "locked", "notebooks": [notebook], "envs": {}})
+
+    assert page.count('<span class="muted">⋯</span>') == 2  # between the two places, each side
+    assert "row 17: 17" in page and "row 16: 16" not in page and "row 100: 100" not in page
+    assert '<span class="add">row 20: <b>twenty</b></span>' in page
+
+
+def test_nbguards_own_failure_is_shown_filterable_and_escaped() -> None:
+    page = html_page.render(_report(internal=True))
+    body = _without_script(page)
+
+    counts = dict(re.findall(r'data-count="([a-z-]+)">(\d+) ', page))
+    assert counts["internal-error"] == "1"
+    assert '<input type="checkbox" value="internal-error" checked>' in page
+    assert '"internal-error", "broken", "changed"' in html_page.SCRIPT  # "problems only"
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert f"nbguard internal error while comparing: RuntimeError: boom {escaped}" in body
+    assert f"RuntimeError: boom {escaped}</pre>" in body  # the traceback, folded
+    assert SCRIPT_PAYLOAD not in body
+    # Worst first: nbguard's own failure leads the overview.
+    first_row = re.search(r'<tbody>\n<tr data-verdict="([a-z-]+)"', page)
+    assert first_row is not None and first_row.group(1) == "internal-error"
 
 
 def test_csp_meta_pins_the_one_script_by_hash(page: str) -> None:

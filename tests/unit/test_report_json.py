@@ -1,4 +1,5 @@
-"""Fast tier: the JSON report contract (nbguard-report/1) from an in-memory Report."""
+"""Fast tier: the JSON report contract (nbguard-report/2) from an in-memory Report, and the
+reading of reports written as nbguard-report/1."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from nbguard import __version__
+from nbguard.errors import ConfigError
 from nbguard.model import (
     VERDICTS,
     CellError,
@@ -20,12 +22,14 @@ from nbguard.model import (
     Comparison,
     Culprit,
     EnvInfo,
+    InternalError,
     NotebookReport,
     NotebookRun,
     Report,
+    Tolerance,
     WarningRecord,
 )
-from nbguard.report import json_report
+from nbguard.report import json_report, markdown
 
 HW01 = "homework/hw01_averages.ipynb"
 DEPRECATION = WarningRecord(
@@ -106,7 +110,7 @@ def data(report: Report) -> dict[str, Any]:
 
 
 def test_top_level_contract(data: dict[str, Any]) -> None:
-    assert data["schema"] == "nbguard-report/1"
+    assert data["schema"] == "nbguard-report/2"
     assert data["nbguard_version"] == __version__
     assert data["created"] == "2024-08-01T09:00:00+00:00"
     assert data["baseline"] == "locked"
@@ -151,6 +155,7 @@ def test_a_broken_notebook_carries_runs_changes_and_culprit(data: dict[str, Any]
                 "package": "nbguard-demo-wobble",
             }
         ],
+        "internal_error": None,
     }
     upcoming = notebook["runs"]["upcoming"]
     assert (upcoming["status"], upcoming["duration_s"], upcoming["warnings"]) == (
@@ -168,9 +173,11 @@ def test_a_broken_notebook_carries_runs_changes_and_culprit(data: dict[str, Any]
             "env": "upcoming",
             "cell": 3,
             "kind": "error",
+            "summary": None,
             "before": "2.0",
             "after": "AttributeError: module 'wobble' …",
             "applied": [],
+            "tolerance": None,
         }
     ]
     assert notebook["culprit"] == {
@@ -180,6 +187,54 @@ def test_a_broken_notebook_carries_runs_changes_and_culprit(data: dict[str, Any]
         "evidence": "inferred",
         "reason": "AttributeError names module wobble",
     }
+
+
+def test_a_change_carries_both_texts_its_summary_and_tolerance() -> None:
+    change = Change(
+        "upcoming",
+        2,
+        "value",
+        "a  0.5\nb  1.0",
+        "a  0.53\nb  1.0",
+        ("rel_tol=0.001", "abs_tol=0"),
+        summary="0.5 → 0.53 (rel 6%), line 1",
+        tolerance=Tolerance(rel=1e-3, abs=0.0),
+    )
+
+    assert change.to_json() == {
+        "env": "upcoming",
+        "cell": 2,
+        "kind": "value",
+        "summary": "0.5 → 0.53 (rel 6%), line 1",
+        "before": "a  0.5\nb  1.0",
+        "after": "a  0.53\nb  1.0",
+        "applied": ["rel_tol=0.001", "abs_tol=0"],
+        "tolerance": {"rel": 0.001, "abs": 0.0},
+    }
+
+
+def test_nbguards_own_failure_is_carried_by_the_notebook_and_its_run(report: Report) -> None:
+    boom = InternalError("comparing", "RuntimeError", "boom", "Traceback …\nRuntimeError: boom")
+    path = "labs/lab04.ipynb"
+    runs = {
+        "locked": NotebookRun(path, "locked", "ok", 1.0),
+        "upcoming": NotebookRun(path, "upcoming", "internal-error", 0.5, internal=boom),
+    }
+    failed = NotebookReport(path, "internal-error", runs, internal=boom)
+
+    data = json_report.to_json(replace(report, notebooks=(failed,)))
+
+    (notebook,) = data["notebooks"]
+    expected = {
+        "stage": "comparing",
+        "ename": "RuntimeError",
+        "message": "boom",
+        "traceback": "Traceback …\nRuntimeError: boom",
+    }
+    assert notebook["internal_error"] == expected
+    assert notebook["runs"]["upcoming"]["internal_error"] == expected
+    assert notebook["runs"]["locked"]["internal_error"] is None
+    assert data["summary"]["internal-error"] == 1
 
 
 def test_a_skipped_notebook_says_why_and_has_no_culprit(data: dict[str, Any]) -> None:
@@ -218,7 +273,7 @@ def test_write_produces_the_report_as_valid_json_and_no_temp_files(
 
 def test_write_replaces_an_older_report(report: Report, tmp_path: Path) -> None:
     path = tmp_path / "nbguard-report.json"
-    path.write_text('{"schema": "nbguard-report/1", "notebooks": []}', encoding="utf-8")
+    path.write_text('{"schema": "nbguard-report/2", "notebooks": []}', encoding="utf-8")
 
     json_report.write(report, path)
 
@@ -248,3 +303,121 @@ def test_the_report_gets_the_usual_file_permissions(
     json_report.write(report, path)
 
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def test_a_report_reads_back_as_written(report: Report, tmp_path: Path) -> None:
+    path = tmp_path / "nbguard-report.json"
+    json_report.write(report, path)
+
+    assert json_report.read(path) == json.loads(json.dumps(json_report.to_json(report)))
+
+
+# A multi-line change as nbguard-report/1 wrote it: an excerpt of the old text in `before`, a
+# summary and a unified diff in `after`.
+V1_TABLE_CHANGE = {
+    "env": "upcoming",
+    "cell": 1,
+    "kind": "value",
+    "before": (
+        "0  intercept  1.50  4.440892e-16\n"
+        "1         x1 -0.25 -2.220446e-16\n"
+        "2         x2  2.00  0.000000e+00"
+    ),
+    "after": (
+        "-0.25 → -0.31 (rel 24%), line 3\n"
+        "@@ -2,3 +2,3 @@\n"
+        " 0  intercept  1.50  4.440892e-16\n"
+        "-1         x1 -0.25 -2.220446e-16\n"
+        "+1         x1 -0.31    0.0\n"
+        " 2         x2  2.00  0.000000e+00"
+    ),
+    "applied": ["whitespace", "rel_tol=1e-06", "abs_tol=1e-12"],
+}
+
+
+def _v1_report(*changes: dict[str, Any]) -> dict[str, Any]:
+    ok = {"status": "ok", "duration_s": 1.0, "error": None, "later_errors": [], "warnings": []}
+    notebook = {
+        "path": "lectures/07_fit.ipynb",
+        "verdict": "changed",
+        "verdicts": {"upcoming": "changed"},
+        "runs": {"locked": ok, "upcoming": ok},
+        "changes": list(changes),
+        "culprit": None,
+    }
+    envs = {name: {"python": "3.11.7", "packages": {}} for name in ("locked", "upcoming")}
+    return {
+        "schema": "nbguard-report/1",
+        "baseline": "locked",
+        "envs": envs,
+        "summary": {"changed": 1},
+        "notebooks": [notebook],
+    }
+
+
+def test_a_version_1_report_is_read_in_the_current_shape(tmp_path: Path) -> None:
+    image = {
+        "env": "upcoming",
+        "cell": 5,
+        "kind": "image",
+        "before": "image/png, 120 bytes, sha256 aa",
+        "after": "image/png, 121 bytes, sha256 bb\n3.2% of drawn pixels differ",
+        "applied": ["image_threshold=0.01"],
+    }
+    short = {
+        "env": "upcoming",
+        "cell": 3,
+        "kind": "repr",
+        "before": "3.0",
+        "after": "np.float64(3.0)",
+    }
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(_v1_report(V1_TABLE_CHANGE, image, short)), encoding="utf-8")
+
+    data = json_report.read(path)
+
+    assert (data["schema"], data["upgraded_from"]) == ("nbguard-report/2", "nbguard-report/1")
+    table, picture, plain = data["notebooks"][0]["changes"]
+    assert table["summary"] == "-0.25 → -0.31 (rel 24%), line 3"
+    # Both texts rebuilt from the diff: the lines around the change, each side's own row.
+    assert table["before"].split("\n")[1] == "1         x1 -0.25 -2.220446e-16"
+    assert table["after"].split("\n") == [
+        "0  intercept  1.50  4.440892e-16",
+        "1         x1 -0.31    0.0",
+        "2         x2  2.00  0.000000e+00",
+    ]
+    assert table["tolerance"] is None
+    assert (picture["after"], picture["summary"]) == (
+        "image/png, 121 bytes, sha256 bb",
+        "3.2% of drawn pixels differ",
+    )
+    assert (plain["before"], plain["after"], plain["summary"]) == ("3.0", "np.float64(3.0)", None)
+
+
+def test_a_version_1_report_re_renders_with_one_diff(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(_v1_report(V1_TABLE_CHANGE)), encoding="utf-8")
+
+    md = markdown.render(json_report.read(path))
+
+    block = md[md.index("```diff") :]
+    block = block[: block.index("\n```\n")]
+    assert block.split("\n")[3:] == [
+        "@@ -1,3 +1,3 @@",
+        " 0  intercept  1.50  4.440892e-16",
+        "-1         x1 -0.25 -2.220446e-16",
+        "+1         x1 -0.31    0.0",
+        " 2         x2  2.00  0.000000e+00",
+    ]
+    assert "value in upcoming: -0.25 → -0.31 (rel 24%), line 3" in md
+
+
+def test_a_report_of_an_unknown_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.json"
+    path.write_text('{"schema": "nbguard-report/3", "notebooks": []}', encoding="utf-8")
+
+    with pytest.raises(ConfigError, match="schema nbguard-report/3; this nbguard reads"):
+        json_report.read(path)

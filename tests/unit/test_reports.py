@@ -1,8 +1,10 @@
-"""Fast tier: the Markdown, JUnit and GitHub renderers against a frozen report and payloads."""
+"""Fast tier: the terminal, Markdown, JUnit and GitHub renderers against a frozen report and
+payloads."""
 
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -11,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
-from nbguard.report import github, junit, markdown
+from nbguard.model import Change, Comparison, EnvInfo, NotebookReport, NotebookRun, Report
+from nbguard.report import github, json_report, junit, markdown, terminal
 
 GOLDEN = Path(__file__).parent / "golden"
 # Captured from the demo course, volatile values (created, durations, fingerprints, paths)
-# frozen, plus two crafted notebooks: HTML/JS payloads in outputs, and a timeout.
+# frozen, plus crafted notebooks: HTML/JS payloads in outputs, a timeout, a table whose values
+# moved (a multi-line change), and one nbguard's own code failed on.
 REPORT: dict[str, Any] = json.loads((GOLDEN / "report.json").read_text(encoding="utf-8"))
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -82,7 +87,7 @@ def _report(*notebooks: dict[str, Any], **settings: Any) -> dict[str, Any]:
         for name, version in (("locked", "1"), ("upcoming", "2"))
     }
     return {
-        "schema": "nbguard-report/1",
+        "schema": "nbguard-report/2",
         "course": "/c",
         "baseline": "locked",
         "duration_s": 1.0,
@@ -99,9 +104,12 @@ def test_junit_parses_with_the_counts() -> None:
     assert [s.get("name") for s in suites] == ["nbguard [upcoming vs locked]"]
     cases = suites[0].findall("testcase")
     assert len(cases) == len(REPORT["notebooks"])
-    # broken (2) and changed (3) fail; skipped (2) and already-broken (1) are skipped.
-    assert len(root.findall(".//failure")) == 5 == int(suites[0].get("failures", ""))
+    # broken (2) and changed (4) fail; skipped (2) and already-broken (1) are skipped; nbguard's
+    # own failure is an error.
+    assert len(root.findall(".//failure")) == 6 == int(suites[0].get("failures", ""))
     assert len(root.findall(".//skipped")) == 3 == int(suites[0].get("skipped", ""))
+    assert len(root.findall(".//error")) == 1 == int(suites[0].get("errors", ""))
+    assert root.get("errors") == "1"
     hw01 = next(c for c in cases if c.get("name") == "homework/hw01_averages.ipynb [upcoming]")
     assert hw01.get("classname") == "homework"
     failure = hw01.find("failure")
@@ -123,7 +131,7 @@ def test_junit_follows_allow_changed_and_strict() -> None:
     strict["settings"]["strict"] = True
     root = ET.fromstring(junit.render(strict))
     # ...and now warnings and already-broken fail too, as the exit code does.
-    assert len(root.findall(".//failure")) == 7
+    assert len(root.findall(".//failure")) == 8
 
 
 def test_junit_one_suite_per_env_with_its_own_verdict_and_time() -> None:
@@ -225,4 +233,120 @@ def test_annotations_escape_newlines_and_properties() -> None:
 
 def test_annotations_skip_quiet_verdicts() -> None:
     levels = [line.split(" ", 1)[0] for line in github.annotations(REPORT)]
-    assert levels == ["::error"] * 2 + ["::warning"] * 3 + ["::notice", "::warning"]
+    assert levels == ["::error"] * 3 + ["::warning"] * 4 + ["::notice", "::warning"]
+
+
+# --- one diff, drawn alike by every renderer -----------------------------------------------------
+
+FIT = "lectures/07_fit_table.ipynb"
+
+
+def _diff_block(md: str, path: str) -> list[str]:
+    section = md[md.index(f"<b>{path}</b>") :]
+    block = section[section.index("```diff\n") + len("```diff\n") :]
+    return block[: block.index("\n```")].split("\n")
+
+
+def test_a_multi_line_change_is_one_diff_of_the_two_texts() -> None:
+    lines = _diff_block(markdown.render(REPORT), FIT)
+
+    # Not a diff of a diff: no summary or hunk header shown as an added line.
+    assert not any(line.startswith(("+@@", "+-", "++ ", "+ ")) for line in lines)
+    # Only the row that moved is marked; the others changed within tolerance (realigned,
+    # float noise) and are context.
+    assert [line for line in lines[3:] if line[:1] in "-+"] == [
+        "-1         x1 -0.25 -2.220446e-16",
+        "+1         x1 -0.31    0.0",
+    ]
+
+
+def test_junit_draws_the_same_diff_as_markdown() -> None:
+    root = ET.fromstring(junit.render(REPORT))
+    case = next(c for c in root.iter("testcase") if c.get("name", "").startswith(FIT))
+    failure = case.find("failure")
+    assert failure is not None
+    assert "\n".join(_diff_block(markdown.render(REPORT), FIT)) in (failure.text or "")
+    assert "cell 2: value: -0.25 → -0.31 (rel 24%), line 3" in (failure.text or "")
+
+
+# --- nbguard's own failure --------------------------------------------------------------------
+
+BOOM = "nbguard internal error while comparing: RuntimeError: boom"
+
+
+def test_markdown_shows_nbguards_own_failure_with_its_traceback() -> None:
+    md = markdown.render(REPORT)
+    row = next(line for line in md.splitlines() if line.startswith("| labs/lab04"))
+    assert f"| **internal-error** | {BOOM} &lt;script&gt;" in row
+    # The traceback is in a code block: shown as it is, never interpreted.
+    assert '```\nTraceback (most recent call last):\n  File "nbguard/pipeline.py"' in md
+    assert "<script" not in _prose(md)
+
+
+def test_junit_reports_nbguards_own_failure_as_an_error() -> None:
+    root = ET.fromstring(junit.render(REPORT))
+    case = next(c for c in root.iter("testcase") if c.get("name", "").startswith("labs/lab04"))
+    error = case.find("error")
+    assert error is not None and case.find("failure") is None
+    assert (error.get("type"), error.get("message", "")[: len(BOOM)]) == ("internal-error", BOOM)
+    assert (error.text or "").startswith("Traceback (most recent call last):")
+
+
+def test_annotations_put_nbguards_own_failure_first_as_an_error() -> None:
+    first = github.annotations(REPORT)[0]
+    assert first.startswith("::error file=labs/lab04_fourier.ipynb,title=nbguard internal-error::")
+    assert BOOM in first
+
+
+# --- the terminal, from the JSON report -----------------------------------------------------
+
+
+def _terminal(data: Any, width: int = 300) -> str:
+    out = io.StringIO()
+    terminal.render(data, Console(file=out, width=width, color_system=None), "report.json")
+    return out.getvalue()
+
+
+def test_terminal_renders_the_json_report_worst_first() -> None:
+    shown = _terminal(copy.deepcopy(REPORT))
+
+    rows = [nb["path"] for nb in REPORT["notebooks"]]
+    order = sorted(rows, key=shown.index)
+    assert order[:3] == [
+        "labs/lab04_fourier.ipynb",
+        "homework/hw01_averages.ipynb",
+        "labs/lab03_slow|fit.ipynb",
+    ]
+    assert f"{BOOM} <script>alert(1)</script> — see the JSON report" in shown
+    assert "cell 2: value: -0.25 → -0.31 (rel 24%), line 3" in shown
+    assert "1 internal-error, 2 broken, 4 changed" in shown
+    assert shown.rstrip().endswith("report: report.json")
+
+
+def test_terminal_shows_rich_markup_from_outputs_as_text() -> None:
+    data = _report(_notebook("[red]a[/red].ipynb", "changed", "[blink]x[/blink] [link=y]z[/link]"))
+
+    shown = _terminal(data)
+
+    assert "[red]a[/red].ipynb" in shown
+    assert "[blink]x[/blink] [link=y]z[/link]" in shown
+
+
+def test_terminal_re_renders_a_report_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "nbguard-report.json"
+    json_report.write(REPORT, path)
+
+    assert _terminal(json_report.read(path)) == _terminal(copy.deepcopy(REPORT))
+
+
+def test_terminal_still_takes_the_model_report_until_the_cli_passes_json() -> None:
+    path = "a.ipynb"
+    runs = {env: NotebookRun(path, env, "ok", 1.0) for env in ("locked", "upcoming")}
+    change = Change("upcoming", 1, "text", "x", "y", summary="x → y")
+    comparison = Comparison(path, "locked", "upcoming", "changed", (change,))
+    envs = {env: EnvInfo(env, "3.11.7", {}, "f") for env in ("locked", "upcoming")}
+    report = Report("/c", "locked", envs, (NotebookReport(path, "changed", runs, (comparison,)),),
+                    "2026", 1.0)  # fmt: skip
+
+    assert _terminal(report) == _terminal(json_report.to_json(report))
+    assert "cell 1: text: x → y" in _terminal(report)
