@@ -61,8 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_settings(blame)
     report = commands.add_parser(
         "report",
-        help="re-render an nbguard JSON report as HTML, Markdown or JUnit XML",
-        description="Re-render REPORT (a JSON report of `nbguard run`) in other formats.",
+        help="re-render an nbguard JSON report: the terminal table, HTML, Markdown or JUnit XML",
+        description="Re-render REPORT (a JSON report of `nbguard run`): the terminal table "
+        "by default, or the formats named.",
     )
     report.set_defaults(command_parser=report)
     report.add_argument("json_report", type=Path, metavar="REPORT")
@@ -189,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             data["since"] = nightly.since(earlier, data)
         json_report.write(data, config.report)
         formats.write(data, html=config.html, markdown=config.markdown, junit=config.junit)
-        terminal.render(report, console, str(config.report))
+        terminal.render(data, console, str(config.report))
         if "since" in data:
             terminal.render_since(data["since"], console)
         if os.environ.get("GITHUB_ACTIONS") == "true":
@@ -221,7 +222,8 @@ def _rerender(args: argparse.Namespace, console: Console) -> int:
         for line in formats.github_annotations(data):
             print(line)
     if not written and not args.annotations:
-        args.command_parser.error("name at least one of --html, --markdown, --junit, --annotations")
+        # No other format asked for: the terminal view, as `nbguard run` drew it.
+        terminal.render(data, console, str(args.json_report))
     return 0
 
 

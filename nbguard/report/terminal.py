@@ -22,8 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from nbguard.model import FAILED_STATUSES, EnvInfo, NotebookRun, Report
-from nbguard.report import json_report
+from nbguard.model import FAILED_STATUSES, EnvInfo, NotebookRun
 from nbguard.report.text import (
     change_line,
     error_line,
@@ -215,16 +214,9 @@ def _envs(data: Mapping[str, Any], console: Console) -> None:
         )
 
 
-def render(
-    data: Mapping[str, Any] | Report, console: Console, report_path: str | None = None
-) -> None:
+def render(data: Mapping[str, Any], console: Console, report_path: str | None = None) -> None:
     """The verdict table, the envs, the summary line, from the JSON report (as
-    `json_report.to_json` makes it, or `json_report.read` reads it back).
-
-    A `Report` is accepted until the CLI passes the JSON it has already made: temporary.
-    """
-    if isinstance(data, Report):
-        data = json_report.to_json(data)
+    `json_report.to_json` makes it, or `json_report.read` reads it back)."""
     baseline = str(data.get("baseline", ""))
     title = f"nbguard: {escape(_shown(str(data.get('course', ''))))}"
     table = Table(title=title, show_lines=True, expand=True)

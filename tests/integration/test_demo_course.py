@@ -48,7 +48,7 @@ def test_every_notebook_gets_its_expected_verdict(demo_run: Any) -> None:
 
 def test_report_follows_the_json_contract(demo_run: Any) -> None:
     _, report, *_ = demo_run
-    assert report["schema"] == "nbguard-report/1"
+    assert report["schema"] == "nbguard-report/2"
     assert {"nbguard_version", "created", "envs", "notebooks", "summary"} <= set(report)
     assert report["envs"]["locked"]["packages"]["nbguard-demo-wobble"] == "1.0"
     assert report["envs"]["upcoming"]["packages"]["nbguard-demo-wobble"] == "2.0"

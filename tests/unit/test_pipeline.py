@@ -236,3 +236,17 @@ def test_cli_ctrl_c_reports_what_finished_and_exits_130(
     assert "d_fine.ipynb" not in {nb["path"] for nb in data["notebooks"]}
     assert ("d_fine.ipynb", "upcoming") not in backend.executed
     assert backend.stops >= 1
+
+
+def test_nbguard_report_redraws_the_terminal_table_from_the_json(
+    course: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
+    run_cli(course, FakeBackend(PACKAGES, SCRIPTS), monkeypatch)
+    drawn = capsys.readouterr().out
+
+    assert cli.main(["report", str(course.parent / "report.json")]) == 0
+
+    redrawn = capsys.readouterr().out
+    assert "c_broken.ipynb" in redrawn and "AttributeError" in redrawn
+    assert redrawn in drawn  # the run's table, after its progress lines

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from nbguard.model import Change, Comparison, EnvInfo, NotebookReport, NotebookRun, Report
 from nbguard.report import github, json_report, junit, markdown, terminal
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -337,16 +336,3 @@ def test_terminal_re_renders_a_report_read_back(tmp_path: Path) -> None:
     json_report.write(REPORT, path)
 
     assert _terminal(json_report.read(path)) == _terminal(copy.deepcopy(REPORT))
-
-
-def test_terminal_still_takes_the_model_report_until_the_cli_passes_json() -> None:
-    path = "a.ipynb"
-    runs = {env: NotebookRun(path, env, "ok", 1.0) for env in ("locked", "upcoming")}
-    change = Change("upcoming", 1, "text", "x", "y", summary="x → y")
-    comparison = Comparison(path, "locked", "upcoming", "changed", (change,))
-    envs = {env: EnvInfo(env, "3.11.7", {}, "f") for env in ("locked", "upcoming")}
-    report = Report("/c", "locked", envs, (NotebookReport(path, "changed", runs, (comparison,)),),
-                    "2026", 1.0)  # fmt: skip
-
-    assert _terminal(report) == _terminal(json_report.to_json(report))
-    assert "cell 1: text: x → y" in _terminal(report)

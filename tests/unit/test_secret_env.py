@@ -121,7 +121,7 @@ def test_the_terminal_table_never_shows_a_secret(monkeypatch: pytest.MonkeyPatch
         duration_s=1.0,
     )
     out = io.StringIO()
-    terminal.render(report, Console(file=out, width=200))
+    terminal.render(json_report.to_json(report), Console(file=out, width=200))
 
     assert "ghp_terminal_secret_42" not in out.getvalue()
     assert "bad token ***" in out.getvalue()
