@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 import venv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -17,7 +17,6 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from nbguard.execute import CAPTURE_MIME, ExecOptions, execute_notebook, kill_all_kernels
 from nbguard.model import Notebook, NotebookRun, Tolerance
-from tests.support.procs import kernel_children
 
 PYTHON = Path(sys.executable)
 
@@ -52,12 +51,6 @@ def _process_alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-@pytest.fixture(autouse=True)
-def _no_kernel_survives() -> Iterator[None]:
-    yield
-    assert kernel_children() == []
 
 
 @pytest.fixture

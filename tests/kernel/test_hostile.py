@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ from nbformat.v4 import new_code_cell, new_notebook
 from nbguard.execute import ExecOptions, execute_notebook
 from nbguard.model import Notebook, NotebookReport, NotebookRun, Report
 from nbguard.report import json_report
-from tests.support.procs import kernel_children
 
 PYTHON = Path(sys.executable)
 TOKEN = "ghp_secret123"
@@ -24,12 +23,6 @@ API_KEY = "my-api-key-4711"
 PRINT_ENV = "import os\nprint(dict(os.environ))"
 
 Runner = Callable[..., NotebookRun]
-
-
-@pytest.fixture(autouse=True)
-def _no_kernel_survives() -> Iterator[None]:
-    yield
-    assert kernel_children() == []
 
 
 @pytest.fixture
