@@ -3,7 +3,7 @@
 The modules, in the order a notebook meets them:
 
 - ``options``: ExecOptions, the settings of one execution
-- ``runner``: execute_notebook, from the course file to a NotebookRun
+- ``notebook``: execute_notebook, from the course file to a NotebookRun
 - ``reading``: reading the notebook file, and the reason a damaged one gets
 - ``scratch``: the copy of the course a notebook runs in, so the course is only read
 - ``launch``: the kernelspec, environment and transport a kernel starts with
@@ -21,9 +21,9 @@ The modules, in the order a notebook meets them:
 from __future__ import annotations
 
 from nbguard.execute.kernels import kill_all_kernels
+from nbguard.execute.notebook import execute_notebook
 from nbguard.execute.options import ExecOptions
 from nbguard.execute.outputs import CAPTURE_MIME
-from nbguard.execute.notebook import execute_notebook
 from nbguard.execute.scratch import copy_course
 from nbguard.execute.stored import STORED, stored_run
 
