@@ -407,7 +407,7 @@ def _confirm_culprits(
             runner=runner,
             interpreter=interpreter,
             prerelease=config.env(name).prerelease,
-            compare=runspec.compare_options(config),
+            compare_options=runspec.compare_options(config),
             cache_dir=config.cache_dir,
             progress=seen.note,
         )

@@ -1,5 +1,6 @@
 """Naming the upgrade behind a broken or changed notebook, from the evidence the runs hold
-(traceback frames, the failing name's module, warnings); `inferred`, never guessed."""
+(traceback frames, the failing name's module, warnings); `inferred`, never guessed. The same
+evidence ranks the candidates blame probes first."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
+from nbguard.ansi import strip_ansi
+from nbguard.blame.search import PYTHON
 from nbguard.envs import canonical, changed_packages
 from nbguard.model import Comparison, Culprit, EnvInfo, NotebookRun
 
@@ -53,7 +56,7 @@ _MODULE_IN_MESSAGE = re.compile(
     r"(?:module '([\w.]+)' has no attribute|No module named '([\w.]+)'|"
     r"cannot import name '\w+' from '([\w.]+)')"
 )
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def infer(
@@ -80,7 +83,7 @@ def infer(
 
     error = after_run.error
     if error is not None:
-        frames = _SITE_PACKAGES_FRAME.findall(_ANSI.sub("", "\n".join(error.traceback)))
+        frames = _SITE_PACKAGES_FRAME.findall(strip_ansi("\n".join(error.traceback)))
         for module in reversed(frames):  # innermost frame first
             found = blame(module, f"the traceback of cell {error.cell} ends in {module}")
             if found:
@@ -91,7 +94,7 @@ def infer(
             if found:
                 return found
         if python_moved and error.ename in {"ModuleNotFoundError", "ImportError"}:
-            return Culprit("python", before.python, after.python, "inferred", error.evalue)
+            return Culprit(PYTHON, before.python, after.python, "inferred", error.evalue)
     cells = {change.cell for change in comparison.changes}
     for record in (*before_run.warnings, *after_run.warnings):
         if record.package and record.cell in cells:
@@ -116,8 +119,52 @@ def infer(
             course_moves[0], old, new, "inferred", "the only course package that changed"
         )
     if python_moved and not course_moves:
-        return Culprit("python", before.python, after.python, "inferred", "only Python changed")
+        return Culprit(PYTHON, before.python, after.python, "inferred", "only Python changed")
     return None
+
+
+def candidates(
+    before: EnvInfo, after: EnvInfo, after_run: NotebookRun, inferred: Culprit | None
+) -> tuple[str, ...]:
+    """What may have broken the notebook, for blame to probe, most likely first: the inferred
+    culprit, packages the failing run names (traceback, error, warnings), the other changed
+    packages, Python (PYTHON).
+
+    A package new in `after` is no candidate: "not installed" cannot be pinned, and it moves
+    with whatever brought it in. ipykernel's machinery counts only when nothing else moved.
+    """
+    skipped = ignored(before, after)
+    changed = [name for name, old, _ in changed_packages(before, after) if old is not None]
+    packages = [name for name in changed if name not in skipped]
+    python = [PYTHON] if before.python != after.python else []
+    owners = module_owners(after)
+    named = {owners.get(m, canonical(m)) for m in _mentioned_modules(after_run)}
+    named |= {canonical(w.package) for w in after_run.warnings if w.package}
+    ranked = sorted(packages, key=lambda name: (name not in named, name))
+    ordered = [*ranked, *python]
+    if inferred is not None and inferred.package in ordered:
+        ordered.remove(inferred.package)
+        ordered.insert(0, inferred.package)
+    return tuple(ordered)
+
+
+def ignored(before: EnvInfo, after: EnvInfo) -> frozenset[str]:
+    """Packages whose versions blame does not tell envs apart by: ipykernel's machinery,
+    unless it is all that changed (Python included), when it is what gets blamed."""
+    changed = {name for name, _, _ in changed_packages(before, after)}
+    if changed - KERNEL_MACHINERY or before.python != after.python:
+        return KERNEL_MACHINERY
+    return frozenset()
+
+
+def _mentioned_modules(run: NotebookRun) -> set[str]:
+    """Top-level module names in the failing run's traceback and error message."""
+    if run.error is None:
+        return set()
+    text = "\n".join([*run.error.traceback, run.error.evalue])
+    # Every identifier: ranking only decides which probe comes first, so a word that happens
+    # to name a package costs one probe at worst.
+    return set(_IDENTIFIER.findall(strip_ansi(text)))
 
 
 _IMPORT_AS = re.compile(r"^\s*import\s+([\w.]+)\s+as\s+(\w+)", re.M)

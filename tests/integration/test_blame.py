@@ -4,6 +4,7 @@ built from the stories in fixtures/blame-packages (offline, local wheels)."""
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from nbguard import blame, discover, envs, pipeline, runspec, settings
 from nbguard.envs import interpreters
 from nbguard.errors import InterpreterNotFound
 from nbguard.model import Report
+from nbguard.runner import Machine, Runner
 from nbguard.settings import Config
 from tests.support.courses import FIXTURES
 from tests.support.wheels import build_wheels_module, kernel_wheelhouse, unavailable
@@ -44,15 +46,25 @@ class Scenario:
         """Confirm the inferred culprit of one notebook, as `nbguard blame` does."""
         nb = next(nb for nb in self.report.notebooks if nb.path == path)
         assert nb.verdict in {"broken", "changed"}, nb.runs
-        return blame.confirm(
-            self.config,
-            discover.read_notebook(self.course, path),
-            self.report.envs["locked"],
-            self.report.envs["upcoming"],
-            nb.runs["locked"],
-            nb.runs["upcoming"],
-            nb.culprit,
-        )
+        upcoming = self.config.env("upcoming")
+        with tempfile.TemporaryDirectory(prefix="nbguard-test-blame-") as scratch:
+            machine = Machine(runspec.build_options(self.config))
+            context = blame.BlameContext(
+                runner=Runner(self.config, machine, Path(scratch)),
+                interpreter=envs.interpreter_for(upcoming),
+                prerelease=upcoming.prerelease,
+                compare_options=runspec.compare_options(self.config),
+                cache_dir=self.config.cache_dir,
+            )
+            return blame.confirm(
+                context,
+                discover.read_notebook(self.course, path),
+                self.report.envs["locked"],
+                self.report.envs["upcoming"],
+                nb.runs["locked"],
+                nb.runs["upcoming"],
+                nb.culprit,
+            )
 
 
 def scenario(

@@ -1,0 +1,310 @@
+"""Blame's search: which change between two envs a notebook's failure follows, found by asking
+a `Prober` for envs in between. A pure function of the prober's answers: no envs, no kernels,
+no files (the real prober is blame.probes; the unit tests use a fake one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from nbguard.model import Culprit, EnvInfo
+
+PYTHON = "python"  # the candidate that stands for the interpreter itself
+
+# What one probe env showed, measured against the failure being blamed: `same` the failure
+# reproduces, `gone` it does not (the notebook runs, or gets past the failing cell), `other`
+# it fails in another way that hides the answer, `unbuilt` no answer (the env could not be
+# built, or the notebook could not be run in it).
+Outcome = Literal["same", "gone", "other", "unbuilt"]
+# Moving a group of packages from the failing env back to the running env's versions, or
+# from the running env to the failing env's.
+Direction = Literal["revert", "upgrade"]
+# What a probe in each direction shows when the packages moved are the cause.
+_SHOWS: Mapping[Direction, Outcome] = {"revert": "gone", "upgrade": "same"}
+_OPPOSITE: Mapping[Outcome, Outcome] = {"gone": "same", "same": "gone"}
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One env the notebook ran in (or that gave no answer) and what that showed."""
+
+    probe: str  # what was asked, as steps and reasons say it: "revert numpy 2.1.0 → 1.26.4"
+    python: str | None
+    packages: Mapping[str, str]
+    outcome: Outcome
+    detail: str  # "runs", "fails the same way (cell 3: AttributeError: …)", "cannot be built: …"
+    # Packages that moved besides the ones asked for (the resolver had to move them along).
+    moved: tuple[str, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        """It answered, and for exactly what was asked."""
+        return self.outcome != "unbuilt" and not self.moved
+
+
+class Prober(Protocol):
+    """Builds the envs between the two given ones and says what the notebook does in each."""
+
+    def revert(self, names: Sequence[str]) -> Seen:
+        """The failing env with `names` back at the running env's versions."""
+        ...
+
+    def upgrade(self, names: Sequence[str]) -> Seen:
+        """The running env's packages, on the failing env's Python, with `names` at the
+        failing env's versions."""
+        ...
+
+    def python(self) -> Seen:
+        """The running env's packages on the failing env's Python."""
+        ...
+
+
+@dataclass(frozen=True)
+class Question:
+    """A failure to explain: the notebook runs in `before` and fails in `after`."""
+
+    before: EnvInfo
+    after: EnvInfo
+    candidates: tuple[str, ...]  # what may have caused it, most likely first; PYTHON for Python
+    fails: str = "fails the same way"  # how the failure showing reads ("changes the same way")
+    # Packages whose versions tell nothing apart (ipykernel's machinery moves with any kernel).
+    ignored: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The culprit confirmed by a pair of envs, or None and why no pair could be found."""
+
+    culprit: Culprit | None
+    why_not: str = ""
+
+
+def find(question: Question, prober: Prober) -> Finding:
+    """Probe until a pair of envs differing in one candidate (or a minimal group) shows the
+    failure in one and not the other.
+
+    The order: revert the likeliest candidate; when Python moved, the running env's packages
+    on the new Python (Python alone breaking it is the cleanest answer there is); then the
+    smallest group of reverts that makes the failure go, found by delta debugging.
+    """
+    trail = _Trail(question, prober)
+    candidates = question.candidates
+    if not candidates:
+        return Finding(None, "no package changed between the envs")
+    packages = [c for c in candidates if c != PYTHON]
+    if candidates[0] != PYTHON:
+        trail.revert([candidates[0]])
+    if trail.python_moved:
+        found = _python(trail)
+        if found is not None:
+            return Finding(found)
+    group: tuple[str, ...] = ()
+    if not _pairs(trail, packages) and len(packages) > 1:
+        group = _minimal_group(trail, "revert", packages)
+    pairs = _pairs(trail, packages)
+    if pairs:
+        name = next(iter(pairs))
+        return Finding(_single(trail, name, pairs[name], packages))
+    if group:
+        return Finding(_group(trail, group, "revert"))
+    return Finding(None, _why_not(trail, candidates))
+
+
+class _Trail:
+    """The prober's answers so far, each question asked once; the two given envs first."""
+
+    def __init__(self, question: Question, prober: Prober) -> None:
+        self.question, self.prober = question, prober
+        before, after = question.before, question.after
+        self.running = Seen(
+            before.name, before.python, before.packages, "gone", f"runs in {before.name}"
+        )
+        self.failing = Seen(
+            after.name, after.python, after.packages, "same", f"{question.fails} in {after.name}"
+        )
+        self.seen: list[Seen] = [self.running, self.failing]
+        self._answers: dict[tuple[str, tuple[str, ...]], Seen] = {}
+
+    @property
+    def python_moved(self) -> bool:
+        return self.question.before.python != self.question.after.python
+
+    def revert(self, names: Sequence[str]) -> Seen:
+        return self._ask("revert", names, self.prober.revert)
+
+    def upgrade(self, names: Sequence[str]) -> Seen:
+        return self._ask("upgrade", names, self.prober.upgrade)
+
+    def python(self) -> Seen:
+        return self._ask("python", (), lambda _: self.prober.python())
+
+    def probe(self, direction: Direction) -> Callable[[Sequence[str]], Seen]:
+        return self.revert if direction == "revert" else self.upgrade
+
+    def _ask(self, kind: str, names: Sequence[str], ask: Callable[[Sequence[str]], Seen]) -> Seen:
+        key = (kind, tuple(sorted(names)))
+        if key not in self._answers:
+            self._answers[key] = answer = ask(list(names))
+            self.seen.append(answer)
+        return self._answers[key]
+
+    def notes(self) -> list[str]:
+        """Why probes could not answer, in the order they were asked."""
+        notes: list[str] = []
+        for seen in self.seen[2:]:
+            if seen.outcome == "unbuilt":
+                notes.append(f"{seen.probe}: {seen.detail}")
+            elif seen.moved:
+                notes.append(f"{seen.probe} also moves {', '.join(seen.moved)}")
+        return list(dict.fromkeys(notes))
+
+
+def _python(trail: _Trail) -> Culprit | None:
+    seen = trail.python()
+    if seen.outcome != "same" or seen.moved:
+        return None
+    before, after = trail.question.before, trail.question.after
+    reason = (
+        f"rebuilt: the {before.name} packages on Python {after.python} {trail.question.fails}, "
+        f"on Python {before.python} they run"
+    )
+    return Culprit(PYTHON, before.python, after.python, "confirmed", reason)
+
+
+def _diff(a: Seen, b: Seen, ignored: frozenset[str]) -> set[str]:
+    names = {
+        name
+        for name in set(a.packages) | set(b.packages)
+        if name not in ignored and a.packages.get(name) != b.packages.get(name)
+    }
+    return names | ({PYTHON} if a.python != b.python else set())
+
+
+def _pairs(trail: _Trail, packages: Sequence[str]) -> dict[str, Seen]:
+    """Packages isolated by a pair of observed envs — failing the same way with the package
+    at one version, running with it at the other, nothing else different but ipykernel's
+    machinery — in candidate order, each with the failing env of its pair."""
+    found: dict[str, Seen] = {}
+    failing = [s for s in trail.seen if s.outcome == "same"]
+    running = [s for s in trail.seen if s.outcome == "gone"]
+    for bad in failing:
+        for good in running:
+            diff = _diff(bad, good, trail.question.ignored)
+            if len(diff) == 1 and diff <= set(packages):
+                found.setdefault(next(iter(diff)), bad)
+    return {name: found[name] for name in packages if name in found}
+
+
+def _single(trail: _Trail, name: str, failing: Seen, packages: Sequence[str]) -> Culprit:
+    """`name` isolated by a pair of envs; upgrading it alone from the running env tells
+    whether it breaks the notebook by itself or together with other upgrades."""
+    question = trail.question
+    before, after, fails = question.before, question.after, question.fails
+    old, new = before.packages[name], after.packages.get(name)
+    context = sorted(_diff(failing, trail.failing, question.ignored) - {name, PYTHON})
+    where = f"everything else as in {after.name}"
+    if context:
+        shown = ", ".join(f"{n} {failing.packages.get(n, '(absent)')}" for n in context)
+        where += f" but {shown}"
+    isolated = f"envs that differ only in {name} ({where}): {old} runs, {new} {fails}"
+    if trail.python_moved and trail.python().outcome != "gone":
+        tail = f"upgrading {name} alone cannot be tried ({trail.python().detail})"
+        return Culprit(name, old, new, "confirmed", f"{isolated}; {tail}")
+    alone = trail.upgrade([name])
+    if alone.outcome == "same" and alone.clean:
+        tail = f"upgrading only {name} from {before.name} {fails} too"
+    elif alone.outcome == "same":
+        moved = ", ".join(alone.moved)
+        tail = f"upgrading {name} from {before.name} (which moves {moved} too) {fails}"
+    elif alone.outcome == "gone" and alone.clean:
+        group = _minimal_group(trail, "upgrade", [name, *(p for p in packages if p != name)])
+        if len(group) > 1:
+            return _group(trail, group, "upgrade")
+        tail = (
+            f"upgrading only {name} from {before.name} runs: it breaks together with other upgrades"
+        )
+    else:
+        tail = f"upgrading only {name} from {before.name}: {alone.detail}"
+    return Culprit(name, old, new, "confirmed", f"{isolated}; {tail}")
+
+
+def _minimal_group(trail: _Trail, direction: Direction, packages: Sequence[str]) -> tuple[str, ...]:
+    """The smallest group of packages whose move in `direction` (together, nothing else
+    moving) decides the failure: reverting them makes it go, or upgrading only them from the
+    running env reproduces it; () unless that group was shown to be minimal."""
+    probe, shows = trail.probe(direction), _SHOWS[direction]
+
+    def holds(names: tuple[str, ...]) -> bool | None:
+        seen = probe(names)
+        if not seen.clean:
+            return None
+        if seen.outcome == shows:
+            return True
+        return False if seen.outcome == _OPPOSITE[shows] else None
+
+    if not holds(tuple(packages)):
+        return ()
+    group, minimal = _minimize(tuple(packages), holds)
+    return group if minimal and len(group) > 1 else ()
+
+
+def _minimize(
+    items: tuple[str, ...], holds: Callable[[tuple[str, ...]], bool | None]
+) -> tuple[tuple[str, ...], bool]:
+    """Delta debugging (Zeller's ddmin, reducing to complements): a subset of `items`, which
+    must hold, that still holds; and whether it is minimal — every subset one smaller was
+    tried and answered False (None: the probe could not tell). One failing candidate among n
+    takes about log2(n) probes, as bisection does."""
+    current, chunks = items, 2
+    while len(current) > 1:
+        size = -(-len(current) // chunks)  # ceiling: no empty chunk
+        parts = [current[i : i + size] for i in range(0, len(current), size)]
+        answers: list[bool | None] = []
+        for part in parts:
+            rest = tuple(name for name in current if name not in part)
+            answer = holds(rest)
+            if answer:
+                current, chunks = rest, max(chunks - 1, 2)
+                break
+            answers.append(answer)
+        else:
+            if chunks >= len(current):
+                return current, all(answer is False for answer in answers)
+            chunks = min(chunks * 2, len(current))
+    # One left: the empty revert (or upgrade) is the failing (or running) env given.
+    return current, True
+
+
+def _group(trail: _Trail, group: tuple[str, ...], direction: Direction) -> Culprit:
+    names = sorted(group)
+    before, after = trail.question.before, trail.question.after
+    joined = " and ".join(names)
+    if direction == "upgrade":
+        reason = (
+            f"{joined} break together: upgrading all of them from {before.name} "
+            f"{trail.question.fails}, leaving any one at its {before.name} version runs"
+        )
+    else:
+        together = trail.upgrade(names)
+        reason = (
+            f"reverting {joined} together makes the failure go, reverting any one alone does "
+            f"not; upgrading only them from {before.name}: {together.detail}"
+        )
+    return Culprit(
+        " + ".join(names),
+        " + ".join(before.packages[n] for n in names),
+        " + ".join(after.packages.get(n, "(absent)") for n in names),
+        "confirmed",
+        f"rebuilt: {reason}",
+    )
+
+
+def _why_not(trail: _Trail, candidates: Sequence[str]) -> str:
+    notes = trail.notes()
+    if notes:
+        return "; ".join(notes)
+    return (
+        f"no rebuilt env isolated one change among {', '.join(candidates)} "
+        "(each probe still showed the failure, or failed differently)"
+    )

@@ -1,0 +1,335 @@
+"""Fast tier: blame's search against a fake prober (as pip-tools tests its resolver against a
+FakeRepository). The fake's envs are package lists, its resolver moves a package along when
+another needs it, and each story says which versions reproduce the failure; the tests assert
+the culprit, or the reason, that a user would read. No env, no kernel, milliseconds.
+
+At the end, the real prober's edges on the pipeline's fake backend: `--blame` wired through
+the runner, and a probe that nbguard itself fails on."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbguard import pipeline, settings
+from nbguard.blame import search as search_module
+from nbguard.blame.search import PYTHON, Outcome, Question, Seen, find
+from nbguard.envs.interpreters import Interpreter
+from nbguard.model import Culprit, EnvInfo, Notebook, NotebookRun
+from tests.support.fakes import FakeBackend, printed, raised, write_course
+
+# What the notebook does in an env with this Python and these packages.
+Story = Callable[[str | None, Mapping[str, str]], Outcome]
+DETAIL: Mapping[Outcome, str] = {
+    "same": "fails the same way",
+    "gone": "runs",
+    "other": "fails differently",
+    "unbuilt": "cannot be built",
+}
+
+
+def env(name: str, python: str, **packages: str) -> EnvInfo:
+    return EnvInfo(name, python, packages, f"fp-{name}")
+
+
+LOCKED = env("locked", "3.11.9", gadget="1.0", wobble="1.0")
+UPCOMING = env("upcoming", "3.11.9", gadget="2.0", wobble="2.0")
+
+
+def fails_when(holds: Callable[[str | None, Mapping[str, str]], bool]) -> Story:
+    return lambda python, packages: "same" if holds(python, packages) else "gone"
+
+
+@dataclass
+class FakeProber:
+    """Probe envs built from package lists on the upcoming env's Python. `needs` maps
+    (package, version) to the (dependency, version) it requires: a package that is not pinned
+    moves to its other version to fit, an unpinned dependency moves to the one required, and
+    when both are pinned (or the package has no other version) the env cannot be built."""
+
+    before: EnvInfo
+    after: EnvInfo
+    story: Story
+    needs: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)
+
+    def revert(self, names: Sequence[str]) -> Seen:
+        pins = {n: self.before.packages[n] for n in names}
+        shown = ", ".join(f"{n} {self.after.packages[n]} → {v}" for n, v in pins.items())
+        return self._probe(f"revert {shown}", self.after, pins)
+
+    def upgrade(self, names: Sequence[str]) -> Seen:
+        pins = {n: self.after.packages[n] for n in names}
+        shown = ", ".join(f"{n} {self.before.packages[n]} → {v}" for n, v in pins.items())
+        return self._probe(f"from {self.before.name}, upgrade {shown}", self.before, pins)
+
+    def python(self) -> Seen:
+        label = f"{self.before.name} packages on Python {self.after.python}"
+        return self._probe(label, self.before, {})
+
+    def _probe(self, label: str, base: EnvInfo, pins: Mapping[str, str]) -> Seen:
+        self.asked.append(label)
+        python = self.after.python
+        packages = {**base.packages, **pins}
+        while conflict := self._conflict(packages):
+            package, dependency, version = conflict
+            other = self._other(package, packages[package])
+            if package not in pins and other is not None:
+                packages[package] = other
+            elif dependency not in pins:
+                packages[dependency] = version
+            else:
+                why = f"cannot be built: {package} {packages[package]} needs {dependency} {version}"
+                return Seen(label, python, {}, "unbuilt", why)
+        moved = tuple(
+            sorted(n for n in packages if n not in pins and packages[n] != base.packages.get(n))
+        )
+        outcome = self.story(python, packages)
+        return Seen(label, python, packages, outcome, DETAIL[outcome], moved)
+
+    def _conflict(self, packages: Mapping[str, str]) -> tuple[str, str, str] | None:
+        for (package, version), (dependency, needed) in self.needs.items():
+            if packages.get(package) == version and packages.get(dependency) != needed:
+                return package, dependency, needed
+        return None
+
+    def _other(self, package: str, version: str) -> str | None:
+        versions = {self.before.packages.get(package), self.after.packages.get(package)}
+        return next((v for v in versions - {version, None}), None)
+
+
+def blame(
+    prober: FakeProber, *candidates: str, fails: str = "fails the same way"
+) -> tuple[str | None, str]:
+    """(culprit package, its reason) when confirmed, else (None, why not)."""
+    found = find(Question(prober.before, prober.after, candidates, fails), prober)
+    if found.culprit is None:
+        return None, found.why_not
+    assert found.culprit.evidence == "confirmed"
+    return found.culprit.package, found.culprit.reason
+
+
+def test_a_single_upgrade_that_breaks_the_notebook_is_confirmed_in_two_probes() -> None:
+    prober = FakeProber(LOCKED, UPCOMING, fails_when(lambda _, p: p["gadget"] == "2.0"))
+
+    assert blame(prober, "gadget", "wobble") == (
+        "gadget",
+        "envs that differ only in gadget (everything else as in upcoming): 1.0 runs, 2.0 fails "
+        "the same way; upgrading only gadget from locked fails the same way too",
+    )
+    assert prober.asked == ["revert gadget 2.0 → 1.0", "from locked, upgrade gadget 1.0 → 2.0"]
+
+
+def test_a_wrong_first_guess_costs_one_probe_and_the_reason_says_what_else_differed() -> None:
+    prober = FakeProber(LOCKED, UPCOMING, fails_when(lambda _, p: p["gadget"] == "2.0"))
+
+    culprit, reason = blame(prober, "wobble", "gadget")
+
+    assert culprit == "gadget"
+    assert reason.startswith(
+        "envs that differ only in gadget (everything else as in upcoming but wobble 1.0)"
+    )
+    assert len(prober.asked) == 2
+
+
+def test_one_culprit_among_many_upgrades_is_found_by_bisection() -> None:
+    names = [f"pkg{i}" for i in range(16)]
+    before = env("locked", "3.11.9", **dict.fromkeys(names, "1.0"))
+    after = env("upcoming", "3.11.9", **dict.fromkeys(names, "2.0"))
+    prober = FakeProber(before, after, fails_when(lambda _, p: p["pkg11"] == "2.0"))
+
+    culprit, _ = blame(prober, *names)
+
+    assert culprit == "pkg11"
+    assert len(prober.asked) <= 10  # delta debugging halves the suspects: not one per package
+
+
+def test_two_upgrades_that_only_break_together_are_named_together() -> None:
+    before = env("locked", "3.11.9", left="1.0", right="1.0")
+    after = env("upcoming", "3.11.9", left="2.0", right="2.0")
+    story = fails_when(lambda _, p: p["left"] == p["right"] == "2.0")
+
+    assert blame(FakeProber(before, after, story), "right", "left") == (
+        "left + right",
+        "rebuilt: left and right break together: upgrading all of them from locked fails the "
+        "same way, leaving any one at its locked version runs",
+    )
+
+
+def test_a_culprit_whose_revert_drags_a_dependent_package_along_is_still_isolated() -> None:
+    """gadget 2.0 needs wobble 2.0, and wobble 2.0 is what breaks the notebook: reverting
+    wobble takes gadget back too, so that env proves nothing; the env with only gadget
+    reverted still fails, and with the env of both reverted it isolates wobble."""
+    prober = FakeProber(
+        LOCKED,
+        UPCOMING,
+        fails_when(lambda _, p: p["wobble"] == "2.0"),
+        needs={("gadget", "2.0"): ("wobble", "2.0")},
+    )
+
+    assert blame(prober, "wobble", "gadget") == (
+        "wobble",
+        "envs that differ only in wobble (everything else as in upcoming but gadget 1.0): 1.0 "
+        "runs, 2.0 fails the same way; upgrading only wobble from locked fails the same way too",
+    )
+
+
+def test_python_alone_breaking_the_notebook_is_the_culprit() -> None:
+    before = env("locked", "3.11.9", wobble="1.0")
+    after = env("upcoming", "3.12.4", wobble="2.0")
+    prober = FakeProber(before, after, fails_when(lambda python, _: python == "3.12.4"))
+
+    assert blame(prober, PYTHON, "wobble") == (
+        PYTHON,
+        "rebuilt: the locked packages on Python 3.12.4 fails the same way, on Python 3.11.9 "
+        "they run",
+    )
+    assert prober.asked == ["locked packages on Python 3.12.4"]
+
+
+def test_a_package_is_blamed_when_python_moved_too_but_the_old_packages_run_on_it() -> None:
+    before = env("locked", "3.11.9", gadget="1.0", wobble="1.0")
+    after = env("upcoming", "3.12.4", gadget="2.0", wobble="2.0")
+    prober = FakeProber(before, after, fails_when(lambda _, p: p["gadget"] == "2.0"))
+
+    culprit, reason = blame(prober, "gadget", "wobble", PYTHON)
+
+    assert culprit == "gadget"
+    assert reason.endswith("upgrading only gadget from locked fails the same way too")
+
+
+def test_a_revert_that_cannot_be_built_is_the_reason_nothing_was_confirmed() -> None:
+    """gizmo is new this semester and needs wobble 2.0: wobble 1.0 cannot go back in."""
+    before = env("locked", "3.11.9", wobble="1.0")
+    after = env("upcoming", "3.11.9", wobble="2.0", gizmo="1.0")
+    prober = FakeProber(
+        before,
+        after,
+        fails_when(lambda _, p: p["wobble"] == "2.0"),
+        needs={("gizmo", "1.0"): ("wobble", "2.0")},
+    )
+
+    assert blame(prober, "wobble") == (
+        None,
+        "revert wobble 2.0 → 1.0: cannot be built: gizmo 1.0 needs wobble 2.0",
+    )
+
+
+def test_probes_that_all_fail_differently_confirm_nothing_and_say_so() -> None:
+    def story(_: str | None, packages: Mapping[str, str]) -> Outcome:
+        return "gone" if packages == LOCKED.packages else "other"
+
+    assert blame(FakeProber(LOCKED, UPCOMING, story), "gadget", "wobble") == (
+        None,
+        "no rebuilt env isolated one change among gadget, wobble (each probe still showed the "
+        "failure, or failed differently)",
+    )
+
+
+def test_an_output_change_is_told_as_one() -> None:
+    prober = FakeProber(LOCKED, UPCOMING, fails_when(lambda _, p: p["gadget"] == "2.0"))
+
+    _, reason = blame(prober, "gadget", fails="changes the same way")
+
+    assert "1.0 runs, 2.0 changes the same way" in reason
+
+
+def test_nothing_changed_between_the_envs_needs_no_probe() -> None:
+    prober = FakeProber(LOCKED, LOCKED, fails_when(lambda _, __: True))
+
+    assert blame(prober) == (None, "no package changed between the envs")
+    assert prober.asked == []
+
+
+def test_the_search_imports_nothing_that_builds_runs_or_reads() -> None:
+    """Its docstring promises a pure function: only the standard library and nbguard.model."""
+    assert search_module.__file__ is not None
+    tree = ast.parse(Path(search_module.__file__).read_text(encoding="utf-8"))
+    imported = {
+        (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    ours = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
+    assert ours <= {"nbguard.model"}
+
+
+# --- the real prober on the pipeline's fake backend ------------------------------------------
+
+
+@dataclass
+class ProbingBackend(FakeBackend):
+    """The pipeline's fake backend, with probe envs: a variant is base's packages with the
+    pins, named and fingerprinted by them."""
+
+    def build_variant(
+        self,
+        name: str,
+        interpreter: Interpreter,
+        base: EnvInfo,
+        pins: dict[str, str],
+        *,
+        prerelease: bool,
+        progress: Callable[[str], None],
+    ) -> EnvInfo:
+        packages = {**base.packages, **pins}
+        fp = "fp-" + ",".join(f"{n}={v}" for n, v in sorted(packages.items()))
+        return EnvInfo(name, "3.11.7", packages, fp, interpreter=Path("/fake/probe/bin/python"))
+
+
+def wobble_2_breaks(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+    if env.packages["wobble"] == "2.0":
+        message = "module 'wobble' has no attribute 'old'"
+        return raised(notebook.path, env.name, "AttributeError", message)
+    return printed(notebook.path, env.name, "same everywhere")
+
+
+# Both packages move, so only probes can tell which one broke the notebook.
+TWO_MOVED = {
+    "locked": {"gadget": "1.0", "wobble": "1.0"},
+    "upcoming": {"gadget": "2.0", "wobble": "2.0"},
+}
+
+
+def blamed(tmp_path: Path, backend: FakeBackend) -> Culprit | None:
+    course = write_course(tmp_path, ["nb.ipynb"])
+    config = settings.load(course, {"cache-dir": str(tmp_path / "cache"), "blame": True})
+    (nb,) = pipeline.run(config, backend=backend).notebooks
+    assert nb.verdict == "broken"
+    return nb.culprit
+
+
+def test_blame_runs_its_probes_through_the_audits_runner(tmp_path: Path) -> None:
+    scripts = {("nb.ipynb", env): wobble_2_breaks for env in ("upcoming", "upcoming-probe")}
+    backend = ProbingBackend(TWO_MOVED, scripts)
+
+    culprit = blamed(tmp_path, backend)
+
+    assert culprit is not None and culprit.evidence == "confirmed"
+    assert culprit.reason == (
+        "envs that differ only in wobble (everything else as in upcoming): 1.0 runs, 2.0 fails "
+        "the same way; upgrading only wobble from locked fails the same way too"
+    )
+    # Reverting wobble, then upgrading only wobble: each probe run like the audit's runs.
+    assert backend.executed.count(("nb.ipynb", "upcoming-probe")) == 2
+
+
+def test_a_probe_that_nbguard_fails_on_confirms_nothing(tmp_path: Path) -> None:
+    """nbguard's own failure in a probe run is no answer, never "the notebook runs"."""
+    scripts = {
+        ("nb.ipynb", "upcoming"): wobble_2_breaks,
+        ("nb.ipynb", "upcoming-probe"): RuntimeError("probe bug"),
+    }
+    backend = ProbingBackend(TWO_MOVED, scripts)
+
+    culprit = blamed(tmp_path, backend)
+
+    assert culprit is not None and culprit.evidence == "inferred"
+    assert (
+        "not confirmed: revert wobble 2.0 → 1.0: cannot be run: nbguard internal error: "
+        "RuntimeError: probe bug;" in culprit.reason
+    )
