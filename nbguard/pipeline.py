@@ -21,22 +21,17 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from nbguard import blame, compare, discover, execute, proc, runspec
-from nbguard.blame import hints
-from nbguard.blame.infer import infer
-from nbguard.compare import classify
+from nbguard import blame, discover, execute, judge, proc, runspec
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import ConfigError
 from nbguard.model import (
     BlameCost,
     EnvInfo,
-    Hint,
     InternalError,
     Notebook,
     NotebookReport,
     NotebookRun,
     Report,
-    WarningRecord,
 )
 from nbguard.runner import Backend, Machine, Runner, guarded
 from nbguard.settings import ALWAYS_EXCLUDED, Config
@@ -295,7 +290,7 @@ def judge_all(
     reports = []
     for notebook in notebooks:
         if notebook.skip_reason is not None:
-            reports.append(_skipped(notebook, names))
+            reports.append(judge.skipped(notebook, names))
             continue
         nb_runs = {
             name: runs[(notebook.path, name)] for name in names if (notebook.path, name) in runs
@@ -314,74 +309,9 @@ def _judged(
     def failed(error: InternalError) -> NotebookReport:
         return NotebookReport(notebook.path, "internal-error", runs, internal=error)
 
-    return guarded("comparing", lambda: judge(config, notebook, runs, envs), failed)
-
-
-def judge(
-    config: Config,
-    notebook: Notebook,
-    runs: dict[str, NotebookRun],
-    envs: Mapping[str, EnvInfo],
-) -> NotebookReport:
-    """One notebook's verdict: each env's run against the baseline's, with the inferred
-    culprit, the warnings that foreshadowed a break, and the fixes the libraries suggest."""
-    # Runs that failed for want of Colab or the network say so.
-    runs = {name: classify.classified(run) for name, run in runs.items()}
-    baseline = runs[config.baseline]
-    options = compare.options_for(notebook, runspec.compare_options(config))
-    comparisons = []
-    for name, other in runs.items():
-        if name == config.baseline:
-            continue
-        comparison = compare.compare_runs(baseline, other, options)
-        if config.baseline in envs:  # no culprit against stored outputs: no env to compare
-            blamed = infer(comparison, baseline, other, envs[config.baseline], envs[name])
-            if blamed is not None:
-                comparison = replace(comparison, culprit=blamed)
-        comparisons.append(comparison)
-    internal = next((run.internal for run in runs.values() if run.internal is not None), None)
-    warned: list[WarningRecord] = []
-    for comparison in comparisons:
-        error = runs[comparison.env].error
-        if comparison.verdict == "broken" and error is not None:
-            package = comparison.culprit.package if comparison.culprit else None
-            warned += hints.foreshadowing(error, baseline.warnings, package)
-    return NotebookReport(
-        notebook.path,
-        compare.notebook_verdict(comparisons),
-        runs,
-        tuple(comparisons),
-        foreshadowing=tuple(dict.fromkeys(warned)),
-        hints=_hints(runs),
-        internal=internal,
-    )
-
-
-def _skipped(notebook: Notebook, env_names: list[str]) -> NotebookReport:
-    runs = {
-        name: NotebookRun(notebook.path, name, "skipped", 0.0, reason=notebook.skip_reason)
-        for name in env_names
-    }
-    return NotebookReport(notebook.path, "skipped", runs, skip_reason=notebook.skip_reason)
-
-
-def _hints(runs: dict[str, NotebookRun]) -> tuple[Hint, ...]:
-    """The fixes the libraries' own messages suggest: errors first, then warnings."""
-    found: list[Hint] = []
-    for run in runs.values():
-        for error in (run.error, *run.later_errors):
-            hint = hints.fix_hint(error.evalue) if error else None
-            if error and hint:
-                found.append(Hint(error.cell, hint, error.ename))
-    for run in runs.values():
-        for record in run.warnings:
-            hint = hints.fix_hint(record.message)
-            if hint:
-                source = (
-                    f"{record.category} ({record.package})" if record.package else record.category
-                )
-                found.append(Hint(record.cell, hint, source))
-    return tuple(dict.fromkeys(found))
+    options = runspec.compare_options(config)
+    work = partial(judge.judge, notebook, runs, config.baseline, envs, options)
+    return guarded("comparing", work, failed)
 
 
 # --- blame ----------------------------------------------------------------------------------

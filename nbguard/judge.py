@@ -1,0 +1,81 @@
+"""One notebook's verdict from its runs: each env against the baseline, the culprit the
+evidence names, the warnings that foretold a break, the fixes the libraries suggest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from nbguard import compare
+from nbguard.blame import hints
+from nbguard.blame.infer import infer
+from nbguard.compare import classify
+from nbguard.model import EnvInfo, Hint, Notebook, NotebookReport, NotebookRun, WarningRecord
+
+
+def judge(
+    notebook: Notebook,
+    runs: Mapping[str, NotebookRun],
+    baseline_env: str,
+    envs: Mapping[str, EnvInfo],
+    options: compare.CompareOptions,
+) -> NotebookReport:
+    """One notebook's verdict: each env's run against the baseline's, with the inferred
+    culprit, the warnings that foreshadowed a break, and the fixes the libraries suggest."""
+    # Runs that failed for want of Colab or the network say so.
+    runs = {name: classify.classified(run) for name, run in runs.items()}
+    baseline = runs[baseline_env]
+    options = compare.options_for(notebook, options)
+    comparisons = []
+    for name, other in runs.items():
+        if name == baseline_env:
+            continue
+        comparison = compare.compare_runs(baseline, other, options)
+        if baseline_env in envs:  # no culprit against stored outputs: no env to compare
+            blamed = infer(comparison, baseline, other, envs[baseline_env], envs[name])
+            if blamed is not None:
+                comparison = replace(comparison, culprit=blamed)
+        comparisons.append(comparison)
+    internal = next((run.internal for run in runs.values() if run.internal is not None), None)
+    warned: list[WarningRecord] = []
+    for comparison in comparisons:
+        error = runs[comparison.env].error
+        if comparison.verdict == "broken" and error is not None:
+            package = comparison.culprit.package if comparison.culprit else None
+            warned += hints.foreshadowing(error, baseline.warnings, package)
+    return NotebookReport(
+        notebook.path,
+        compare.notebook_verdict(comparisons),
+        runs,
+        tuple(comparisons),
+        foreshadowing=tuple(dict.fromkeys(warned)),
+        hints=_hints(runs),
+        internal=internal,
+    )
+
+
+def skipped(notebook: Notebook, env_names: list[str]) -> NotebookReport:
+    runs = {
+        name: NotebookRun(notebook.path, name, "skipped", 0.0, reason=notebook.skip_reason)
+        for name in env_names
+    }
+    return NotebookReport(notebook.path, "skipped", runs, skip_reason=notebook.skip_reason)
+
+
+def _hints(runs: dict[str, NotebookRun]) -> tuple[Hint, ...]:
+    """The fixes the libraries' own messages suggest: errors first, then warnings."""
+    found: list[Hint] = []
+    for run in runs.values():
+        for error in (run.error, *run.later_errors):
+            hint = hints.fix_hint(error.evalue) if error else None
+            if error and hint:
+                found.append(Hint(error.cell, hint, error.ename))
+    for run in runs.values():
+        for record in run.warnings:
+            hint = hints.fix_hint(record.message)
+            if hint:
+                source = (
+                    f"{record.category} ({record.package})" if record.package else record.category
+                )
+                found.append(Hint(record.cell, hint, source))
+    return tuple(dict.fromkeys(found))
