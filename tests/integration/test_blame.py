@@ -20,7 +20,7 @@ from nbguard.model import Report
 from nbguard.runner import Machine, Runner
 from nbguard.settings import Config
 from tests.support.courses import FIXTURES
-from tests.support.wheels import build_wheels_module, kernel_wheelhouse, unavailable
+from tests.support.wheels import build_wheels_module, kernel_wheelhouse
 
 GADGET = "nbguard-demo-gadget"
 WOBBLE = "nbguard-demo-wobble"
@@ -191,11 +191,11 @@ def test_a_stdlib_module_removed_in_a_newer_python_blames_python(
     tmp_path: Path, env_cache: Path, wheels: Path
 ) -> None:
     if sys.version_info[:2] != (3, 11):
-        unavailable("the story needs Python 3.11 (imp exists) as the locked interpreter")
+        pytest.skip("the story needs Python 3.11 (imp exists) as the locked interpreter")
     try:
         interpreters.find("3.12")
     except InterpreterNotFound:
-        unavailable("no Python 3.12 on this machine for the upcoming env (imp is gone there)")
+        pytest.skip("no Python 3.12 on this machine for the upcoming env (imp is gone there)")
     course = scenario(
         tmp_path,
         env_cache,

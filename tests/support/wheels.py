@@ -20,8 +20,10 @@ WHEELHOUSE = Path(os.environ.get("NBGUARD_TEST_WHEELHOUSE", REPO / ".nbguard-tes
 
 
 def unavailable(why: str) -> None:
-    """A fixture the tests need is missing: a skip on a developer's machine, a failure in CI,
-    where a tier that silently runs nothing must not go green."""
+    """A fixture the project's CI installs is missing: a skip on a developer's machine, a
+    failure in CI, where a test that silently runs nothing must not go green. (A second
+    Python interpreter is no such fixture: a machine may simply not have one, and the tests
+    that need one say so as a skip.)"""
     if os.environ.get("CI"):
         pytest.fail(f"{why} (CI=true: a missing test fixture fails the run)", pytrace=False)
     pytest.skip(why)
