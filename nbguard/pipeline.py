@@ -328,6 +328,7 @@ def _confirm_culprits(
 ) -> tuple[list[NotebookReport], BlameCost, bool]:
     """Each broken or changed notebook's culprit, confirmed by rebuilt envs where possible;
     whether Ctrl-C or SIGTERM cut it short (the culprits found so far are kept)."""
+    started = time.monotonic()
     by_path = {notebook.path: notebook for notebook in notebooks}
     wanted = sum(nb.verdict in {"broken", "changed"} for nb in reports)
     if wanted:
@@ -340,6 +341,9 @@ def _confirm_culprits(
             compare_options=runspec.compare_options(config),
             cache_dir=config.cache_dir,
             progress=seen.note,
+            baseline_interpreter=interpreters.get(config.baseline),
+            deadline=None if config.blame_budget is None else started + config.blame_budget,
+            build_sdists=config.blame_sdists,
         )
         for name, interpreter in interpreters.items()
     }

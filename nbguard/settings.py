@@ -215,6 +215,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max-output", _as_size, 10 * 1024**2, "outputs kept per notebook run, e.g. 10M (0: no cap); the rest is cut off with a note", "SIZE"),
     Setting("startup-timeout", _as_seconds, 60.0, "seconds a kernel may take to start", "SECONDS"),
     Setting("blame", _as_bool, False, "confirm the culprit of each broken or changed notebook by rebuilding envs that revert (or upgrade) single packages; slower, cached"),
+    Setting("blame-budget", _as_seconds, 600.0, "seconds confirming culprits may take in all (0: no limit); what is not confirmed by then stays inferred, saying so", "SECONDS"),
+    Setting("blame-sdists", _as_bool, False, "let blame's probe envs build packages from source; by default probes install wheels only, and a version without a wheel for the probe's Python is an answer, not a build"),
     Setting("offline", _as_bool, False, "run kernels without network (a Linux network namespace), so a nightly check is deterministic and network use is reported as such"),
     Setting("keep-going", _as_bool, False, "after a failing cell, run the rest of the notebook and report the later independent errors too (not the NameErrors of names the failed cell never defined)"),
     Setting("tolerance", _as_tolerance, 1e-6, "relative difference numbers in outputs may show and still be equal (a notebook's or cell's metadata nbguard.tolerance overrides it)", "REL"),
@@ -281,6 +283,8 @@ class Config:
     max_output: int | None
     startup_timeout: float | None
     blame: bool
+    blame_budget: float | None
+    blame_sdists: bool
     keep_going: bool
     offline: bool
     tolerance: float

@@ -39,6 +39,10 @@ class BlameContext:
     compare_options: compare.CompareOptions  # the run's (each notebook's own apply on top)
     cache_dir: Path  # finished blames are kept under cache_dir/blame
     progress: Callable[[str], None] = _quiet  # told each step as it happens
+    # The baseline env's interpreter: probes on the old Python (a forced bump tried there).
+    baseline_interpreter: Interpreter | None = None
+    deadline: float | None = None  # time.monotonic() by which blame stops probing (budget)
+    build_sdists: bool = False  # probes may build from source (blame-sdists); else wheels only
 
 
 @dataclass(frozen=True)
