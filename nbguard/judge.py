@@ -9,8 +9,18 @@ from dataclasses import replace
 from nbguard import compare
 from nbguard.blame import hints
 from nbguard.blame.infer import infer
+from nbguard.blame.search import PYTHON
 from nbguard.compare import classify
-from nbguard.model import EnvInfo, Hint, Notebook, NotebookReport, NotebookRun, WarningRecord
+from nbguard.envs import canonical
+from nbguard.model import (
+    Culprit,
+    EnvInfo,
+    Hint,
+    Notebook,
+    NotebookReport,
+    NotebookRun,
+    WarningRecord,
+)
 
 
 def judge(
@@ -49,7 +59,7 @@ def judge(
         runs,
         tuple(comparisons),
         foreshadowing=tuple(dict.fromkeys(warned)),
-        hints=_hints(runs),
+        hints=_hints(runs, next((c.culprit for c in comparisons if c.culprit), None)),
         internal=internal,
     )
 
@@ -62,20 +72,42 @@ def skipped(notebook: Notebook, env_names: list[str]) -> NotebookReport:
     return NotebookReport(notebook.path, "skipped", runs, skip_reason=notebook.skip_reason)
 
 
-def _hints(runs: dict[str, NotebookRun]) -> tuple[Hint, ...]:
-    """The fixes the libraries' own messages suggest: errors first, then warnings."""
+def _hints(runs: dict[str, NotebookRun], culprit: Culprit | None) -> tuple[Hint, ...]:
+    """The fixes the libraries' own messages suggest: errors first, then warnings. A hint
+    belongs to the message it came from and to that message's package: with a culprit, a
+    warning's hint shows only when the culprit emitted it (numpy's `np.float` advice is no fix
+    for a seaborn break)."""
     found: list[Hint] = []
     for run in runs.values():
         for error in (run.error, *run.later_errors):
             hint = hints.fix_hint(error.evalue) if error else None
             if error and hint:
-                found.append(Hint(error.cell, hint, error.ename))
+                found.append(Hint(error.cell, hint, error.ename, _detail(error.evalue)))
     for run in runs.values():
         for record in run.warnings:
+            if culprit is not None and not _same_package(record, culprit):
+                continue
             hint = hints.fix_hint(record.message)
             if hint:
                 source = (
                     f"{record.category} ({record.package})" if record.package else record.category
                 )
-                found.append(Hint(record.cell, hint, source))
-    return tuple(dict.fromkeys(found))
+                found.append(Hint(record.cell, hint, source, _detail(record.message)))
+    # The same advice for the same cell once: the error's, not again the warning's that
+    # foretold it.
+    unique: dict[tuple[int, str], Hint] = {}
+    for each in found:
+        unique.setdefault((each.cell, each.hint), each)
+    return tuple(unique.values())
+
+
+def _same_package(record: WarningRecord, culprit: Culprit) -> bool:
+    if record.package is None:  # the standard library's own warnings: Python's
+        return culprit.package == PYTHON
+    return canonical(record.package) == canonical(culprit.package)
+
+
+def _detail(message: str) -> str | None:
+    """The whole message behind a hint, when its one line leaves something out."""
+    full = message.strip()
+    return full if hints.first_sentence(full) != full else None

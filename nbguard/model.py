@@ -272,9 +272,12 @@ class Hint:
     cell: int
     hint: str
     source: str  # e.g. "DeprecationWarning (numpy)" or "AttributeError"
+    # The library's whole message the one-line hint was taken from (code samples included);
+    # None when the hint says it all.
+    detail: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"cell": self.cell, "hint": self.hint, "source": self.source}
+        return {"cell": self.cell, "hint": self.hint, "source": self.source, "detail": self.detail}
 
 
 @dataclass(frozen=True)

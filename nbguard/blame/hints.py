@@ -7,16 +7,17 @@ from collections.abc import Iterator, Sequence
 
 from nbguard.model import CellError, WarningRecord
 
-__all__ = ["fix_hint", "foreshadowing"]
+__all__ = ["first_sentence", "fix_hint", "foreshadowing"]
 
 _MAX_HINT = 120
+_MAX_SENTENCE = 160
 # Advice comes early; an error's text may go on for pages (a frame's repr).
 _MAX_TEXT = 4000
 
 # Verbs a library's advice starts with ("Use pandas.concat instead", "Either specify ...").
 _VERB = (
     r"\b(?:use|call|pass|import|specify|set|select|convert|ensure|exclude|replace|switch|"
-    r"migrate|install|leave|cast|try|provide|rename|upgrade|consider|don't|do not)\b"
+    r"migrate|install|leave|cast|try|provide|rename|upgrade|consider|fetch|don't|do not)\b"
 )
 # A verb after these describes what the library will do, not what the user should.
 _NOT_ADVICE = re.compile(r"\b(?:will|would|may|might|shall)\s+$", re.IGNORECASE)
@@ -89,7 +90,27 @@ def fix_hint(text: str) -> str | None:
     return None
 
 
+def first_sentence(text: str) -> str:
+    """A library's message on one line, as a reason or summary quotes it: its first sentence
+    (up to a blank line, or a period before a new line or sentence), at most 160 characters.
+    The full text stays where it came from (the run's error, the hint's detail)."""
+    paragraph = re.split(r"\n\s*\n", text.strip(), maxsplit=1)[0]
+    sentence = re.split(r"(?<=[.!?])(?:\s*\n|\s+(?=[A-Z`'\"]))", paragraph, maxsplit=1)[0]
+    sentence = re.sub(r"\s+", " ", sentence).strip()
+    if len(sentence) > _MAX_SENTENCE:
+        sentence = sentence[: _MAX_SENTENCE - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
+    return sentence
+
+
+# A reST literal block (`source::` then indented lines): a code sample, never a hint's text.
+_CODE_BLOCK = re.compile(r"::[ \t]*\n(?:[ \t]*\n|[ \t]+\S[^\n]*\n?)+")
+
+
 def _clauses(text: str) -> Iterator[str]:
+    # A code sample leaves a pointer to itself; a blank line ends a sentence.
+    text = _CODE_BLOCK.sub(" (as the full message shows).\n\n", text)
+    text = re.sub(r"(?<=[.!?])\s*\n[ \t]*\n\s*", " ", text.strip())
+    text = re.sub(r"\s*\n[ \t]*\n\s*", ". ", text)
     # A line break starts a new sentence only before a capital letter: libraries wrap long
     # messages mid-sentence, and also put one sentence per line without a final period.
     joined = re.sub(r"\s*\n\s*(?=[A-Z`])", ". ", text.strip())

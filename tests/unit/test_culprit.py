@@ -28,6 +28,9 @@ INSTALLED: dict[str, Sequence[str]] = {
     "numpy": ("numpy/__init__.py", "numpy/core/fromnumeric.py"),
     "nbguard_demo_wobble": ("wobble/__init__.py",),
     "ipykernel": ("ipykernel/__init__.py", "ipykernel_launcher.py"),
+    "seaborn": ("seaborn/__init__.py",),
+    "matplotlib": ("matplotlib/__init__.py", "pylab.py"),
+    "pandas": ("pandas/__init__.py",),
 }
 
 
@@ -54,12 +57,18 @@ def fake_env(
 
 
 BEFORE = {
+    "seaborn": "0.11.2",
+    "matplotlib": "3.4.3",
+    "pandas": "1.3.2",
     "scikit-learn": "1.4.2",
     "numpy": "1.26.4",
     "nbguard-demo-wobble": "1.0",
     "ipykernel": "6.29.0",
 }
 AFTER = {
+    "seaborn": "0.13.2",
+    "matplotlib": "3.9.0",
+    "pandas": "3.0.0",
     "scikit-learn": "1.5.0",
     "numpy": "2.0.1",
     "nbguard-demo-wobble": "2.0",
@@ -135,7 +144,7 @@ def test_the_tracebacks_site_packages_frame_names_the_distribution(
         "1.4.2",
         "1.5.0",
         "inferred",
-        "the traceback of cell 3 ends in sklearn",
+        "scikit-learn: the traceback of cell 3 ends in sklearn",
     )
 
 
@@ -167,7 +176,11 @@ def test_a_module_without_attribute_names_the_distribution_that_provides_it(
     culprit = blame("broken", ran("locked"), failed("upcoming", error), envs)
 
     assert culprit == Culprit(
-        "nbguard-demo-wobble", "1.0", "2.0", "inferred", "AttributeError names module wobble"
+        "nbguard-demo-wobble",
+        "1.0",
+        "2.0",
+        "inferred",
+        "nbguard-demo-wobble: AttributeError names module wobble",
     )
 
 
@@ -206,6 +219,182 @@ def test_a_missing_module_after_a_python_upgrade_blames_python(tmp_path: Path) -
     )
 
 
+# --- what the failing line calls -----------------------------------------------------------------
+
+
+def ipython_traceback(cell: int, lines: Sequence[str], failing: int, last: str) -> tuple[str, ...]:
+    """A traceback as IPython 8+ prints a cell's frame: its lines, `---->` at the failing one."""
+    shown = [
+        f"\x1b[1;32m----> {n}\x1b[0m {line}" if n == failing else f"      {n} {line}"
+        for n, line in enumerate(lines, start=1)
+    ]
+    return (
+        "\x1b[0;31m" + "-" * 75 + "\x1b[0m",
+        "\x1b[0;31mTypeError\x1b[0m" + " " * 33 + "Traceback (most recent call last)",
+        f"Cell \x1b[0;32mIn[{cell}], line {failing}\x1b[0m\n" + "\n".join(shown),
+        last,
+    )
+
+
+PLOT_IMPORTS = code(1, "import numpy as np\nimport matplotlib.pyplot as plt\nimport seaborn as sns")
+PLOT_DATA = code(2, "x = np.random.normal(size=100)\ny = 2 * x")
+PLOT_LINES = ("plt.figure(figsize=(4, 4))", "sns.jointplot(x, y, kind='hex')", "plt.show()")
+JOINTPLOT = "jointplot() takes from 0 to 1 positional arguments but 2 were given"
+
+
+def test_the_callee_on_the_failing_line_beats_a_warning_elsewhere_in_the_cell(
+    envs: tuple[EnvInfo, EnvInfo],
+) -> None:
+    """seaborn's jointplot, called on the failing line, broke; matplotlib only warned about
+    another line of the cell, and numpy is merely used there."""
+    cell = code(4, "\n".join(PLOT_LINES))
+    error = CellError(4, "TypeError", JOINTPLOT, ipython_traceback(4, PLOT_LINES, 2, JOINTPLOT))
+    warning = WarningRecord(
+        4,
+        "MatplotlibDeprecationWarning",
+        "Auto-removal of grids by pcolor() is deprecated since 3.5",
+        "matplotlib",
+    )
+    after_run = NotebookRun(
+        NOTEBOOK,
+        "upcoming",
+        "error",
+        1.0,
+        cells=(PLOT_IMPORTS, PLOT_DATA, cell),
+        error=error,
+        warnings=(warning,),
+    )
+
+    culprit = blame("broken", ran("locked", PLOT_IMPORTS, PLOT_DATA, cell), after_run, envs)
+
+    assert culprit == Culprit(
+        "seaborn",
+        "0.11.2",
+        "0.13.2",
+        "inferred",
+        "seaborn: `sns.jointplot` is called on the failing line (cell 4)",
+    )
+
+
+ENCODER_IMPORTS = code(1, "import numpy as np\nfrom sklearn.preprocessing import OneHotEncoder")
+ENCODER_LINES = (
+    "colors = np.array([['red'], ['blue'], ['red']])",
+    "encoder = OneHotEncoder(sparse=False)",
+    "encoded = encoder.fit_transform(colors)",
+)
+SPARSE = "OneHotEncoder.__init__() got an unexpected keyword argument 'sparse'"
+
+
+@pytest.mark.parametrize(
+    ("traceback", "where"),
+    [
+        (ipython_traceback(2, ENCODER_LINES, 2, SPARSE), "is called on the failing line (cell 2)"),
+        ((), "is called in cell 2 and named in the error"),
+    ],
+    ids=["with-traceback", "error-only"],
+)
+def test_a_class_imported_by_name_is_resolved_to_its_distribution(
+    envs: tuple[EnvInfo, EnvInfo], traceback: tuple[str, ...], where: str
+) -> None:
+    """`from sklearn.preprocessing import OneHotEncoder`, then `OneHotEncoder(sparse=False)`:
+    scikit-learn, not numpy, which the same cell also uses."""
+    cell = code(2, "\n".join(ENCODER_LINES))
+    error = CellError(2, "TypeError", SPARSE, traceback)
+
+    culprit = blame(
+        "broken",
+        ran("locked", ENCODER_IMPORTS, cell),
+        failed("upcoming", error, ENCODER_IMPORTS, cell),
+        envs,
+    )
+
+    assert culprit is not None
+    assert (culprit.package, culprit.reason) == (
+        "scikit-learn",
+        f"scikit-learn: `OneHotEncoder` {where}",
+    )
+
+
+def test_a_method_on_an_object_made_in_an_earlier_cell_names_the_maker(
+    envs: tuple[EnvInfo, EnvInfo],
+) -> None:
+    made = code(1, "import pandas as pd\nlines = pd.Series({'H-alpha': 656.3})")
+    loop = ("for name, nm in lines.iteritems():", "    print(name, nm)")
+    message = "'Series' object has no attribute 'iteritems'"
+    error = CellError(2, "AttributeError", message, ipython_traceback(2, loop, 1, message))
+    cell = code(2, "\n".join(loop))
+
+    culprit = blame(
+        "broken", ran("locked", made, cell), failed("upcoming", error, made, cell), envs
+    )
+
+    assert culprit is not None
+    assert (culprit.package, culprit.reason) == (
+        "pandas",
+        "pandas: `lines.iteritems` is called on the failing line (cell 2)",
+    )
+
+
+def test_a_course_helper_on_the_failing_line_defers_to_the_error(
+    envs: tuple[EnvInfo, EnvInfo],
+) -> None:
+    """The course's own function is no upgraded package: the module the error names is."""
+    cell = code(1, "from course_tools import mean_energy\nprint(mean_energy([1.0, 2.0]))")
+    message = "module 'numpy' has no attribute 'asscalar'"
+    lines = cell.source.splitlines()
+    error = CellError(1, "AttributeError", message, ipython_traceback(1, lines, 2, message))
+
+    culprit = blame("broken", ran("locked", cell), failed("upcoming", error, cell), envs)
+
+    assert culprit is not None
+    assert (culprit.package, culprit.reason) == (
+        "numpy",
+        "numpy: AttributeError names module numpy",
+    )
+
+
+# --- what a changed output shows -----------------------------------------------------------------
+
+
+def test_a_changed_repr_with_no_import_in_its_cell_names_where_the_object_was_made(
+    envs: tuple[EnvInfo, EnvInfo],
+) -> None:
+    """`log.dtypes` printing `str` for `object` (pandas 3): `log` came from pandas a cell
+    earlier."""
+    made = code(1, "import numpy as np\nimport pandas as pd\nlog = pd.read_csv('run.csv')")
+    shown = code(2, "log.dtypes")
+    change = Change("upcoming", 2, "text", "detector    object", "detector      str")
+    verdict = Comparison(NOTEBOOK, "locked", "upcoming", "changed", (change,))
+
+    culprit = infer(verdict, ran("locked", made, shown), ran("upcoming", made, shown), *envs)
+
+    assert culprit == Culprit(
+        "pandas",
+        "1.3.2",
+        "3.0.0",
+        "inferred",
+        "pandas: cell 2 shows `log.dtypes`, `log` made by `pd.read_csv(…)` (cell 1)",
+    )
+
+
+def test_a_repr_naming_its_module_beats_where_the_value_was_computed(
+    envs: tuple[EnvInfo, EnvInfo],
+) -> None:
+    """A pandas sum printed as `np.int64(3)`: numpy 2's scalar repr changed it."""
+    made = code(1, "import numpy as np\nimport pandas as pd\ndf = pd.DataFrame({'x': [1, 2]})")
+    shown = code(2, "df['x'].sum()")
+    change = Change("upcoming", 2, "repr", "3", "np.int64(3)")
+    verdict = Comparison(NOTEBOOK, "locked", "upcoming", "changed", (change,))
+
+    culprit = infer(verdict, ran("locked", made, shown), ran("upcoming", made, shown), *envs)
+
+    assert culprit is not None
+    assert (culprit.package, culprit.reason) == (
+        "numpy",
+        "numpy: the changed output of cell 2 is a numpy repr",
+    )
+
+
 # --- evidence in warnings and cells -------------------------------------------------------------
 
 
@@ -221,7 +410,7 @@ def test_a_warning_in_the_changed_cell_names_its_package(envs: tuple[EnvInfo, En
         "1.0",
         "2.0",
         "inferred",
-        "DeprecationWarning from nbguard-demo-wobble in cell 2",
+        "nbguard-demo-wobble: the only package that warned in cell 2 (DeprecationWarning)",
     )
 
 
@@ -239,7 +428,10 @@ def test_a_changed_cell_that_uses_a_module_names_its_distribution(
     culprit = blame("changed", ran("locked", cell), ran("upcoming", cell), envs, 4)
 
     assert culprit is not None
-    assert (culprit.package, culprit.reason) == ("nbguard-demo-wobble", "cell 4 uses wobble")
+    assert (culprit.package, culprit.reason) == (
+        "nbguard-demo-wobble",
+        "nbguard-demo-wobble: cell 4 shows `wobble.mean(…)`",
+    )
 
 
 # --- when the evidence is only the envs ---------------------------------------------------------
@@ -258,7 +450,7 @@ def test_the_only_course_package_that_moved_is_named(tmp_path: Path) -> None:
     culprit = blame("broken", ran("locked"), failed("upcoming", error), (before, after))
 
     assert culprit == Culprit(
-        "numpy", "1.26.4", "2.0.1", "inferred", "the only course package that changed"
+        "numpy", "1.26.4", "2.0.1", "inferred", "numpy: the only course package that changed"
     )
 
 
@@ -269,7 +461,9 @@ def test_a_python_only_upgrade_blames_python(tmp_path: Path) -> None:
 
     culprit = blame("changed", ran("locked"), ran("upcoming"), (before, after), 1)
 
-    assert culprit == Culprit("python", "3.11.7", "3.12.4", "inferred", "only Python changed")
+    assert culprit == Culprit(
+        "python", "3.11.7", "3.12.4", "inferred", "python: only Python changed"
+    )
 
 
 def test_envs_without_a_prefix_still_get_a_culprit_from_package_names(tmp_path: Path) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from nbguard.blame.hints import fix_hint, foreshadowing
-from nbguard.model import CellError, WarningRecord
+from nbguard import compare
+from nbguard.blame.hints import first_sentence, fix_hint, foreshadowing
+from nbguard.judge import judge
+from nbguard.model import CellError, CellResult, EnvInfo, Notebook, NotebookRun, WarningRecord
 
 # (library and version, the message as the library words it, the hint a user should see)
 ADVICE = [
@@ -365,6 +367,171 @@ def test_fix_hint_stays_short() -> None:
     assert hint is not None
     assert len(hint) <= 120
     assert hint.startswith("use `replacement_0` or") and hint.endswith("…")
+
+
+# scikit-learn 1.2's ImportError for load_boston: paragraphs, then code samples (reST `::`).
+LOAD_BOSTON = """
+`load_boston` has been removed from scikit-learn since version 1.2.
+
+The Boston housing prices dataset has an ethical problem: as
+investigated in [1], the authors of this dataset engineered a
+non-invertible variable "B" assuming that racial self-segregation had a
+positive impact on house prices [2]. Furthermore the goal of the
+research that led to the creation of this dataset was to study the
+impact of air quality but it did not give adequate demonstration of the
+validity of this assumption.
+
+The scikit-learn maintainers therefore strongly discourage the use of
+this dataset unless the purpose of the code is to study and educate
+about ethical issues in data science and machine learning.
+
+In this special case, you can fetch the dataset from the original
+source::
+
+    import pandas as pd
+    import numpy as np
+
+    data_url = "http://lib.stat.cmu.edu/datasets/boston"
+    raw_df = pd.read_csv(data_url, sep="\\s+", skiprows=22, header=None)
+    data = np.hstack([raw_df.values[::2, :], raw_df.values[1::2, :2]])
+    target = raw_df.values[1::2, 2]
+
+Alternative datasets include the California housing dataset and the
+Ames housing dataset. You can load the datasets as follows::
+
+    from sklearn.datasets import fetch_california_housing
+    housing = fetch_california_housing()
+
+for the California housing dataset and::
+
+    from sklearn.datasets import fetch_openml
+    housing = fetch_openml(name="house_prices", as_frame=True)
+
+for the Ames housing dataset.
+"""
+
+
+def test_a_code_sample_in_a_message_is_pointed_to_not_flattened_into_the_hint() -> None:
+    assert fix_hint(LOAD_BOSTON) == (
+        "fetch the dataset from the original source (as the full message shows)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "sentence"),
+    [
+        (LOAD_BOSTON, "`load_boston` has been removed from scikit-learn since version 1.2."),
+        (
+            "module 'numpy' has no attribute 'int'.\n`np.int` was a deprecated alias for the "
+            "builtin `int`. To avoid this error in existing code, use `int` by itself.",
+            "module 'numpy' has no attribute 'int'.",
+        ),
+        ("No module named 'imp'", "No module named 'imp'"),
+        ("a message wrapped\nmid-sentence. Then more.", "a message wrapped mid-sentence."),
+    ],
+    ids=["paragraphs-and-code", "advice-after-the-error", "one-line", "wrapped"],
+)
+def test_first_sentence_is_one_line(message: str, sentence: str) -> None:
+    assert first_sentence(message) == sentence
+
+
+def test_first_sentence_stays_short() -> None:
+    shortened = first_sentence("word " * 100)
+
+    assert len(shortened) <= 160 and shortened.endswith("…") and "\n" not in shortened
+
+
+# -- hints on a notebook's verdict -----------------------------------------------------------
+
+NOTEBOOK = Notebook("lectures/plots.ipynb", "0" * 64, "python3", "python")
+ENVS = {
+    "locked": EnvInfo("locked", "3.11.7", {"seaborn": "0.11.2", "numpy": "1.26.4"}, "fp-1"),
+    "upcoming": EnvInfo("upcoming", "3.11.7", {"seaborn": "0.13.2", "numpy": "2.0.1"}, "fp-2"),
+}
+PLOT_CELLS = (
+    CellResult(0, "ok", "import numpy as np\nimport seaborn as sns"),
+    CellResult(1, "ok", "x = np.arange(5.0)\nsns.jointplot(x, x)"),
+)
+NP_FLOAT = (
+    "`np.float` is a deprecated alias for the builtin `float`. To silence this warning, use "
+    "`float` by itself. Doing this will not modify any behavior and is safe."
+)
+
+
+def _plots(error: CellError | None, warnings: tuple[WarningRecord, ...]) -> NotebookRun:
+    env = "upcoming" if error else "locked"
+    status = "error" if error else "ok"
+    return NotebookRun(NOTEBOOK.path, env, status, 1.0, PLOT_CELLS, error, warnings)
+
+
+def test_a_hint_from_another_packages_warning_is_not_shown_on_a_break() -> None:
+    """numpy's `np.float` advice is no fix for a seaborn break; seaborn's own advice is."""
+    numpy_warning = WarningRecord(1, "DeprecationWarning", NP_FLOAT, "numpy")
+    seaborn_warning = WarningRecord(
+        1,
+        "FutureWarning",
+        "Pass the following variables as keyword args: x, y. Passing them positionally will "
+        "be an error in 0.12.",
+        "seaborn",
+    )
+    error = CellError(
+        1, "TypeError", "jointplot() takes from 0 to 1 positional arguments but 2 were given"
+    )
+    runs = {
+        "locked": _plots(None, (numpy_warning, seaborn_warning)),
+        "upcoming": _plots(error, ()),
+    }
+
+    report = judge(NOTEBOOK, runs, "locked", ENVS, compare.CompareOptions())
+
+    assert report.verdict == "broken"
+    assert report.culprit is not None and report.culprit.package == "seaborn"
+    assert [(hint.hint, hint.source) for hint in report.hints] == [
+        ("pass the following variables as keyword args: x, y", "FutureWarning (seaborn)")
+    ]
+
+
+def test_a_hint_keeps_the_whole_message_as_its_detail() -> None:
+    error = CellError(1, "ImportError", LOAD_BOSTON)
+    runs = {"locked": _plots(None, ()), "upcoming": _plots(error, ())}
+
+    report = judge(NOTEBOOK, runs, "locked", ENVS, compare.CompareOptions())
+
+    [hint] = report.hints
+    assert "\n" not in hint.hint
+    assert hint.detail == LOAD_BOSTON.strip()
+    assert hint.to_json()["detail"] == LOAD_BOSTON.strip()
+
+
+def test_advice_the_error_repeats_from_a_warning_is_shown_once() -> None:
+    """numpy's AttributeError for `np.float` gives the advice its DeprecationWarning gave."""
+    warning = WarningRecord(1, "DeprecationWarning", NP_FLOAT, "numpy")
+    error = CellError(
+        1,
+        "AttributeError",
+        "module 'numpy' has no attribute 'float'.\n`np.float` was a deprecated alias for the "
+        "builtin `float`. To avoid this error in existing code, use `float` by itself.",
+    )
+    runs = {"locked": _plots(None, (warning,)), "upcoming": _plots(error, ())}
+
+    report = judge(NOTEBOOK, runs, "locked", ENVS, compare.CompareOptions())
+
+    assert report.culprit is not None and report.culprit.package == "numpy"
+    assert [(hint.cell, hint.hint, hint.source) for hint in report.hints] == [
+        (1, "use `float` by itself", "AttributeError")
+    ]
+
+
+def test_without_a_culprit_every_warning_keeps_its_hint() -> None:
+    numpy_warning = WarningRecord(1, "DeprecationWarning", NP_FLOAT, "numpy")
+    runs = {"locked": _plots(None, (numpy_warning,)), "upcoming": _plots(None, (numpy_warning,))}
+
+    report = judge(NOTEBOOK, runs, "locked", ENVS, compare.CompareOptions())
+
+    assert report.culprit is None
+    assert [(hint.hint, hint.detail) for hint in report.hints] == [
+        ("use `float` by itself", NP_FLOAT)
+    ]
 
 
 # -- foreshadowing ---------------------------------------------------------------------------
