@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TypeGuard
 
 from nbguard.ansi import strip_ansi
 from nbguard.blame.hints import first_sentence
@@ -70,6 +71,8 @@ _QUALIFIED_REPR = re.compile(r"(?<![\w.])<?([A-Za-z_]\w*)(?:\.\w+)+(?:\(| object
 # Well-known reprs that name no module. Kept to the scientific stack's basic types; anything
 # else is found through the cell's source.
 _BARE_REPRS = (("array(", "numpy"), ("dtype(", "numpy"), ("<Figure size", "matplotlib"))
+# IPython's help syntax, `np.trapz?`: no Python.
+_HELP = re.compile(r"^\s*\??[\w.]+\?{1,2}\s*$")
 # Calls whose arguments a cell shows.
 _DISPLAY_CALLS = frozenset(("print", "display", "repr", "str"))
 # How far an assignment chain is followed (`b = a.x`, `a = pd.read_csv(...)`).
@@ -159,9 +162,12 @@ class _Evidence:
         found = self._from_error(error) if error is not None else None
         if found is None and self.comparison.verdict == "changed":
             found = self._from_changed_outputs()
+        # Where the traceback marks the failing line, the rest of its cell is no evidence: a
+        # warning or a module used on another line says nothing about the line that failed.
+        line_known = error is not None and _failing_line(error) is not None
         if found is None:
-            found = self._from_warnings(error)
-        if found is None:
+            found = self._from_warnings(error, only_named=line_known)
+        if found is None and not line_known:
             found = self._from_the_cells(error)
         if found is None:
             found = self._from_the_envs_alone()
@@ -265,9 +271,9 @@ class _Evidence:
 
     # -- warnings, then the envs alone ---------------------------------------------------------
 
-    def _from_warnings(self, error: CellError | None) -> Culprit | None:
-        """A warning from the failing (or changed) cell that names what failed there, or the
-        only package that warned in that cell."""
+    def _from_warnings(self, error: CellError | None, only_named: bool) -> Culprit | None:
+        """A warning from the failing (or changed) cell that names what failed there, or,
+        unless `only_named`, the only package that warned in that cell."""
         if error is not None:
             cells = {error.cell}
             wanted = _error_names(error) | {
@@ -292,7 +298,7 @@ class _Evidence:
                 if found:
                     return found
         packages = {canonical(record.package or "") for record in records}
-        if len(packages) == 1:
+        if len(packages) == 1 and not only_named:
             record = records[0]
             return self._blame(
                 record.package or "",
@@ -384,12 +390,14 @@ class _Names:
             for alias in node.names:
                 self.modules[alias.asname or alias.name] = node.module
                 self.values.pop(alias.asname or alias.name, None)
-        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign) and node.value:
+        elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
                 for name in _target_names(target):
-                    self.values[name] = (node.value, cell)
-                    self.modules.pop(name, None)
+                    # `df = df.dropna()` keeps where `df` came from.
+                    if _root_name(node.value) != name:
+                        self.values[name] = (node.value, cell)
+                        self.modules.pop(name, None)
         elif isinstance(node, ast.For | ast.With):
             pairs: list[tuple[ast.expr | None, ast.expr]] = (
                 [(node.target, node.iter)]
@@ -449,7 +457,6 @@ class _Names:
                 yield value, _short(value)
         for node in ast.walk(tree):
             if _is_display_call(node):
-                assert isinstance(node, ast.Call)
                 for arg in node.args:
                     for part in _parts(arg):
                         yield part, _short(part)
@@ -496,7 +503,7 @@ def _parse(source: str) -> ast.Module | None:
     if source.lstrip().startswith("%%"):
         return None
     lines = [
-        "" if line.lstrip().startswith(("%", "!")) or line.rstrip().endswith("?") else line
+        "" if line.lstrip().startswith(("%", "!")) or _HELP.match(line) else line
         for line in source.splitlines()
     ]
     try:
@@ -506,15 +513,7 @@ def _parse(source: str) -> ast.Module | None:
 
 
 def _bindings(tree: ast.Module) -> Iterator[ast.stmt]:
-    kinds = (
-        ast.Import,
-        ast.ImportFrom,
-        ast.Assign,
-        ast.AnnAssign,
-        ast.AugAssign,
-        ast.For,
-        ast.With,
-    )
+    kinds = (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign, ast.For, ast.With)
     for node in ast.walk(tree):
         if isinstance(node, kinds):
             yield node
@@ -555,7 +554,7 @@ def _parts(node: ast.expr) -> Iterator[ast.expr]:
         yield node
 
 
-def _is_display_call(node: ast.AST) -> bool:
+def _is_display_call(node: ast.AST) -> TypeGuard[ast.Call]:
     return (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)

@@ -276,6 +276,30 @@ def test_the_callee_on_the_failing_line_beats_a_warning_elsewhere_in_the_cell(
     )
 
 
+def test_a_warning_from_another_line_of_the_failing_cell_is_no_evidence(
+    envs: tuple[EnvInfo, EnvInfo],
+) -> None:
+    """The failing line calls the course's own function; matplotlib warned on another line."""
+    lines = ("plt.figure(figsize=(4, 4))", "draw_orbit(x, y)")
+    cell = code(4, "\n".join(lines))
+    message = "draw_orbit() missing 1 required positional argument: 'z'"
+    error = CellError(4, "TypeError", message, ipython_traceback(4, lines, 2, message))
+    warning = WarningRecord(
+        4, "MatplotlibDeprecationWarning", "figsize is deprecated", "matplotlib"
+    )
+    after_run = NotebookRun(
+        NOTEBOOK,
+        "upcoming",
+        "error",
+        1.0,
+        cells=(PLOT_IMPORTS, PLOT_DATA, cell),
+        error=error,
+        warnings=(warning,),
+    )
+
+    assert blame("broken", ran("locked", PLOT_IMPORTS, PLOT_DATA, cell), after_run, envs) is None
+
+
 ENCODER_IMPORTS = code(1, "import numpy as np\nfrom sklearn.preprocessing import OneHotEncoder")
 ENCODER_LINES = (
     "colors = np.array([['red'], ['blue'], ['red']])",
@@ -361,7 +385,11 @@ def test_a_changed_repr_with_no_import_in_its_cell_names_where_the_object_was_ma
 ) -> None:
     """`log.dtypes` printing `str` for `object` (pandas 3): `log` came from pandas a cell
     earlier."""
-    made = code(1, "import numpy as np\nimport pandas as pd\nlog = pd.read_csv('run.csv')")
+    made = code(
+        1,
+        "import numpy as np\nimport pandas as pd\n"
+        "log = pd.read_csv('run.csv')\nlog = log.dropna()\nhits = np.asarray(log['hits'])",
+    )
     shown = code(2, "log.dtypes")
     change = Change("upcoming", 2, "text", "detector    object", "detector      str")
     verdict = Comparison(NOTEBOOK, "locked", "upcoming", "changed", (change,))
