@@ -169,6 +169,9 @@ class NotebookRun:
     # course, the env's prefix), each with the placeholder normalization puts in its place.
     volatile_paths: tuple[tuple[str, str], ...] = ()
     internal: InternalError | None = None  # set with status "internal-error"
+    # How the kernel was isolated, e.g. "bwrap: read-only system and env, private home/tmp,
+    # pid namespace" or "none: <why not>"; "" when no kernel started.
+    isolation: str = ""
 
     @property
     def failed(self) -> bool:

@@ -104,6 +104,8 @@ def _death_reason(index: int, km: Any, token: int | None) -> str:
         return f"the kernel was stopped while cell {index} was running: nbguard was interrupted"
     process = getattr(km.provisioner, "process", None)
     code = process.poll() if process is not None else None
+    if code is not None and code > 128 and _sandboxed(process):
+        code = 128 - code  # bubblewrap exits 128 + n when the kernel was killed by signal n
     if code is None:
         how = ""
     elif code < 0:
@@ -114,3 +116,8 @@ def _death_reason(index: int, km: Any, token: int | None) -> str:
     else:
         how = f" (exit code {code})"
     return f"the kernel died while cell {index} was running{how}"
+
+
+def _sandboxed(process: Any) -> bool:
+    args = getattr(process, "args", None)
+    return isinstance(args, list | tuple) and bool(args) and str(args[0]).endswith("bwrap")

@@ -1,4 +1,5 @@
-"""The kernels running now, so an interrupted run can kill them all from any thread."""
+"""The kernels running now (and the course copies under way), so an interrupted run can stop
+them all from any thread."""
 
 from __future__ import annotations
 
@@ -7,20 +8,38 @@ import itertools
 import os
 import signal
 import threading
+from collections.abc import Iterator
 
 # The only state shared between worker threads.
 _LIVE_LOCK = threading.RLock()  # re-entrant: a signal handler may run on a thread holding it
 _LIVE: dict[int, int] = {}  # token -> process group of a kernel still running
 _KILLED: set[int] = set()  # tokens kill_all_kernels stopped, so the run can say why
 _TOKENS = itertools.count(1)
+_COPIES: set[threading.Event] = set()  # set() on each asks a course copy under way to stop
 
 
 def kill_all_kernels() -> None:
-    """Kill every kernel still running (its whole process group); safe from any thread."""
+    """Kill every kernel still running (its whole process group) and stop the course copies
+    under way; safe from any thread."""
     with _LIVE_LOCK:
         for token, group in list(_LIVE.items()):
             _KILLED.add(token)
             kill_group(group)
+        for stop in _COPIES:
+            stop.set()
+
+
+@contextlib.contextmanager
+def copying() -> Iterator[threading.Event]:
+    """An event kill_all_kernels sets while this copy of the course is under way."""
+    stop = threading.Event()
+    with _LIVE_LOCK:
+        _COPIES.add(stop)
+    try:
+        yield stop
+    finally:
+        with _LIVE_LOCK:
+            _COPIES.discard(stop)
 
 
 def register(group: int) -> int:

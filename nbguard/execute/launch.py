@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -24,6 +25,9 @@ _SCRUBBED_ENV = (
     "PYTHONWARNINGS",
     "VIRTUAL_ENV",
     "MPLBACKEND",
+    # nbguard's own working directory (often the course itself): the kernel's is its copy.
+    "PWD",
+    "OLDPWD",
 )
 _KERNEL_NOISE = ("running over TCP without encryption",)
 # Run before ipykernel when there is a memory limit: sets it (where the platform has
@@ -58,20 +62,26 @@ def env_failed(env_name: str, cause: str) -> str:
 
 
 def write_kernelspec(
-    workdir: Path, python: Path, memory_limit: int | None = None, offline: bool = False
+    workdir: Path,
+    python: Path,
+    memory_limit: int | None = None,
+    prefix: tuple[str, ...] = (),
+    capture_key: Path | None = None,
 ) -> Path:
     """A kernelspec naming the env's interpreter by absolute path, with warning capture and
-    the memory limit, if any."""
+    the memory limit, if any, started under `prefix` (the sandbox); the capture reads (and
+    deletes) the key its records carry from `capture_key`."""
     kernels = workdir / "kernels"
     spec_dir = kernels / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     # runpy.run_path runs the capture code in a throwaway namespace: nothing reaches the
     # user's. A statement, not an expression, so IPython keeps the returned globals out of
     # Out/_ (a trailing semicolon does not help: exec_lines are not in the history).
-    loader = f"if __import__('runpy').run_path({str(_CAPTURE_SOURCE)!r}): pass"
+    key = {"KEY_FILE": str(capture_key)} if capture_key is not None else {}
+    loader = f"if __import__('runpy').run_path({str(_CAPTURE_SOURCE)!r}, {key!r}): pass"
     spec = {
         "argv": [
-            *(["unshare", "--net", "--"] if offline else []),
+            *prefix,
             str(python),
             *(
                 ["-m", "ipykernel_launcher"]
@@ -90,6 +100,34 @@ def write_kernelspec(
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
     return kernels
+
+
+def interpreter_paths(python: Path) -> tuple[Path, ...]:
+    """What a kernel needs to read to start `python`: its env's prefix, the base interpreter
+    a venv points at (pyvenv.cfg's home), and nbguard's capture code."""
+    prefix = python.parent.parent
+    paths = [prefix, Path(os.path.realpath(python)).parent.parent, _CAPTURE_SOURCE.parent]
+    try:
+        config = (prefix / "pyvenv.cfg").read_text(encoding="utf-8")
+    except OSError:
+        config = ""
+    for line in config.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "home" and value.strip():
+            paths.append(Path(value.strip()).parent)
+    return tuple(paths)
+
+
+def capture_key(workdir: Path) -> tuple[str, Path]:
+    """A fresh secret for this run's warning records, and the file the capture reads it from
+    (and deletes) at kernel start, before any cell could."""
+    key = secrets.token_hex(16)
+    path = workdir / "capture.key"
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(key)
+    return key, path
 
 
 def kernel_env(
@@ -131,6 +169,13 @@ def transport(stack: contextlib.ExitStack) -> dict[str, str]:
         return {"transport": "tcp"}
     sockets = stack.enter_context(tempfile.TemporaryDirectory(prefix="nbguard-sock-"))
     return {"transport": "ipc", "ip": str(Path(sockets) / "k")}
+
+
+def socket_dirs(connection: dict[str, str]) -> tuple[Path, ...]:
+    """The directory of the kernel's Unix sockets, which a sandbox must leave writable."""
+    if connection.get("transport") != "ipc":
+        return ()
+    return (Path(connection["ip"]).parent,)
 
 
 def kernel_log_cause(path: Path) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
@@ -10,12 +11,24 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from nbguard.execute.launch import env_failed, interpreter_problem, kernel_env, write_kernelspec
+from nbguard.execute.launch import (
+    capture_key,
+    env_failed,
+    interpreter_paths,
+    interpreter_problem,
+    kernel_env,
+    socket_dirs,
+    transport,
+    write_kernelspec,
+)
 from nbguard.execute.options import ExecOptions
 from nbguard.execute.reading import UNREADABLE, read_notebook, unreadable_reason
+from nbguard.execute.sandbox import isolation, private_dirs
 from nbguard.execute.scratch import copy_course, remove_tree
 from nbguard.execute.session import Job, run
 from nbguard.model import Notebook, NotebookRun, RunStatus
+
+_SANDBOXED_PID = 2
 
 
 def execute_notebook(
@@ -64,28 +77,53 @@ def execute_notebook(
     try:
         cwd = scratch.joinpath(*PurePosixPath(notebook.path).parent.parts)
         cwd.mkdir(parents=True, exist_ok=True)  # its folder may be one copy_ignore skips
-        job = Job(
-            nb=nb,
-            env_name=env_name,
-            options=options,
-            python=python,
-            cwd=cwd,
-            kernels_dir=write_kernelspec(workdir, python, options.memory_limit, options.offline),
-            env=kernel_env(course_root, scratch, options, workdir),
-            workdir=workdir,
-        )
-        outcome = asyncio.run(run(job))
+        env = kernel_env(course_root, scratch, options, workdir)
+        with contextlib.ExitStack() as stack:
+            connection = transport(stack)
+            sandbox = isolation(
+                enabled=options.sandbox,
+                offline=options.offline,
+                workdir=workdir,
+                writable=socket_dirs(connection),
+                readable=(*interpreter_paths(python), *map(Path, _path_entries(env))),
+            )
+            if sandbox.sandboxed:
+                env.update(private_dirs(workdir))
+            key, key_file = capture_key(workdir)
+            job = Job(
+                nb=nb,
+                env_name=env_name,
+                options=options,
+                python=python,
+                cwd=cwd,
+                kernels_dir=write_kernelspec(
+                    workdir, python, options.memory_limit, sandbox.prefix, key_file
+                ),
+                env=env,
+                workdir=workdir,
+                connection=connection,
+                capture_key=key,
+            )
+            outcome = asyncio.run(run(job))
     finally:
         remove_tree(scratch)
+    # In the sandbox ipykernel names its temp dir after its pid in the sandbox's namespace:
+    # bubblewrap's init is 1, the command it starts 2.
+    kernel_pid = _SANDBOXED_PID if sandbox.sandboxed else outcome.kernel_pid
     return finish(
         outcome.status,
-        kernel_tmp=_kernel_tmp(job.env, outcome.kernel_pid),
+        kernel_tmp=_kernel_tmp(job.env, kernel_pid),
         cells=outcome.cells,
         error=outcome.error,
         warnings=outcome.warnings,
         reason=outcome.reason,
         later_errors=outcome.later_errors,
+        isolation=sandbox.description,
     )
+
+
+def _path_entries(env: Mapping[str, str]) -> list[str]:
+    return [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry]
 
 
 def _volatile_paths(

@@ -37,8 +37,10 @@ class ExecOptions:
     # The kernel's address-space limit (RLIMIT_AS) in bytes; None = no limit.
     memory_limit: int | None = None
     # No network for the kernel: it starts in a new, empty Linux network namespace (it talks
-    # to nbguard over Unix sockets, which namespaces leave alone).
+    # to nbguard over Unix sockets, which network namespaces leave alone).
     offline: bool = False
+    # Run each kernel in a bubblewrap sandbox where the machine allows it (sandbox.py).
+    sandbox: bool = True
     # Characters of outputs (text, base64) one notebook run keeps; None = no cap.
     max_output: int | None = 10 * 1024**2
 

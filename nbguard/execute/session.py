@@ -12,7 +12,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from nbguard.execute.cells import CappedClient, Outcome, cancel_leftover_tasks, run_cells
 from nbguard.execute.kernels import kill_group, register, unregister, was_killed
-from nbguard.execute.launch import KERNEL_NAME, env_failed, kernel_log_cause, transport
+from nbguard.execute.launch import KERNEL_NAME, env_failed, kernel_log_cause
 from nbguard.execute.options import ExecOptions
 
 
@@ -28,11 +28,12 @@ class Job:
     kernels_dir: Path
     env: dict[str, str]
     workdir: Path
+    connection: dict[str, str]  # launch.transport's choice
+    capture_key: str  # only warning records carrying it are the capture's own
 
 
 async def run(job: Job) -> Outcome:
-    with contextlib.ExitStack() as stack:
-        return await _run_kernel(job, transport(stack))
+    return await _run_kernel(job, job.connection)
 
 
 async def _run_kernel(job: Job, connection: dict[str, str]) -> Outcome:

@@ -97,6 +97,7 @@ def _run(run: NotebookRun) -> dict[str, Any]:
         "reason": run.reason,
         "warnings": [record.to_json() for record in run.warnings],
         "internal_error": run.internal.to_json() if run.internal else None,
+        "isolation": run.isolation,
     }
 
 
