@@ -63,6 +63,8 @@ class Backend(Protocol):
         *,
         prerelease: bool,
         progress: Progress,
+        wheels_only: bool = False,
+        lift: bool = False,
     ) -> EnvInfo: ...
 
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None: ...
@@ -100,9 +102,19 @@ class Machine:
         *,
         prerelease: bool,
         progress: Progress,
+        wheels_only: bool = False,
+        lift: bool = False,
     ) -> EnvInfo:
         return envs.build_variant(
-            name, interpreter, base, pins, self.options, prerelease=prerelease, progress=progress
+            name,
+            interpreter,
+            base,
+            pins,
+            self.options,
+            prerelease=prerelease,
+            progress=progress,
+            wheels_only=wheels_only,
+            lift=lift,
         )
 
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None:

@@ -80,9 +80,12 @@ def materialize(
     cache_dir: Path,
     progress: Progress,
     started: float,
+    *,
+    probe: bool = False,
 ) -> EnvInfo:
     """The venv for a resolved lock: reused when its fingerprint is in the cache, else built
-    under a lock shared with other nbguard processes."""
+    under a lock shared with other nbguard processes (so two threads or processes asking for
+    one env build it once). A `probe` env installs wheels only, without bytecode."""
     fp = cache.fingerprint(interp, lock)
     target = cache.env_dir(cache_dir, fp)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -92,8 +95,9 @@ def materialize(
             progress(f"rebuilding {name}: its cached env is incomplete or damaged")
         progress(f"installing {name} ({len(parse_pins(lock))} packages)")
         with cache.file_lock(target.with_suffix(".lock")):
-            if not cache.is_complete(target, fp):  # another nbguard may have built it meanwhile
-                error = _install(resolver, interp, target, lock, fp, name)
+            reused = cache.is_complete(target, fp)  # another nbguard may have built it meanwhile
+            if not reused:
+                error = _install(resolver, interp, target, lock, fp, name, probe)
                 if error:
                     return failed(name, interp, error, started)
     return EnvInfo(
@@ -108,12 +112,18 @@ def materialize(
 
 
 def _install(
-    resolver: Resolver, interp: Interpreter, target: Path, lock: str, fp: str, name: str
+    resolver: Resolver,
+    interp: Interpreter,
+    target: Path,
+    lock: str,
+    fp: str,
+    name: str,
+    probe: bool = False,
 ) -> str | None:
     """Build the venv; the marker is written last, so a half-built env is never reused."""
     cache.clear(target)
     pending = cache.pending_lock(target, lock)
-    done = resolver.create(interp, target, pending)
+    done = resolver.create(interp, target, pending, probe=probe)
     if not done.ok:
         return f"cannot install env {name!r}: {resolvers.reason(done)}"
     pending.replace(cache.lock_path(target))

@@ -5,10 +5,14 @@ lock or the new one, whole."""
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbguard import proc
+from nbguard.ansi import strip_ansi
+from nbguard.envs.cache import file_lock
 from nbguard.envs.interpreters import Interpreter
 from nbguard.envs.resolvers import Resolver, reason
 from nbguard.errors import ResolutionError
@@ -27,6 +31,8 @@ class Request:
     prerelease: bool = False
     # A previous output: versions the resolver keeps where the requirements still allow them.
     preferred: str = ""
+    wheels_only: bool = False  # never build an sdist: a version without a wheel does not exist
+    lowest: bool = False  # the lowest versions the requirements allow (a lifted lock)
 
 
 def key(*inputs: str) -> str:
@@ -37,10 +43,20 @@ def resolve(request: Request, interp: Interpreter, resolver: Resolver, cache_dir
     """The lock for `request`, from the cache when it may be; raises ResolutionError with the
     resolver's own explanation when it cannot be resolved."""
     cached = cache_dir / "locks" / f"{request.stem}.txt"
-    if not request.upgrade and cached.is_file():
+    if request.upgrade:
+        return _compile(request, interp, resolver, cached)
+    if cached.is_file():
         return cached.read_text(encoding="utf-8")
+    # Two notebooks' probes (threads or processes) asking the same resolves it once.
+    with file_lock(cached.with_suffix(".lock")):
+        if cached.is_file():
+            return cached.read_text(encoding="utf-8")
+        return _compile(request, interp, resolver, cached)
+
+
+def _compile(request: Request, interp: Interpreter, resolver: Resolver, cached: Path) -> str:
     cached.parent.mkdir(parents=True, exist_ok=True)
-    infile = cached.with_suffix(".in")
+    infile = cached.with_name(f"{request.stem}.{time.monotonic_ns()}.in")
     infile.write_text(request.text, encoding="utf-8")
     outfile = cached.with_name(f"{request.stem}.{time.monotonic_ns()}.tmp")
     if request.preferred:
@@ -48,13 +64,40 @@ def resolve(request: Request, interp: Interpreter, resolver: Resolver, cache_dir
         # they still fit (without --upgrade): that file is how preferences reach the resolver.
         outfile.write_text(request.preferred, encoding="utf-8")
     done = resolver.compile(
-        interp, infile, outfile, upgrade=request.upgrade, prerelease=request.prerelease
+        interp,
+        infile,
+        outfile,
+        upgrade=request.upgrade,
+        prerelease=request.prerelease,
+        wheels_only=request.wheels_only,
+        lowest=request.lowest,
     )
+    infile.replace(cached.with_suffix(".in"))
     if not done.ok or not outfile.is_file():
         outfile.unlink(missing_ok=True)
         raise ResolutionError(
             f"cannot resolve {request.what} for Python {interp.version} ({resolver.name}): "
-            f"{reason(done)}"
+            f"{_why(done, interp) if request.wheels_only else reason(done)}"
         )
     outfile.replace(cached)  # atomic: a concurrent run reads the old or the new lock, whole
     return cached.read_text(encoding="utf-8")
+
+
+# uv: "numpy==1.21.2 has no usable wheels", "… has no wheels with a matching Python ABI tag";
+# pip: "No matching distribution found for numpy==1.21.2".
+_NO_WHEEL = re.compile(
+    r"(?:([A-Za-z0-9][\w.-]*)==([\w.+!-]+) has no (?:usable )?wheels"
+    r"|No matching distribution found for ([A-Za-z0-9][\w.-]*)==([\w.+!-]+))"
+)
+
+
+def _why(done: proc.Completed, interp: Interpreter) -> str:
+    """A wheels-only resolution's failure in one line: the versions with no wheel for the
+    interpreter, when the resolver names them; its own last words otherwise."""
+    text = strip_ansi(done.last_lines(40))
+    missing = dict.fromkeys(f"{m[1] or m[3]} {m[2] or m[4]}" for m in _NO_WHEEL.finditer(text))
+    if not missing:
+        return reason(done)
+    python = ".".join(interp.version.split(".")[:2])
+    have = "has" if len(missing) == 1 else "have"
+    return f"{', '.join(missing)} {have} no wheel for Python {python}"

@@ -69,14 +69,27 @@ class Resolver(Protocol):
     name: str
 
     def compile(
-        self, interp: Interpreter, infile: Path, outfile: Path, *, upgrade: bool, prerelease: bool
+        self,
+        interp: Interpreter,
+        infile: Path,
+        outfile: Path,
+        *,
+        upgrade: bool,
+        prerelease: bool,
+        wheels_only: bool = False,
+        lowest: bool = False,
     ) -> proc.Completed:
         """Resolve `infile` for `interp` into `outfile`; the pins already in `outfile` (a
-        previous output) are kept where they still fit, unless `upgrade`."""
+        previous output) are kept where they still fit, unless `upgrade`. `wheels_only`: a
+        version with no wheel for `interp` does not exist (never an sdist build); `lowest`:
+        the lowest versions the requirements allow (where the resolver can)."""
         ...
 
-    def create(self, interp: Interpreter, target: Path, lock: Path) -> proc.Completed:
-        """A venv of `interp` at `target` (absent before) holding exactly `lock`."""
+    def create(
+        self, interp: Interpreter, target: Path, lock: Path, *, probe: bool = False
+    ) -> proc.Completed:
+        """A venv of `interp` at `target` (absent before) holding exactly `lock`. A `probe`
+        env (blame's, used by a few notebooks) installs wheels only and compiles no bytecode."""
         ...
 
     def install_into(self, python: Path, project: Path, target: Path) -> proc.Completed:
@@ -120,16 +133,32 @@ class _Uv:
         return [*self.sources.args(), *refresh]
 
     def compile(
-        self, interp: Interpreter, infile: Path, outfile: Path, *, upgrade: bool, prerelease: bool
+        self,
+        interp: Interpreter,
+        infile: Path,
+        outfile: Path,
+        *,
+        upgrade: bool,
+        prerelease: bool,
+        wheels_only: bool = False,
+        lowest: bool = False,
     ) -> proc.Completed:
         argv: list[str | Path] = [self.uv, "pip", "compile", infile, "--output-file", outfile]
         argv += ["--quiet", "--no-header", "--no-annotate", "--python", interp.executable]
         argv += ["--prerelease", "allow" if prerelease else "if-necessary-or-explicit"]
         if upgrade:
             argv.append("--upgrade")
+        if wheels_only:
+            argv.append("--no-build")
+        if lowest:
+            # Every package is a direct requirement of a lifted lock: its lowest fitting
+            # version; what the bumps newly need comes at its newest, as usual.
+            argv += ["--resolution", "lowest-direct"]
         return proc.run([*argv, *self._args()], env=_quiet_uv())
 
-    def create(self, interp: Interpreter, target: Path, lock: Path) -> proc.Completed:
+    def create(
+        self, interp: Interpreter, target: Path, lock: Path, *, probe: bool = False
+    ) -> proc.Completed:
         done = proc.run(
             [self.uv, "venv", "--quiet", "--python", interp.executable, target], env=_quiet_uv()
         )
@@ -137,9 +166,14 @@ class _Uv:
             return done
         argv: list[str | Path] = [self.uv, "pip", "sync", lock, "--quiet"]
         argv += ["--python", target / "bin" / "python"]
-        # Kernels import the env's packages every run; without .pyc (uv writes none by
-        # default, and PYTHONDONTWRITEBYTECODE is common) each import recompiles them.
-        argv.append("--compile-bytecode")
+        if probe:
+            # A probe env serves one to three notebooks: compiling its bytecode (~20 s for
+            # the scientific stack) costs more than the few imports it would speed up.
+            argv.append("--no-build")
+        else:
+            # Kernels import the env's packages every run; without .pyc (uv writes none by
+            # default, and PYTHONDONTWRITEBYTECODE is common) each import recompiles them.
+            argv.append("--compile-bytecode")
         # Copies, not hard links into uv's cache: a notebook (or a disk) that damages a file
         # of the env would otherwise damage the cache, and every env rebuilt from it.
         argv += ["--link-mode", "copy"]
@@ -203,13 +237,24 @@ class _PipTools:
         return tools
 
     def compile(
-        self, interp: Interpreter, infile: Path, outfile: Path, *, upgrade: bool, prerelease: bool
+        self,
+        interp: Interpreter,
+        infile: Path,
+        outfile: Path,
+        *,
+        upgrade: bool,
+        prerelease: bool,
+        wheels_only: bool = False,
+        lowest: bool = False,
     ) -> proc.Completed:
+        # pip-compile has no lowest resolution: a lifted lock takes the newest fitting
+        # versions there (installable still, only not the nearest).
         argv: list[str | Path] = [self._tools(interp) / "bin" / "pip-compile", "--quiet"]
         argv += ["--no-header"]
         argv += ["--no-annotate", "--strip-extras", "--output-file", outfile]
         argv += ["--upgrade"] if upgrade else []
         argv += ["--pre"] if prerelease else []
+        argv += ["--pip-args", "--only-binary=:all:"] if wheels_only else []
         argv += [*self.sources.args(), infile]
         preferred = outfile.read_text(encoding="utf-8") if outfile.is_file() else ""
         done = proc.run(argv)
@@ -221,12 +266,15 @@ class _PipTools:
             done = proc.run(argv)
         return done
 
-    def create(self, interp: Interpreter, target: Path, lock: Path) -> proc.Completed:
+    def create(
+        self, interp: Interpreter, target: Path, lock: Path, *, probe: bool = False
+    ) -> proc.Completed:
         done = proc.run([interp.executable, "-m", "venv", target])
         if not done.ok:
             return done
         pip: list[str | Path] = [target / "bin" / "python", "-m", "pip", "install", "--quiet"]
         pip.append("--no-deps")
+        pip += ["--only-binary=:all:", "--no-compile"] if probe else []
         return proc.run([*pip, "-r", lock, *self.sources.args()])
 
     def install_into(self, python: Path, project: Path, target: Path) -> proc.Completed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 
 from nbguard.envs import cache, lockfiles, resolvers
 from nbguard.envs.builds import Progress, failed, materialize
@@ -30,24 +31,38 @@ def build_variant(
     *,
     prerelease: bool = False,
     progress: Progress = lambda _: None,
+    wheels_only: bool = False,
+    lift: bool = False,
 ) -> EnvInfo:
     """`base`'s packages on `interp`, with `pins` (name → version) installed exactly and every
     other package kept at base's version where the pins allow it: the resolver gets base's
     lock as its previous output (preferences, no upgrade), so a dependent package moves only
     when it must (reverting wobble to 1.0 takes gadget back to 1.0 only if gadget 2.0 needs
     wobble>=2). Cached by fingerprint like `build`'s envs (the same pins are the same env); a
-    resolution or install that fails comes back as an EnvInfo with `error`."""
+    resolution or install that fails comes back as an EnvInfo with `error`.
+
+    `lift`: base's packages at the lowest versions ≥ base's that install on `interp` (base's
+    lock lifted to another Python with the smallest bumps). `wheels_only`: a version with no
+    wheel for `interp` makes the resolution fail in seconds, naming it, instead of a build.
+    Either makes a probe env: no bytecode compiled."""
     started = time.monotonic()
     resolver = resolvers.for_options(options)
     wanted = {canonical(package): version for package, version in pins.items()}
     shown = ", ".join(f"{package}=={version}" for package, version in sorted(wanted.items()))
     progress(f"resolving {name} ({resolver.name}, Python {interp.version}: {shown or 'as is'})")
-    request = _variant_request(name, interp, base, wanted, prerelease, resolver, options)
+    probe = wheels_only or lift
+    request = _variant_request(name, interp, base, wanted, prerelease, resolver, options, lift)
+    if probe:
+        # A wheels-only resolution may pick other versions: its own lock.
+        stem = lockfiles.key(request.stem, "wheels-only")
+        request = replace(request, stem=f"variant-{stem}", wheels_only=True, lowest=lift)
     try:
         lock = lockfiles.resolve(request, interp, resolver, options.cache_dir)
     except ResolutionError as exc:
         return failed(name, interp, str(exc), started)
-    return materialize(name, interp, lock, resolver, options.cache_dir, progress, started)
+    return materialize(
+        name, interp, lock, resolver, options.cache_dir, progress, started, probe=probe
+    )
 
 
 def _variant_request(
@@ -58,6 +73,7 @@ def _variant_request(
     prerelease: bool,
     resolver: Resolver,
     options: BuildOptions,
+    lift: bool = False,
 ) -> lockfiles.Request:
     """Every package of base by name (so nothing base has disappears unless the pins force
     it), the pins exactly, base's other lock lines (URL and editable requirements) as they
@@ -69,16 +85,20 @@ def _variant_request(
     others = [line for line in _base_requirements(base) if not PIN.match(line)]
     others = [line for line in others if line_name(line) not in pins]
     names = sorted(set(base.packages) | set(pins))
-    lines = [f"{n}=={pins[n]}" if n in pins else n for n in names]
+    floor = ">=" if lift else ""
+    lines = [
+        f"{n}=={pins[n]}" if n in pins else f"{n}{floor}{base.packages[n]}" if floor else n
+        for n in names
+    ]
     kernel = [r for r in KERNEL_REQUIREMENTS if canonical(r) not in names]
     text = "\n".join([*lines, *others, *kernel, ""])
     preferred = "".join(
         f"{package}=={version}\n"
         for package, version in sorted(base.packages.items())
-        if package not in pins
+        if package not in pins and not lift
     )
     inputs = [text, preferred, interp.version, interp.platform, resolver.name]
-    inputs += [repr(options.sources), f"prerelease={prerelease}"]
+    inputs += [repr(options.sources), f"prerelease={prerelease}", f"lift={lift}"]
     return lockfiles.Request(
         what=name,
         stem=f"variant-{lockfiles.key(*inputs)}",

@@ -75,6 +75,8 @@ class FakeBackend:
         *,
         prerelease: bool,
         progress: Callable[[str], None],
+        wheels_only: bool = False,
+        lift: bool = False,
     ) -> EnvInfo:
         return EnvInfo(name, PYTHON, {}, None, error="the fake backend builds no probe envs")
 

@@ -3,6 +3,7 @@ parts of nbguard.envs, and resolving into a cached lock with a fake resolver; no
 
 from __future__ import annotations
 
+import threading
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -294,10 +295,20 @@ class FakeResolver:
     error: str | None = None
     name: str = "fake"
     asked: list[tuple[str, str]] = field(default_factory=list)
+    wheels_only: list[bool] = field(default_factory=list)
 
     def compile(
-        self, interp: Interpreter, infile: Path, outfile: Path, *, upgrade: bool, prerelease: bool
+        self,
+        interp: Interpreter,
+        infile: Path,
+        outfile: Path,
+        *,
+        upgrade: bool,
+        prerelease: bool,
+        wheels_only: bool = False,
+        lowest: bool = False,
     ) -> proc.Completed:
+        self.wheels_only.append(wheels_only)
         previous = outfile.read_text() if outfile.is_file() else ""
         self.asked.append((infile.read_text(), previous))
         if self.error is not None:
@@ -305,7 +316,9 @@ class FakeResolver:
         outfile.write_text(self.lock)
         return proc.Completed(("fake",), 0, "", "")
 
-    def create(self, interp: Interpreter, target: Path, lock: Path) -> proc.Completed:
+    def create(
+        self, interp: Interpreter, target: Path, lock: Path, *, probe: bool = False
+    ) -> proc.Completed:
         raise AssertionError("resolving builds no env")
 
     def install_into(self, python: Path, project: Path, target: Path) -> proc.Completed:
@@ -352,8 +365,43 @@ def test_a_request_that_cannot_be_resolved_says_what_the_resolver_said(tmp_path:
     assert str(failure.value) == (
         "cannot resolve env 'x' for Python 3.11.7 (fake): error: no version of wobble matches >=9"
     )
-    # Nothing half-written is left for the next run to take as a lock.
-    assert [p.suffix for p in (tmp_path / "locks").iterdir()] == [".in"]
+    # Nothing half-written is left for the next run to take as a lock (the file lock aside).
+    left = [p.suffix for p in (tmp_path / "locks").iterdir() if p.suffix != ".lock"]
+    assert left == [".in"]
+
+
+def test_a_version_with_no_wheel_is_one_line_not_a_build_log(tmp_path: Path) -> None:
+    """A probe resolves wheels only: uv's no-solution story becomes what a user acts on."""
+    said = (
+        "No solution found when resolving dependencies:\n  cause: Because numpy==1.21.2 has "
+        "no usable wheels and you require numpy==1.21.2, we can conclude that your "
+        "requirements are unsatisfiable.\n\nhint: Wheels are required for `numpy` because "
+        "building from source is disabled"
+    )
+    resolver = FakeResolver(error=said)
+    py312 = Interpreter(Path("/usr/bin/python3.12"), "3.12.1", "CPython", "Linux-x86_64")
+    wheels_only = lockfiles.Request("env 'p'", "stem", "numpy==1.21.2\n", wheels_only=True)
+    with pytest.raises(ResolutionError) as failure:
+        lockfiles.resolve(wheels_only, py312, resolver, tmp_path)
+
+    assert str(failure.value) == (
+        "cannot resolve env 'p' for Python 3.12.1 (fake): numpy 1.21.2 has no wheel for Python 3.12"
+    )
+    assert resolver.wheels_only == [True]
+
+
+def test_two_threads_asking_for_one_lock_resolve_it_once(tmp_path: Path) -> None:
+    resolver = FakeResolver()
+    threads = [
+        threading.Thread(target=lockfiles.resolve, args=(request(), PY311, resolver, tmp_path))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(resolver.asked) == 1
 
 
 def test_the_public_surface_is_what_all_says() -> None:
