@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 
 from nbguard.model import CellError, WarningRecord
 
-__all__ = ["first_sentence", "fix_hint", "foreshadowing"]
+__all__ = ["first_sentence", "fix_hint", "folded", "foreshadowing"]
 
 _MAX_HINT = 120
 _MAX_SENTENCE = 160
@@ -100,6 +100,15 @@ def first_sentence(text: str) -> str:
     if len(sentence) > _MAX_SENTENCE:
         sentence = sentence[: _MAX_SENTENCE - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
     return sentence
+
+
+def folded(items: Sequence[str], noun: str = "pins", keep: int = 3) -> str:
+    """A list as one line of a reason: the first `keep`, then how many more ("numpy 1.21.2,
+    scipy 1.7.1, pandas 1.3.2 and 41 more pins"); "nothing" when empty."""
+    if len(items) <= keep + 1:  # "and 1 more pin" is no shorter than the pin itself
+        return ", ".join(items) or "nothing"
+    rest = len(items) - keep
+    return f"{', '.join(items[:keep])} and {rest} more {noun}"
 
 
 # A reST literal block (`source::` then indented lines): a code sample, never a hint's text.

@@ -423,6 +423,18 @@ def test_a_repr_naming_its_module_beats_where_the_value_was_computed(
     )
 
 
+def test_a_reason_quoting_a_multi_line_message_is_one_line(tmp_path: Path) -> None:
+    before = fake_env(tmp_path, "locked", "3.11.7", BEFORE)
+    after = fake_env(tmp_path, "upcoming", "3.12.4", AFTER)
+    message = "No module named 'distutils'.\n\nDistutils was removed in Python 3.12;\nsee PEP 632."
+    error = CellError(0, "ModuleNotFoundError", message)
+
+    culprit = blame("broken", ran("locked"), failed("upcoming", error), (before, after))
+
+    assert culprit is not None
+    assert culprit.reason == "python: ModuleNotFoundError: No module named 'distutils'."
+
+
 # --- evidence in warnings and cells -------------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nbguard import compare
-from nbguard.blame.hints import first_sentence, fix_hint, foreshadowing
+from nbguard.blame.hints import first_sentence, fix_hint, folded, foreshadowing
 from nbguard.judge import judge
 from nbguard.model import CellError, CellResult, EnvInfo, Notebook, NotebookRun, WarningRecord
 
@@ -439,6 +439,14 @@ def test_first_sentence_stays_short() -> None:
     shortened = first_sentence("word " * 100)
 
     assert len(shortened) <= 160 and shortened.endswith("…") and "\n" not in shortened
+
+
+def test_a_long_pin_list_is_folded_to_one_line() -> None:
+    pins = [f"package{n} 1.{n}" for n in range(44)]
+
+    assert folded(pins) == "package0 1.0, package1 1.1, package2 1.2 and 41 more pins"
+    assert folded(pins[:4]) == "package0 1.0, package1 1.1, package2 1.2, package3 1.3"
+    assert folded([]) == "nothing"
 
 
 # -- hints on a notebook's verdict -----------------------------------------------------------
