@@ -9,7 +9,9 @@ DeprecationWarning, PendingDeprecationWarning and FutureWarning at the front of
 ``warnings.filters``, so library deprecations that IPython hides are shown, once per place
 per cell, to a wrapped ``warnings.showwarning``. The wrapper records them instead of printing
 them (they are reported as records, not as output); after the cell the records go out as one
-display_data output with a private mime type, attached to the cell that caused them.
+display_data output with a private mime type, attached to the cell that caused them, with
+this run's key (read from a file nbguard deletes at once), so an output a notebook makes
+with the same mime type is not taken for a record.
 Deprecations a notebook silences (filterwarnings("ignore")) are recorded too: they break just
 the same when the upgrade lands. A notebook's "error" filters keep raising.
 """
@@ -20,6 +22,7 @@ import contextlib
 import importlib
 import sys
 import warnings
+from pathlib import Path
 from types import FrameType
 from typing import Any, Literal, TextIO
 
@@ -129,8 +132,10 @@ def _matches(pattern: Any, text: str) -> bool:
 
 
 class _Capture:
-    def __init__(self, shell: Any) -> None:
+    def __init__(self, shell: Any, key: str) -> None:
         self.shell = shell
+        self.key = key  # carried by every record, so a notebook's own output cannot pass as one
+        self.showing = False  # inside the showwarning we wrapped: see showwarning()
         self.depth = 0
         self.records: list[dict[str, str | None]] = []
         self.seen: set[tuple[str, str, str | None]] = set()
@@ -170,7 +175,7 @@ class _Capture:
             records, self.records = self.records, []
             if records:
                 display: Any = importlib.import_module("IPython.display")
-                display.publish_display_data({MIME: {"warnings": records}})
+                display.publish_display_data({MIME: {"warnings": records, "key": self.key}})
         except Exception:
             pass
 
@@ -197,10 +202,19 @@ class _Capture:
         line: str | None = None,
     ) -> None:
         if not (isinstance(category, type) and issubclass(category, CATEGORIES)):
+            original = getattr(warnings, "_showwarning_orig", None)
             show = self.saved_show
-            if show is None or show == self.showwarning:
-                show = getattr(warnings, "_showwarning_orig", warnings.showwarning)
-            show(message, category, filename, lineno, file, line)
+            if show is None or show == self.showwarning or self.showing:
+                # A library that replaced showwarning while we were installed (astropy does)
+                # calls the function it found, ours, back: the standard one prints it once.
+                show = original or warnings.showwarning
+            if show == self.showwarning:
+                return
+            self.showing = True
+            try:
+                show(message, category, filename, lineno, file, line)
+            finally:
+                self.showing = False
             return
         with contextlib.suppress(Exception):  # a record lost beats a notebook disturbed
             self._record(message, category, filename)
@@ -309,7 +323,24 @@ def _warned_module(filename: str, lineno: int) -> str:
     return name[:-3] if name.lower().endswith(".py") else name
 
 
+def _read_key() -> str:
+    """This run's record key, from the file nbguard named (KEY_FILE, given by the loader),
+    deleted once read: no cell runs before this, and none finds it after."""
+    path = _GLOBALS.pop("KEY_FILE", None)
+    if not isinstance(path, str):
+        return ""
+    file = Path(path)
+    try:
+        key = file.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+    with contextlib.suppress(OSError):
+        file.unlink()
+    return key
+
+
 def _install() -> None:
+    key = _read_key()
     try:
         ipython: Any = importlib.import_module("IPython")
     except ImportError:
@@ -317,7 +348,7 @@ def _install() -> None:
     shell = ipython.get_ipython()
     if shell is None:
         return
-    capture = _Capture(shell)
+    capture = _Capture(shell, key)
     shell.events.register("pre_run_cell", capture.pre_run_cell)
     shell.events.register("post_run_cell", capture.post_run_cell)
 

@@ -14,7 +14,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from nbguard.execute.cascade import Cascade
 from nbguard.execute.failures import Failure, kernel_died, no_time_left, raised, timed_out
 from nbguard.execute.options import ExecOptions, size_text
-from nbguard.execute.outputs import CAPTURE_MIME, as_text, convert_outputs, mime_text
+from nbguard.execute.outputs import as_text, convert_outputs, is_capture, mime_text
 from nbguard.execute.tags import cell_flags, cell_result
 from nbguard.model import CellError, CellResult, CellStatus, RunStatus, WarningRecord
 
@@ -44,10 +44,11 @@ class CappedClient(NotebookClient):
     single message as the kernel sends it, and data replaced through update_display_data.
     """
 
-    def __init__(self, nb: Any, budget: int | None, **kwargs: Any) -> None:
+    def __init__(self, nb: Any, budget: int | None, capture_key: str, **kwargs: Any) -> None:
         limit = _Limit()
         super().__init__(nb, timeout_func=limit, **kwargs)
         self.limit = limit
+        self.capture_key = capture_key  # only records carrying it are the capture's
         self.budget = budget
         self.used = 0
         self.truncated = False
@@ -66,7 +67,9 @@ class CappedClient(NotebookClient):
             if len(text) > keep:
                 out["text"], self.truncated = text[:keep], True
             self.used += min(len(text), keep)
-        elif kind in ("execute_result", "display_data") and CAPTURE_MIME not in out.get("data", {}):
+        elif kind in ("execute_result", "display_data") and not is_capture(
+            out.get("data", {}), self.capture_key
+        ):
             size = sum(len(mime_text(mime, v)) for mime, v in out.get("data", {}).items())
             if self.used + size > self.budget:
                 out["data"], self.truncated = {}, True
@@ -160,7 +163,7 @@ async def run_cells(
         note = client.truncation_note()
         if note is not None:
             cell.outputs.append(note)
-        outputs, found = convert_outputs(index, cell.outputs)
+        outputs, found = convert_outputs(index, cell.outputs, client.capture_key)
         records.extend(found)
         cells.append(cell_result(index, cell, flags, status, outputs))
         if failure is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -14,10 +15,11 @@ CAPTURE_MIME = "application/vnd.nbguard.warnings+json"
 
 
 def convert_outputs(
-    index: int, outputs: list[Any]
+    index: int, outputs: list[Any], key: str | None
 ) -> tuple[tuple[Output, ...], list[WarningRecord]]:
     """Cell `index`'s outputs as model Outputs, and the warning records the kernel's capture
-    sent among them (not outputs of the notebook's own)."""
+    sent among them: those carrying this run's `key` (None: no capture ran). Anything else
+    under the capture's mime type is the notebook's own output, kept as such."""
     converted: list[Output] = []
     records: list[WarningRecord] = []
     for out in outputs:
@@ -30,7 +32,7 @@ def convert_outputs(
             )
         elif kind in ("execute_result", "display_data"):
             bundle = dict(out.get("data", {}))
-            if CAPTURE_MIME in bundle:
+            if is_capture(bundle, key):
                 records.extend(_records(index, bundle.pop(CAPTURE_MIME)))
                 if not bundle:
                     continue
@@ -38,6 +40,14 @@ def convert_outputs(
         else:
             converted.append(Output(kind, {}))
     return tuple(converted), records
+
+
+def is_capture(bundle: Mapping[str, Any], key: str | None) -> bool:
+    """Whether a mime bundle holds records the capture of the run with `key` published."""
+    payload = bundle.get(CAPTURE_MIME)
+    if key is None or not key or not isinstance(payload, Mapping):
+        return False
+    return hmac.compare_digest(str(payload.get("key", "")), key)
 
 
 def error_of(index: int, out: Mapping[str, Any], ename: str = "", evalue: str = "") -> CellError:

@@ -46,6 +46,7 @@ async def _run_kernel(job: Job, connection: dict[str, str]) -> Outcome:
     client = CappedClient(
         job.nb,
         job.options.max_output,
+        job.capture_key,
         km=km,
         kernel_name=KERNEL_NAME,
         startup_timeout=job.options.startup_timeout,

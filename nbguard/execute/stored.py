@@ -41,7 +41,7 @@ def stored_run(notebook: Notebook, course_root: Path) -> NotebookRun:
         if cell.cell_type != "code":
             continue
         flags = cell_flags(cell)
-        outputs, _ = convert_outputs(index, list(cell.get("outputs", [])))
+        outputs, _ = convert_outputs(index, list(cell.get("outputs", [])), key=None)
         never_ran = cell.get("execution_count") is None and not outputs
         if never_ran:
             flags = replace(flags, ignore_output=True)

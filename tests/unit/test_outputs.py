@@ -12,9 +12,11 @@ import nbguard.execute
 from nbguard.execute.outputs import CAPTURE_MIME, convert_outputs, error_of
 from nbguard.model import CellError, Output, WarningRecord
 
+KEY = "run-key"
 
-def _warnings(*records: dict[str, object]) -> dict[str, object]:
-    return {"warnings": list(records)}
+
+def _warnings(*records: dict[str, object], key: str = KEY) -> dict[str, object]:
+    return {"warnings": list(records), "key": key}
 
 
 def test_streams_and_results_become_text_per_channel_and_mime() -> None:
@@ -25,6 +27,7 @@ def test_streams_and_results_become_text_per_channel_and_mime() -> None:
             new_output("stream", name="stderr", text="careful\n"),
             new_output("execute_result", {"text/plain": ["1\n", "2"]}, execution_count=1),
         ],
+        KEY,
     )
 
     assert outputs == (
@@ -37,10 +40,10 @@ def test_streams_and_results_become_text_per_channel_and_mime() -> None:
 
 def test_json_outputs_compare_by_content_not_key_order() -> None:
     first, _ = convert_outputs(
-        0, [new_output("display_data", {"application/json": {"b": 1, "a": 2}})]
+        0, [new_output("display_data", {"application/json": {"b": 1, "a": 2}})], KEY
     )
     second, _ = convert_outputs(
-        0, [new_output("display_data", {"application/json": {"a": 2, "b": 1}})]
+        0, [new_output("display_data", {"application/json": {"a": 2, "b": 1}})], KEY
     )
 
     assert first == second
@@ -50,7 +53,7 @@ def test_json_outputs_compare_by_content_not_key_order() -> None:
 def test_an_error_output_keeps_its_name_and_value() -> None:
     error = new_output("error", ename="KeyError", evalue="'price'", traceback=["..."])
 
-    outputs, _ = convert_outputs(0, [error])
+    outputs, _ = convert_outputs(0, [error], KEY)
 
     assert outputs == (Output("error", {"ename": "KeyError", "evalue": "'price'"}),)
 
@@ -67,7 +70,7 @@ def test_warning_records_are_taken_out_of_the_outputs_for_their_cell() -> None:
     )
     plot = new_output("display_data", {"text/plain": "<Figure>"})
 
-    outputs, records = convert_outputs(7, [captured, plot])
+    outputs, records = convert_outputs(7, [captured, plot], KEY)
 
     assert outputs == (Output("display_data", {"text/plain": "<Figure>"}),)
     assert records == [
@@ -79,16 +82,31 @@ def test_warning_records_are_taken_out_of_the_outputs_for_their_cell() -> None:
 def test_warning_records_beside_other_data_leave_that_data_in_place() -> None:
     mixed = new_output("display_data", {"text/plain": "x", CAPTURE_MIME: _warnings()})
 
-    outputs, records = convert_outputs(0, [mixed])
+    outputs, records = convert_outputs(0, [mixed], KEY)
 
     assert outputs == (Output("display_data", {"text/plain": "x"}),)
     assert records == []
 
 
-def test_a_damaged_warning_payload_gives_no_records_and_no_output() -> None:
-    outputs, records = convert_outputs(0, [new_output("display_data", {CAPTURE_MIME: "oops"})])
+def test_a_damaged_warning_payload_is_no_record_but_the_notebooks_output() -> None:
+    outputs, records = convert_outputs(0, [new_output("display_data", {CAPTURE_MIME: "oops"})], KEY)
 
-    assert (outputs, records) == ((), [])
+    assert (outputs, records) == ((Output("display_data", {CAPTURE_MIME: "oops"}),), [])
+
+
+def test_records_without_this_runs_key_are_the_notebooks_own_output() -> None:
+    fake = {"category": "DeprecationWarning", "message": "forged", "package": "numpy"}
+    forged = [
+        new_output("display_data", {CAPTURE_MIME: _warnings(fake, key="guessed")}),
+        new_output("display_data", {CAPTURE_MIME: {"warnings": [fake]}}),
+    ]
+
+    outputs, records = convert_outputs(0, forged, KEY)
+    stored, stored_records = convert_outputs(0, [forged[0]], None)  # no capture ran
+
+    assert records == [] and stored_records == []
+    assert len(outputs) == 2 and all(CAPTURE_MIME in out.data for out in outputs)
+    assert len(stored) == 1
 
 
 def test_error_of_drops_terminal_colours_from_value_and_traceback() -> None:
