@@ -52,15 +52,12 @@ def kernel_options(
 
 
 def own_pip_target(options: execute.ExecOptions, workdir: Path) -> execute.ExecOptions:
-    """A notebook's `%pip install` / `!pip install` goes to a folder of its own run (PIP_TARGET,
-    first on its kernel's path), so it sees what it installed and the cached env that other
-    notebooks share never changes."""
-    target = workdir.resolve() / "pip-target"
-    return replace(
-        options,
-        kernel_env={**options.kernel_env, "PIP_TARGET": str(target)},
-        python_path=(target, *options.python_path),
-    )
+    """A notebook's `%pip install` / `!pip install` behaves as for a student: what the env has
+    is already satisfied, what is missing goes to a layer of this run's own over the cached
+    env (under `workdir`, made by execute), importable at once; the env, which other
+    notebooks share, never changes."""
+    del workdir  # the run's workdir, where execute makes the layer
+    return replace(options, pip_overlay=True)
 
 
 def compare_options(config: Config) -> compare.CompareOptions:

@@ -7,6 +7,8 @@ The modules, in the order a notebook meets them:
 - ``reading``: reading the notebook file, and the reason a damaged one gets
 - ``scratch``: the copy of the course a notebook runs in, so the course is only read
 - ``launch``: the kernelspec, environment and transport a kernel starts with
+- ``sandbox``: the bubblewrap sandbox a kernel runs in, or why not on this machine
+- ``overlay``: the run's own layer over the env, where a notebook's pip installs go
 - ``session``: one kernel's life: started, handed to the cell loop, always stopped
 - ``kernels``: the kernels running now, so an interrupted run can kill them all
 - ``cells``: the cell loop, and the nbclient client that caps outputs
@@ -24,6 +26,7 @@ from nbguard.execute.kernels import kill_all_kernels
 from nbguard.execute.notebook import execute_notebook
 from nbguard.execute.options import ExecOptions
 from nbguard.execute.outputs import CAPTURE_MIME
+from nbguard.execute.sandbox import note as sandbox_note
 from nbguard.execute.scratch import copy_course
 from nbguard.execute.stored import STORED, stored_run
 
@@ -34,5 +37,6 @@ __all__ = [
     "copy_course",
     "execute_notebook",
     "kill_all_kernels",
+    "sandbox_note",
     "stored_run",
 ]

@@ -22,6 +22,7 @@ from nbguard.execute.launch import (
     write_kernelspec,
 )
 from nbguard.execute.options import ExecOptions
+from nbguard.execute.overlay import make_overlay
 from nbguard.execute.reading import UNREADABLE, read_notebook, unreadable_reason
 from nbguard.execute.sandbox import isolation, private_dirs
 from nbguard.execute.scratch import copy_course, remove_tree
@@ -78,6 +79,7 @@ def execute_notebook(
         cwd = scratch.joinpath(*PurePosixPath(notebook.path).parent.parts)
         cwd.mkdir(parents=True, exist_ok=True)  # its folder may be one copy_ignore skips
         env = kernel_env(course_root, scratch, options, workdir)
+        kernel_python = _pip_layer(python, workdir, env) if options.pip_overlay else python
         with contextlib.ExitStack() as stack:
             connection = transport(stack)
             sandbox = isolation(
@@ -85,7 +87,11 @@ def execute_notebook(
                 offline=options.offline,
                 workdir=workdir,
                 writable=socket_dirs(connection),
-                readable=(*interpreter_paths(python), *map(Path, _path_entries(env))),
+                readable=(
+                    *interpreter_paths(python),
+                    *interpreter_paths(kernel_python),
+                    *map(Path, _path_entries(env)),
+                ),
             )
             if sandbox.sandboxed:
                 env.update(private_dirs(workdir))
@@ -97,7 +103,7 @@ def execute_notebook(
                 python=python,
                 cwd=cwd,
                 kernels_dir=write_kernelspec(
-                    workdir, python, options.memory_limit, sandbox.prefix, key_file
+                    workdir, kernel_python, options.memory_limit, sandbox.prefix, key_file
                 ),
                 env=env,
                 workdir=workdir,
@@ -120,6 +126,20 @@ def execute_notebook(
         later_errors=outcome.later_errors,
         isolation=sandbox.description,
     )
+
+
+def _pip_layer(python: Path, workdir: Path, env: dict[str, str]) -> Path:
+    """The interpreter of the run's pip overlay, its bin first on PATH; where the env has no
+    site-packages to layer over, `python` with pip pointed at a folder of the run's own."""
+    overlay = make_overlay(python, workdir / "pip-overlay")
+    if overlay is None:
+        target = workdir / "pip-target"
+        env["PIP_TARGET"] = str(target)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), env.get("PYTHONPATH")]))
+        return python
+    env["PATH"] = os.pathsep.join(filter(None, [str(overlay.parent), env.get("PATH")]))
+    env["VIRTUAL_ENV"] = str(overlay.parent.parent)
+    return overlay
 
 
 def _path_entries(env: Mapping[str, str]) -> list[str]:

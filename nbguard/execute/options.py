@@ -39,6 +39,8 @@ class ExecOptions:
     # No network for the kernel: it starts in a new, empty Linux network namespace (it talks
     # to nbguard over Unix sockets, which network namespaces leave alone).
     offline: bool = False
+    # `%pip install` / `!pip install` go to a layer of the run's own over the env (overlay.py).
+    pip_overlay: bool = False
     # Run each kernel in a bubblewrap sandbox where the machine allows it (sandbox.py).
     sandbox: bool = True
     # Characters of outputs (text, base64) one notebook run keeps; None = no cap.

@@ -19,9 +19,10 @@ from tests.support.procs import live_kernels
 NOTEBOOKS = 20
 
 
-def _kernel_processes() -> set[int]:
-    """PIDs of this user's live ipykernel_launcher processes (Linux /proc)."""
-    return live_kernels(marker="ipykernel_launcher")
+def _kernel_processes(tmp_path: Path) -> set[int]:
+    """PIDs of this test's live kernel processes (Linux /proc): their command line names a
+    connection file under its tmp_path (another test run's kernels are not its business)."""
+    return live_kernels(marker=str(tmp_path))
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="counts processes through /proc")
@@ -32,7 +33,7 @@ def test_parallel_kernels_all_run_and_none_is_left(tmp_path: Path, jobs: int) ->
     for number in range(NOTEBOOKS):
         nb = new_notebook(cells=[new_code_cell(f"n = {number}\nprint(n * n)")])
         (course / f"nb{number:02}.ipynb").write_text(json.dumps(nb), encoding="utf-8")
-    before = _kernel_processes()
+    before = _kernel_processes(tmp_path)
 
     def execute(number: int) -> NotebookRun:
         notebook = Notebook(f"nb{number:02}.ipynb", "0" * 64, "python3", "python")
@@ -52,6 +53,6 @@ def test_parallel_kernels_all_run_and_none_is_left(tmp_path: Path, jobs: int) ->
     printed = [run.cells[0].outputs[0].data for run in runs]
     assert printed == [{"stdout": f"{number * number}\n"} for number in range(NOTEBOOKS)]
     deadline = time.monotonic() + 10
-    while _kernel_processes() - before and time.monotonic() < deadline:
+    while _kernel_processes(tmp_path) - before and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _kernel_processes() - before == set()
+    assert _kernel_processes(tmp_path) - before == set()

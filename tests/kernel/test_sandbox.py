@@ -281,3 +281,61 @@ def test_where_namespaces_are_forbidden_the_kernel_runs_as_before_and_says_why(
     assert sandbox_module.note(result.isolation) == (
         "kernels run without a sandbox: " + forbidden[0]
     )
+
+
+def _wheel(folder: Path, name: str, version: str) -> Path:
+    """A minimal pure-Python wheel of module `name` with VALUE = 7."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    info = f"{name}-{version}.dist-info"
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    files = {
+        f"{name}.py": "VALUE = 7\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    files[f"{info}/RECORD"] = "".join(f"{file},,\n" for file in [*files, f"{info}/RECORD"])
+    with zipfile.ZipFile(path, "w") as archive:
+        for file, text in files.items():
+            archive.writestr(file, text)
+    return path
+
+
+def _no_bytecode(tree: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in tree.items() if "__pycache__" not in key}
+
+
+@pytest.mark.parametrize("sandbox", [True, False], ids=["sandbox", "no-sandbox"])
+def test_pip_in_a_notebook_behaves_as_for_a_student(
+    run: Runner, cached_env: Path, course: Path, sandbox: bool
+) -> None:
+    """Also without a sandbox: the run's layer keeps pip away from the env (only Python's
+    own bytecode cache may appear there then)."""
+    _wheel(course / "wheels", "extra_pkg", "1.0")  # the course's own, found offline
+    env = cached_env.parent.parent
+    before = _tree(env)
+    options = ExecOptions(cell_timeout=120, pip_overlay=True, offline=sandbox, sandbox=sandbox)
+
+    result = run(
+        "!pip install --no-index victim",
+        "%pip install --no-index --find-links wheels extra-pkg",
+        "import extra_pkg, victim\nprint('imported', extra_pkg.VALUE, victim.VALUE)",
+        "!pip uninstall -y victim",
+        "import importlib\nprint('still', importlib.reload(victim).VALUE)",
+        python=cached_env,
+        options=options,
+    )
+
+    printed = _printed(result)
+    assert result.status == "ok", result.reason
+    assert result.isolation == (
+        BWRAP + ", no network" if sandbox else "none: the sandbox is turned off"
+    )
+    assert "Requirement already satisfied: victim" in printed
+    assert "Successfully installed extra-pkg-1.0" in printed
+    assert "imported 7 42" in printed and "still 42" in printed
+    assert "outside environment" in printed  # pip's own words: the env is not the run's
+    assert (_tree(env) if sandbox else _no_bytecode(_tree(env))) == before
+    later = run("import extra_pkg", python=cached_env, options=options)  # the next notebook
+    assert later.error is not None and later.error.ename == "ModuleNotFoundError"
