@@ -25,15 +25,19 @@ class Normalizer:
 
 # ipykernel compiles each cell into <tempdir>/ipykernel_<pid>/<hash>.py; the pid differs on
 # every kernel start, so tracebacks and SyntaxError messages would never match otherwise.
-_IPYKERNEL_FILE = re.compile(r"""[^\s'"()<>]*ipykernel_\d+[\\/]+-?\d+\.py""")
+# Matches start only where a path token starts (the lookbehind), so a long line is scanned
+# once rather than from every position: every pattern here must stay linear in the output.
+_IPYKERNEL_FILE = re.compile(r"""(?<![^\s'"()<>])[^\s'"()<>]*ipykernel_\d+[\\/]+-?\d+\.py""")
 
 # One duration as IPython's _format_time prints it: "1.2 ms", "345 µs", "12 ns", "1min 3s".
-_DURATION = r"(?:\d+(?:\.\d+)?\s?(?:d|h|min|s|ms|µs|μs|us|ns)\b\s?)+"
+# It starts only at the start of a number (the lookbehind) and spans at most three units
+# ("1h 2min 3s"), so a line of a million durations is scanned once: linear, not quadratic.
+_DURATION = r"(?<![\d.])(?:\d+(?:\.\d+)?\s?(?:d|h|min|s|ms|µs|μs|us|ns)\b\s?){1,3}"
 _TIMEIT = re.compile(
     rf"{_DURATION}\s*(?:±|\+-)\s*{_DURATION}\s*per loop "
     r"\(mean (?:±|\+-) std\. dev\. of [\d,]+ runs?, [\d,]+ loops? each\)"
 )
-_TIMEIT_OLD = re.compile(rf"[\d,]+ loops?, best of \d+: {_DURATION}\s*per loop")
+_TIMEIT_OLD = re.compile(rf"(?<![\d,])[\d,]+ loops?, best of \d+: {_DURATION}\s*per loop")
 # `%time` prints one CPU line and one wall line; their figures are the whole content.
 _TIME_LINES = re.compile(r"^(CPU times|Wall time):.*$", re.MULTILINE)
 # Lines IPython prints only when a run happens to be slow: present in one env and absent in
@@ -104,10 +108,15 @@ def _mask_addresses(text: str) -> str:
 def _overlay(line: str) -> str:
     # What a terminal shows after the redraws: each segment overwrites the line from its
     # start, and what a shorter redraw does not cover stays visible (Jupyter does the same).
-    shown = ""
-    for segment in line.split("\r"):
-        shown = segment + shown[len(segment) :]
-    return shown
+    # Read from the last redraw back, each earlier one shows only past what later ones cover:
+    # linear, where redrawing in order copies the line once per segment.
+    pieces: list[str] = []
+    covered = 0
+    for segment in reversed(line.split("\r")):
+        if len(segment) > covered:
+            pieces.append(segment[covered:])
+            covered = len(segment)
+    return "".join(pieces)
 
 
 def _fold_carriage_returns(text: str) -> str:
