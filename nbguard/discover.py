@@ -28,8 +28,21 @@ def discover(
         if any(rx.match(relative) for rx in included) and not any(
             rx.match(relative) for rx in excluded
         ):
-            found.append(read_notebook(course, relative))
+            found.append(_undecodable(relative) or read_notebook(course, relative))
     return tuple(sorted(found, key=lambda nb: nb.path))
+
+
+def _undecodable(relative: str) -> Notebook | None:
+    """A file name that is not valid UTF-8 (os.walk hands its bytes over as surrogates)
+    cannot be reported as it is: the notebook is skipped, named with its bad bytes written
+    as escapes, so every report can show it and the audit goes on."""
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        reason = "its file name is not valid UTF-8: rename it to run it"
+        return Notebook(shown, "", kernel_name="python3", language="python", skip_reason=reason)
+    return None
 
 
 def _walk(course: Path) -> Iterator[Path]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -211,3 +213,17 @@ def test_a_notebook_with_malformed_metadata_is_returned_not_a_crash(tmp_path: Pa
     assert [nb.path for nb in discover(tmp_path, ["**/*.ipynb"], (), ALWAYS_EXCLUDED)] == [
         "odd.ipynb"
     ]
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_with_one_line(tmp_path: Path) -> None:
+    course = tmp_path / "course"
+    course.mkdir()
+    nbformat.write(v4.new_notebook(cells=[v4.new_code_cell("1")]), course / "fine.ipynb")
+    (course / os.fsdecode(b"bad\xffname.ipynb")).write_bytes((course / "fine.ipynb").read_bytes())
+
+    found = {nb.path: nb for nb in discover(course, ["**/*.ipynb"], [], ALWAYS_EXCLUDED)}
+
+    assert set(found) == {"fine.ipynb", "bad\\xffname.ipynb"}
+    bad = found["bad\\xffname.ipynb"]
+    assert bad.skip_reason == "its file name is not valid UTF-8: rename it to run it"
+    json.dumps(bad.path, ensure_ascii=False).encode("utf-8")  # every report can write it
