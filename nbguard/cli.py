@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from nbguard import __version__, init, pipeline, settings
+from nbguard.ansi import printable
 from nbguard.errors import NbguardError
 from nbguard.report import formats, json_report, nightly, terminal
 
@@ -179,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rerender(args, console)
         if args.command == "init":
             for line in init.init(args.course, force=args.force):
-                console.print(escape(line))
+                console.print(escape(printable(line)))
             return 0
         config = _load_config(args)
         earlier = nightly.load_previous(config.since_report) if config.since_report else None
@@ -198,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for line in formats.github_annotations(data):
                 print(line)
     except NbguardError as exc:
-        errors.print(f"[red]nbguard: error:[/] {escape(str(exc))}", soft_wrap=True)
+        errors.print(f"[red]nbguard: error:[/] {escape(printable(str(exc)))}", soft_wrap=True)
         return EXIT_USAGE
     except (KeyboardInterrupt, pipeline.Terminated):
         # Interrupted outside the pipeline's own handling (config load, report writing).
@@ -217,7 +218,7 @@ def _rerender(args: argparse.Namespace, console: Console) -> int:
     data = json_report.read(args.json_report)
     written = formats.write(data, html=args.html, markdown=args.markdown, junit=args.junit)
     for path in written:
-        console.print(f"wrote {escape(str(path))}")
+        console.print(f"wrote {escape(printable(str(path)))}")
     if args.annotations:
         for line in formats.github_annotations(data):
             print(line)
