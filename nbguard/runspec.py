@@ -32,6 +32,8 @@ def exec_options(config: Config) -> execute.ExecOptions:
         pass_env=config.pass_env,
         memory_limit=config.memory_limit,
         max_output=config.max_output,
+        # Readable in the kernels' sandbox, for a notebook's `%pip install --find-links`.
+        readable=tuple(config.course / link for link in config.find_links if "://" not in link),
     )
 
 

@@ -91,6 +91,7 @@ def execute_notebook(
                     *interpreter_paths(python),
                     *interpreter_paths(kernel_python),
                     *map(Path, _path_entries(env)),
+                    *options.readable,
                 ),
             )
             if sandbox.sandboxed:

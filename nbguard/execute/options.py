@@ -41,6 +41,9 @@ class ExecOptions:
     offline: bool = False
     # `%pip install` / `!pip install` go to a layer of the run's own over the env (overlay.py).
     pip_overlay: bool = False
+    # Folders outside the course a kernel may read in its sandbox, where the temp dir they
+    # live in is replaced (the --find-links folders a notebook's `%pip install` may name).
+    readable: tuple[Path, ...] = ()
     # Run each kernel in a bubblewrap sandbox where the machine allows it (sandbox.py).
     sandbox: bool = True
     # Characters of outputs (text, base64) one notebook run keeps; None = no cap.
