@@ -47,8 +47,9 @@ def copy_course(
             remove_tree(scratch)
             assert max_bytes is not None
             raise NbguardError(
-                f"the course {course_root} holds more than {size_text(max_bytes)} of files to "
-                "copy for each run: exclude large data or build folders (copy-ignore)"
+                f"the course {course_root} holds more than {size_text(max_bytes)} of files, "
+                "and nbguard copies it for every run: keep large data and build folders "
+                "outside the course folder"
             ) from None
         except KeyboardInterrupt:
             remove_tree(scratch)

@@ -70,7 +70,7 @@ def test_a_course_past_the_size_limit_is_a_one_line_error(course: Path, tmp_path
 
     message = str(caught.value)
     assert "\n" not in message
-    assert "more than 4 KB" in message and "copy-ignore" in message
+    assert "more than 4 KB" in message and "keep large data" in message
     assert not (tmp_path / "copy").exists()
 
 
