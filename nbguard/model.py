@@ -239,6 +239,29 @@ class Culprit:
 
 
 @dataclass(frozen=True)
+class HiddenBreak:
+    """A second break a blame probe revealed: with the first failure out of the way, the
+    notebook got past its cell and failed in a later one."""
+
+    env: str  # the env whose comparison was blamed
+    cell: int
+    ename: str
+    evalue: str  # its first line
+    probe: str  # the probe env it showed in: "revert scipy 1.17.0 → 1.11.2"
+    culprit: Culprit | None = None  # at least inferred from that run's evidence
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "env": self.env,
+            "cell": self.cell,
+            "ename": self.ename,
+            "evalue": self.evalue,
+            "probe": self.probe,
+            "culprit": self.culprit.to_json() if self.culprit else None,
+        }
+
+
+@dataclass(frozen=True)
 class Comparison:
     """The baseline env's run of a notebook against one other env's run."""
 
@@ -248,6 +271,7 @@ class Comparison:
     verdict: Verdict
     changes: tuple[Change, ...] = ()
     culprit: Culprit | None = None
+    hidden: tuple[HiddenBreak, ...] = ()  # later breaks blame's probes revealed
 
 
 @dataclass(frozen=True)
@@ -303,6 +327,10 @@ class NotebookReport:
     @property
     def culprit(self) -> Culprit | None:
         return next((c.culprit for c in self.comparisons if c.culprit is not None), None)
+
+    @property
+    def hidden_breaks(self) -> tuple[HiddenBreak, ...]:
+        return tuple(hidden for c in self.comparisons for hidden in c.hidden)
 
 
 @dataclass(frozen=True)

@@ -333,6 +333,7 @@ def _confirm_culprits(
     wanted = sum(nb.verdict in {"broken", "changed"} for nb in reports)
     if wanted:
         seen.note(f"confirming the culprits of {wanted} notebooks by rebuilding envs…")
+    cancelled = threading.Event()
     contexts = {
         name: blame.BlameContext(
             runner=runner,
@@ -344,48 +345,76 @@ def _confirm_culprits(
             baseline_interpreter=interpreters.get(config.baseline),
             deadline=None if config.blame_budget is None else started + config.blame_budget,
             build_sdists=config.blame_sdists,
+            budget_s=config.blame_budget,
+            stop=cancelled,
         )
         for name, interpreter in interpreters.items()
     }
+
+    def confirm_one(nb: NotebookReport, index: int) -> blame.BlameResult | InternalError:
+        comparison = nb.comparisons[index]
+        if cancelled.is_set():
+            raise KeyboardInterrupt  # queued before Ctrl-C: never started
+        work = partial(
+            blame.confirm,
+            contexts[comparison.env],
+            by_path[nb.path],
+            built[config.baseline],
+            built[comparison.env],
+            nb.runs[config.baseline],
+            nb.runs[comparison.env],
+            comparison.culprit,
+        )
+        return guarded("confirming the culprit", work, _blame_failed)
+
+    # Every blame at once, `config.jobs` at a time: probes two notebooks share (one "numpy
+    # reverted" env) are resolved and built once, the second waiting on the env cache's lock.
+    blamed = [
+        (nb, index)
+        for nb in reports
+        for index, comparison in enumerate(nb.comparisons)
+        if comparison.verdict in {"broken", "changed"} and comparison.env in built
+    ]
+    results: dict[tuple[str, str], blame.BlameResult | InternalError] = {}
+    interrupted = False
+    with ThreadPoolExecutor(max_workers=max(1, config.jobs), thread_name_prefix="blame") as pool:
+        futures = [pool.submit(confirm_one, nb, index) for nb, index in blamed]
+        try:
+            _gather(futures)
+        except (KeyboardInterrupt, Terminated):
+            cancelled.set()
+            for future in futures:
+                future.cancel()
+            interrupted = True
+        finally:
+            # What finished by now; not the blames whose kernels are killed next.
+            for (nb, index), future in zip(blamed, futures, strict=True):
+                if _finished([future]):
+                    results[(nb.path, nb.comparisons[index].env)] = future.result()
+            runner.backend.stop_kernels()
     confirmed: list[NotebookReport] = []
     built_count = used = 0
     seconds = 0.0
     steps: dict[str, tuple[str, ...]] = {}
-    interrupted = False
-    try:
-        for nb in reports:
-            comparisons = []
-            for comparison in nb.comparisons:
-                if comparison.verdict not in {"broken", "changed"} or comparison.env not in built:
-                    comparisons.append(comparison)
-                    continue
-                work = partial(
-                    blame.confirm,
-                    contexts[comparison.env],
-                    by_path[nb.path],
-                    built[config.baseline],
-                    built[comparison.env],
-                    nb.runs[config.baseline],
-                    nb.runs[comparison.env],
-                    comparison.culprit,
-                )
-                result = guarded("confirming the culprit", work, _blame_failed)
-                if isinstance(result, InternalError):
-                    # The verdict stands; the culprit stays as inferred, the failure is told.
-                    comparisons.append(comparison)
-                    nb = replace(nb, internal=result)
-                    continue
+    for nb in reports:
+        comparisons = []
+        for comparison in nb.comparisons:
+            result = results.get((nb.path, comparison.env))
+            if result is None:
+                comparisons.append(comparison)
+            elif isinstance(result, InternalError):
+                # The verdict stands; the culprit stays as inferred, the failure is told.
+                comparisons.append(comparison)
+                nb = replace(nb, internal=result)
+            else:
                 built_count += result.envs_built
                 used += result.envs_used
                 seconds += result.seconds
                 steps[nb.path] = result.steps
-                comparisons.append(replace(comparison, culprit=result.culprit))
-            confirmed.append(replace(nb, comparisons=tuple(comparisons)))
-    except (KeyboardInterrupt, Terminated):
-        interrupted = True
-        confirmed += reports[len(confirmed) :]
-    finally:
-        runner.backend.stop_kernels()
+                comparisons.append(
+                    replace(comparison, culprit=result.culprit, hidden=result.hidden)
+                )
+        confirmed.append(replace(nb, comparisons=tuple(comparisons)))
     return confirmed, BlameCost(len(steps), built_count, used, seconds, steps), interrupted
 
 

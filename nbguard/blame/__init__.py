@@ -9,6 +9,7 @@ hints    the fixes the libraries' own messages suggest
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -16,10 +17,10 @@ from pathlib import Path
 
 from nbguard import compare
 from nbguard.blame import cache, infer, search
-from nbguard.blame.probes import FAILING, Probes, fails_text
+from nbguard.blame.probes import FAILING, OutOfBudget, Probes, fails_text
 from nbguard.blame.search import PYTHON
 from nbguard.envs.interpreters import Interpreter
-from nbguard.model import Comparison, Culprit, EnvInfo, Notebook, NotebookRun
+from nbguard.model import Comparison, Culprit, EnvInfo, HiddenBreak, Notebook, NotebookRun
 from nbguard.runner import Runner
 
 __all__ = ["PYTHON", "BlameContext", "BlameResult", "confirm"]
@@ -43,6 +44,8 @@ class BlameContext:
     baseline_interpreter: Interpreter | None = None
     deadline: float | None = None  # time.monotonic() by which blame stops probing (budget)
     build_sdists: bool = False  # probes may build from source (blame-sdists); else wheels only
+    budget_s: float | None = None  # the blame-budget setting, for the reason when it is spent
+    stop: threading.Event | None = None  # set on Ctrl-C: no further probe starts
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class BlameResult:
     envs_used: int  # probe envs the notebook ran in, built or reused (the two given ones aside)
     seconds: float
     steps: tuple[str, ...]  # "revert numpy 2.1.0 → 1.26.4: runs → numpy confirmed"
+    hidden: tuple[HiddenBreak, ...] = ()  # later breaks the probes revealed
 
     @property
     def confirmed(self) -> bool:
@@ -94,7 +98,7 @@ def confirm(
     ignored = infer.ignored(before, after)
     probes = Probes(
         context.runner,
-        context.interpreter,
+        (context.baseline_interpreter, context.interpreter),
         context.prerelease,
         notebook,
         (before, after),
@@ -103,6 +107,9 @@ def confirm(
         options,
         ignored,
         context.progress,
+        build_sdists=context.build_sdists,
+        deadline=context.deadline,
+        stop=context.stop,
     )
     question = search.Question(
         before,
@@ -111,7 +118,20 @@ def confirm(
         fails_text(target),
         ignored,
     )
-    finding = search.find(question, probes)
+    try:
+        finding = search.find(question, probes)
+    except OutOfBudget:
+        # Not cached: with a budget left, a later blame may confirm it.
+        why = f"blame budget of {_budget(context, started)} spent"
+        probes.step(f"→ not confirmed: {why}")
+        return BlameResult(
+            _not_confirmed(inferred, why),
+            probes.built,
+            len(probes.used),
+            time.monotonic() - started,
+            tuple(probes.steps),
+            _hidden(probes, before, after_run),
+        )
     found = finding.culprit
     probes.step(f"→ {found.package} confirmed" if found else f"→ not confirmed: {finding.why_not}")
     result = BlameResult(
@@ -120,12 +140,44 @@ def confirm(
         envs_used=len(probes.used),
         seconds=time.monotonic() - started,
         steps=tuple(probes.steps),
+        hidden=_hidden(probes, before, after_run),
     )
     cache.store(
         cache_file,
-        cache.Stored(finding, result.envs_built, result.envs_used, result.seconds, result.steps),
+        cache.Stored(
+            finding,
+            result.envs_built,
+            result.envs_used,
+            result.seconds,
+            result.steps,
+            result.hidden,
+        ),
     )
     return result
+
+
+def _budget(context: BlameContext, started: float) -> str:
+    if context.budget_s is not None:
+        return f"{context.budget_s:g} s"
+    return f"{time.monotonic() - started:.0f} s" if context.deadline is None else "its time"
+
+
+def _hidden(probes: Probes, before: EnvInfo, after_run: NotebookRun) -> tuple[HiddenBreak, ...]:
+    """The later breaks probes ran into once the first failure was gone, one per cell, each
+    with the culprit its run's evidence names."""
+    found: dict[int, HiddenBreak] = {}
+    first = after_run.error.cell if after_run.error is not None else -1
+    for label, env, run in probes.hidden:
+        error = run.error
+        if error is None or error.cell in found or error.cell <= first:
+            continue
+        comparison = Comparison(run.notebook, before.name, env.name, "broken")
+        culprit = infer.infer(comparison, probes.before_run, run, before, env)
+        lines = error.evalue.strip().splitlines()
+        found[error.cell] = HiddenBreak(
+            probes.after.name, error.cell, error.ename, lines[0] if lines else "", label, culprit
+        )
+    return tuple(found[cell] for cell in sorted(found))
 
 
 def _cannot_blame(
@@ -155,4 +207,4 @@ def _from_cache(stored: cache.Stored, inferred: Culprit | None, elapsed: float) 
         f"answered from the blame cache (the first blame built {stored.envs_built} "
         f"env(s), ran {stored.envs_used} and took {stored.seconds} s)"
     )
-    return BlameResult(culprit, 0, 0, elapsed, (first, *stored.steps))
+    return BlameResult(culprit, 0, 0, elapsed, (first, *stored.steps), stored.hidden)

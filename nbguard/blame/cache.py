@@ -9,13 +9,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 from nbguard import compare
 from nbguard.blame.search import Finding
-from nbguard.model import Culprit, EnvInfo, Notebook
+from nbguard.model import Culprit, EnvInfo, HiddenBreak, Notebook
 
 # Bump when what a cached blame means changes.
-_FORMAT = "nbguard-blame/1"
+_FORMAT = "nbguard-blame/2"  # 2: the hidden breaks
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Stored:
     envs_used: int
     seconds: float
     steps: tuple[str, ...]
+    hidden: tuple[HiddenBreak, ...] = ()
 
 
 def path_for(
@@ -53,6 +55,7 @@ def store(path: Path, stored: Stored) -> None:
         "envs_used": stored.envs_used,
         "seconds": round(stored.seconds, 2),
         "steps": list(stored.steps),
+        "hidden": [hidden.to_json() for hidden in stored.hidden],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     # Written beside and renamed: a concurrent blame reads the old file or the new, whole.
@@ -69,16 +72,33 @@ def load(path: Path) -> Stored | None:
         return None
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
         return None
-    raw = data.get("culprit")
-    culprit = None
-    if isinstance(raw, dict):
-        culprit = Culprit(
-            str(raw["package"]), raw.get("from"), raw.get("to"), "confirmed", str(raw["reason"])
-        )
+    culprit = _culprit(data.get("culprit"), "confirmed")
     return Stored(
         finding=Finding(culprit, str(data.get("why_not", ""))),
         envs_built=data.get("envs_built", 0),
         envs_used=data.get("envs_used", 0),
         seconds=data.get("seconds", 0.0),
         steps=tuple(str(step) for step in data.get("steps", [])),
+        hidden=tuple(_hidden(raw) for raw in data.get("hidden", []) if isinstance(raw, dict)),
+    )
+
+
+def _culprit(raw: object, evidence: Literal["confirmed", "inferred"]) -> Culprit | None:
+    if not isinstance(raw, dict):
+        return None
+    return Culprit(
+        str(raw["package"]), raw.get("from"), raw.get("to"), evidence, str(raw["reason"])
+    )
+
+
+def _hidden(raw: dict[str, Any]) -> HiddenBreak:
+    culprit = raw.get("culprit")
+    evidence = culprit.get("evidence") if isinstance(culprit, dict) else None
+    return HiddenBreak(
+        str(raw["env"]),
+        int(raw["cell"]),
+        str(raw["ename"]),
+        str(raw["evalue"]),
+        str(raw["probe"]),
+        _culprit(culprit, "confirmed" if evidence == "confirmed" else "inferred"),
     )

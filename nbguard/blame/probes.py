@@ -3,6 +3,9 @@ runs the notebook in each exactly as the audit does, and says whether the failur
 
 from __future__ import annotations
 
+import re
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from nbguard import compare
@@ -15,14 +18,24 @@ from nbguard.runner import Runner
 FAILING = frozenset({"broken", "changed"})
 
 
+class OutOfBudget(Exception):
+    """The blame budget is spent: no further probe is built."""
+
+
 class Probes:
     """A `search.Prober` over real envs. Remembers every outcome, by request and by env
-    fingerprint (two requests may resolve to one env), and tells each probe as a step."""
+    fingerprint (two requests may resolve to one env), and tells each probe as a step.
+
+    Probe envs install wheels only unless `build_sdists`: a version with no wheel for a
+    probe's Python is an answer in seconds ("numpy 1.21.2 has no wheel for Python 3.12"),
+    never a build. When Python moved, `python()` lifts the running env's lock to the new
+    Python (the nearest installable versions); reverts and upgrades then stand on it.
+    """
 
     def __init__(
         self,
         runner: Runner,
-        interpreter: Interpreter,
+        interpreters: tuple[Interpreter | None, Interpreter],
         prerelease: bool,
         notebook: Notebook,
         envs: tuple[EnvInfo, EnvInfo],
@@ -31,91 +44,176 @@ class Probes:
         options: compare.CompareOptions,
         ignored: frozenset[str],
         progress: Callable[[str], None],
+        *,
+        build_sdists: bool = False,
+        deadline: float | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
-        self.runner, self.interp, self.prerelease = runner, interpreter, prerelease
+        self.runner, self.prerelease = runner, prerelease
+        self.old_interp, self.interp = interpreters
         self.notebook, self.target, self.options = notebook, target, options
         self.before, self.after = before, after = envs
         self.before_run, self.after_run = runs
         self.ignored, self.progress = ignored, progress
+        self.wheels_only, self.deadline, self.stop = not build_sdists, deadline, stop
         self.fails = fails_text(target)
         assert before.fingerprint is not None and after.fingerprint is not None
-        self.runs: dict[str, tuple[Outcome, str]] = {
-            before.fingerprint: ("gone", f"runs (the env is {before.name} itself)"),
-            after.fingerprint: ("same", f"{self.fails} (the env is {after.name} itself)"),
+        self.runs: dict[str, tuple[Outcome, str, NotebookRun | None]] = {
+            before.fingerprint: ("gone", f"runs (the env is {before.name} itself)", None),
+            after.fingerprint: ("same", f"{self.fails} (the env is {after.name} itself)", None),
         }
-        self.requests: dict[tuple[str, tuple[tuple[str, str], ...]], Seen] = {}
+        self.requests: dict[tuple[str, str, tuple[tuple[str, str], ...]], Seen] = {}
+        self.lifted: EnvInfo | None = None  # the running env's lock on the new Python
         self.built = 0  # probe envs newly built, not taken from the env cache
         self.used: set[str] = set()  # fingerprints of the probe envs the notebook ran in
         self.steps: list[str] = []
+        # Probes that got past the failing cell and failed later: (probe, its env, its run).
+        self.hidden: list[tuple[str, EnvInfo, NotebookRun]] = []
 
     def step(self, text: str) -> None:
         self.steps.append(text)
         self.progress(f"blame {self.notebook.path}: {text}")
 
+    @property
+    def _new_python(self) -> str:
+        return ".".join((self.after.python or "?").split(".")[:2])
+
     def revert(self, names: Sequence[str]) -> Seen:
-        pins = {name: self.before.packages[name] for name in names}
-        label = "revert " + ", ".join(
-            f"{n} {self.after.packages.get(n, '(absent)')} → {v}" for n, v in pins.items()
-        )
-        return self._probe(label, "revert", self.after, pins)
+        reference = self.lifted or self.before
+        pins = {name: reference.packages.get(name, self.before.packages[name]) for name in names}
+        shown = []
+        for name, version in pins.items():
+            text = f"{name} {self.after.packages.get(name, '(absent)')} → {version}"
+            locked = self.before.packages[name]
+            if version != locked:
+                text += (
+                    f" (nearest to {self.before.name} {locked} with wheels for "
+                    f"Python {self._new_python})"
+                )
+            shown.append(text)
+        label = "revert " + fold(shown)
+        return self._probe(label, self.after, pins, self.interp)
 
     def upgrade(self, names: Sequence[str]) -> Seen:
-        shown = ", ".join(
-            f"{n} {self.before.packages[n]} → {self.after.packages.get(n, '(absent)')}"
-            for n in names
-        )
-        label = f"from {self.before.name}, upgrade " + (shown or "nothing")
+        reference = self.lifted or self.before
+        old, new = reference.packages, self.after.packages
+        shown = [f"{n} {old.get(n, '(absent)')} → {new.get(n, '(absent)')}" for n in names]
+        lifted = " (lifted)" if self.lifted is not None else ""
+        label = f"from {self.before.name}{lifted}, upgrade " + fold(shown)
         if self._python_moved:
-            label += f" (Python {self.after.python})"
+            label += f" (Python {self._new_python})"
         gone = [name for name in names if name not in self.after.packages]
         if gone:
             # "Not installed" cannot be pinned: a removal can only be reverted.
             detail = f"cannot be built: {', '.join(gone)} is not in {self.after.name}"
             return Seen(label, self.after.python, {}, "unbuilt", detail)
-        pins = self._locked_pins() | {name: self.after.packages[name] for name in names}
-        return self._probe(label, "upgrade", self.before, pins, asked=set(names))
+        pins = self._reference_pins() | {name: self.after.packages[name] for name in names}
+        nearest = self.lifted is not None
+        return self._probe(label, reference, pins, self.interp, asked=set(names), nearest=nearest)
 
     def python(self) -> Seen:
-        label = f"{self.before.name} packages on Python {self.after.python}"
-        return self._probe(label, "upgrade", self.before, self._locked_pins())
+        label = f"{self.before.name} packages lifted to Python {self._new_python}"
+        # The kernel's machinery comes from the failing env, as it runs a kernel on this
+        # Python: an old ipykernel lifted to its lowest fitting release may not start there.
+        kernel = {n: v for n, v in self.after.packages.items() if n in KERNEL_MACHINERY}
+        return self._probe(label, self.before, kernel, self.interp, lift=True)
+
+    def bump(self, names: Sequence[str]) -> Seen:
+        lifted = self.lifted
+        python = self.before.python or "?"
+        moves = [
+            f"{n} {self.before.packages.get(n, '(absent)')} → {lifted.packages[n]}"
+            for n in names
+            if lifted is not None and n in lifted.packages
+        ]
+        label = f"on Python {'.'.join(python.split('.')[:2])}, bump " + fold(moves)
+        if lifted is None or self.old_interp is None:
+            detail = "cannot be built: no lifted env, or no interpreter for the old Python"
+            return Seen(label, python, {}, "unbuilt", detail)
+        # What the bumps newly need (contourpy for matplotlib 3.7) is resolved for the old
+        # Python, not pinned at the new one's version: it may have no wheel there.
+        pins = {n: lifted.packages[n] for n in names if n in self.before.packages}
+        # What the bumps force along moves as little as it can (its lowest fitting versions).
+        return self._probe(
+            label, self.before, pins, self.old_interp, asked=set(names), nearest=True
+        )
+
+    def pin(self, versions: Mapping[str, str], old: bool = False) -> Seen:
+        if old:
+            python = ".".join((self.before.python or "?").split(".")[:2])
+            shown = [
+                f"{n} {self.before.packages.get(n, '(absent)')} → {v}" for n, v in versions.items()
+            ]
+            label = f"on Python {python}, only what the bump moved: " + fold(shown)
+            if self.old_interp is None:
+                return Seen(label, self.before.python, {}, "unbuilt", "no old interpreter")
+            return self._probe(label, self.before, dict(versions), self.old_interp, nearest=True)
+        reference = self.lifted or self.before
+        shown = [f"{n} {reference.packages.get(n, '(absent)')} → {v}" for n, v in versions.items()]
+        lifted = " (lifted)" if self.lifted is not None else ""
+        label = f"from {self.before.name}{lifted}, only what it moved: " + fold(shown)
+        pins = self._reference_pins() | dict(versions)
+        nearest = self.lifted is not None
+        return self._probe(
+            label, reference, pins, self.interp, asked=set(versions), nearest=nearest
+        )
 
     @property
     def _python_moved(self) -> bool:
         return self.before.python != self.after.python
 
-    def _locked_pins(self) -> dict[str, str]:
-        # On another Python the locked versions are pinned exactly, so a version with no
-        # wheel there fails the probe (and says so) instead of being swapped silently.
-        if not self._python_moved:
+    def _reference_pins(self) -> dict[str, str]:
+        # On another Python the running env's versions are pinned exactly, so a version with
+        # no wheel there fails the probe (and says so) instead of being swapped silently. A
+        # lifted env is built for that Python: an upgrade from it moves what it must, as
+        # little as it can (the lowest fitting versions), and says what moved.
+        if not self._python_moved or self.lifted is not None:
             return {}
-        return {n: v for n, v in self.before.packages.items() if n not in KERNEL_MACHINERY}
+        reference = self.lifted or self.before
+        return {n: v for n, v in reference.packages.items() if n not in KERNEL_MACHINERY}
 
     def _probe(
         self,
         label: str,
-        direction: str,
         base: EnvInfo,
         pins: Mapping[str, str],
+        interp: Interpreter,
         asked: set[str] | None = None,
+        *,
+        lift: bool = False,
+        nearest: bool = False,
     ) -> Seen:
-        key = (direction, tuple(sorted(pins.items())))
+        """`lift`: this is the lift of `base` to `interp` (remembered as the reference);
+        `nearest`: every other package of `base` at the lowest version ≥ its own that fits,
+        so what the pins force along moves as little as it can."""
+        how = "+lift" if lift else "+nearest" if nearest else ""
+        key = (interp.version, base.name + how, tuple(sorted(pins.items())))
         if key in self.requests:
             return self.requests[key]
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise OutOfBudget(label)
+        if self.stop is not None and self.stop.is_set():
+            raise OutOfBudget(f"{label}: interrupted")
         self.progress(f"blame {self.notebook.path}: {label}")
         env = self.runner.backend.build_variant(
             f"{self.after.name}-probe",
-            self.interp,
+            interp,
             base,
             dict(pins),
             prerelease=self.prerelease,
             progress=self.progress,
+            wheels_only=self.wheels_only,
+            lift=lift or nearest,
         )
         if not env.ok or env.fingerprint is None:
-            detail = f"cannot be built: {short(env.error or 'unknown error')}"
-            seen = Seen(label, self.interp.version, {}, "unbuilt", detail)
+            detail = f"cannot be built: {one_line(env.error or 'unknown error')}"
+            seen = Seen(label, interp.version, {}, "unbuilt", detail)
             self.step(f"{label}: {detail}")
             self.requests[key] = seen
             return seen
+        if lift:
+            self.lifted = env
+            label += _bumps(base, env, self.ignored)
         wanted = set(pins) if asked is None else asked
         moved = tuple(
             sorted(
@@ -124,18 +222,24 @@ class Probes:
                 if name not in wanted
                 and name not in self.ignored
                 and env.packages.get(name) != base.packages.get(name)
+                # A dependency the pins newly need (zipp for matplotlib 3.7 on 3.9) is
+                # added, not moved: nothing of the base changed for it.
+                and name in base.packages
+                and not lift
             )
         )
         if not env.reused:
             self.built += 1
         cost = "new env" if not env.reused else "env from the cache"
         if env.fingerprint in self.runs:
-            outcome, detail = self.runs[env.fingerprint]
+            outcome, detail, _ = self.runs[env.fingerprint]
             cost = "already run"
         else:
             self.used.add(env.fingerprint)
-            outcome, detail = self._run(env)
-            self.runs[env.fingerprint] = (outcome, detail)
+            outcome, detail, run = self._run(env)
+            self.runs[env.fingerprint] = (outcome, detail, run)
+            if run is not None and detail.startswith("gets past"):
+                self.hidden.append((label, env, run))
         seen = Seen(label, env.python, env.packages, outcome, detail, moved)
         self.requests[key] = seen
         along = ""
@@ -143,18 +247,53 @@ class Probes:
             shifts = [
                 f"{n} {base.packages.get(n, '-')} → {env.packages.get(n, '-')}" for n in moved
             ]
-            along = f" ({', '.join(shifts)} moved with it)"
+            along = f" ({fold(shifts)} moved with it)"
         self.step(f"{label}{along}: {detail} [{cost}]")
         return seen
 
-    def _run(self, env: EnvInfo) -> tuple[Outcome, str]:
+    def _run(self, env: EnvInfo) -> tuple[Outcome, str, NotebookRun | None]:
         run = self.runner.run(self.notebook, env)
         if run.status == "env-failed":  # the course's own package cannot be installed there
-            return "unbuilt", f"cannot be built: {run.reason}"
+            return "unbuilt", f"cannot be built: {one_line(run.reason or '')}", None
         if run.status == "internal-error":
-            return "unbuilt", f"cannot be run: {run.reason}"
+            return "unbuilt", f"cannot be run: {run.reason}", None
         probe = compare.compare_runs(self.before_run, run, self.options)
-        return classify(self.target, self.after_run, probe, run)
+        return (*classify(self.target, self.after_run, probe, run), run)
+
+
+def _bumps(base: EnvInfo, lifted: EnvInfo, ignored: frozenset[str]) -> str:
+    """What lifting `base` to another Python had to move, folded: " (forced bumps: numpy
+    1.21.2 → 1.26.0, … and 12 more)"."""
+    moves = [
+        f"{name} {version} → {lifted.packages[name]}"
+        for name, version in sorted(base.packages.items())
+        if name not in ignored and name in lifted.packages and lifted.packages[name] != version
+    ]
+    return f" (forced bumps: {fold(moves)})" if moves else " (no bump needed)"
+
+
+def fold(items: Sequence[str], shown: int = 4) -> str:
+    """A list in one line: the first few, then "… and N more"."""
+    if len(items) <= shown:
+        return ", ".join(items) or "nothing"
+    return f"{', '.join(items[:shown])} … and {len(items) - shown} more"
+
+
+def one_line(error: str) -> str:
+    """An env's failure in one readable line: a wheels-only resolution's own answer ("numpy
+    1.21.2 has no wheel for Python 3.12") without the request around it; else the first
+    line, shortened."""
+    if "no wheel for Python" in error:
+        return error.rsplit("): ", 1)[-1]
+    first = error.strip().splitlines()[0] if error.strip() else "unknown error"
+    raised = _RAISED.search(first)
+    if "Traceback (most recent call last)" in first and raised:
+        # A tool's traceback flattened into one line: what it said before, and what it raised.
+        first = f"{first.split('Traceback', 1)[0].strip()} {raised.group(1)}"
+    return short(first, 200)
+
+
+_RAISED = re.compile(r"\b(\w+(?:Error|Exception|Exit)\b:? .*)$")
 
 
 def fails_text(target: Comparison) -> str:

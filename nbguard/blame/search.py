@@ -56,7 +56,20 @@ class Prober(Protocol):
         ...
 
     def python(self) -> Seen:
-        """The running env's packages on the failing env's Python."""
+        """The running env's packages on the failing env's Python, lifted: a version with no
+        wheel there replaced by the nearest that has one (the forced bumps, which the Seen's
+        packages show). From then on `revert` and `upgrade` stand on this lifted env."""
+        ...
+
+    def bump(self, names: Sequence[str]) -> Seen:
+        """The running env on its own Python with `names` at their lifted versions: a forced
+        bump tried where the old version also exists, apart from the Python."""
+        ...
+
+    def pin(self, versions: Mapping[str, str], old: bool = False) -> Seen:
+        """The running env (lifted, when Python moved; on its own Python when `old`) with
+        these exact versions: the dependencies an upgrade or bump dragged along, without
+        it."""
         ...
 
 
@@ -84,21 +97,28 @@ def find(question: Question, prober: Prober) -> Finding:
     """Probe until a pair of envs differing in one candidate (or a minimal group) shows the
     failure in one and not the other.
 
-    The order: revert the likeliest candidate; when Python moved, the running env's packages
-    on the new Python (Python alone breaking it is the cleanest answer there is); then the
-    smallest group of reverts that makes the failure go, found by delta debugging.
+    The order: when Python moved, the running env's packages lifted to the new Python first
+    (Python and packages are separate axes: if they run there, Python is innocent and every
+    revert stands on that lifted env; if they fail the same way, Python or one of the forced
+    bumps did it, told apart on the old Python); then the likeliest candidate reverted; then
+    the smallest group of reverts that makes the failure go, found by delta debugging.
     """
     trail = _Trail(question, prober)
     candidates = question.candidates
     if not candidates:
         return Finding(None, "no package changed between the envs")
     packages = [c for c in candidates if c != PYTHON]
-    if candidates[0] != PYTHON:
-        trail.revert([candidates[0]])
     if trail.python_moved:
-        found = _python(trail)
+        found = _python(trail, packages)
         if found is not None:
             return Finding(found)
+        if trail.python().outcome == "same":
+            # Python or a forced bump: no revert on the new Python can take either back.
+            return Finding(None, _why_not(trail, candidates))
+    if packages:
+        trail.revert([packages[0]])
+        if trail.python_moved and not _pairs(trail, packages):
+            _upgrade_alone(trail, packages[0])
     group: tuple[str, ...] = ()
     if not _pairs(trail, packages) and len(packages) > 1:
         group = _minimal_group(trail, "revert", packages)
@@ -139,6 +159,31 @@ class _Trail:
     def python(self) -> Seen:
         return self._ask("python", (), lambda _: self.prober.python())
 
+    def bump(self, names: Sequence[str]) -> Seen:
+        return self._ask("bump", names, self.prober.bump)
+
+    def pin(self, versions: Mapping[str, str], old: bool = False) -> Seen:
+        kind = "pin-old" if old else "pin"
+        key = (kind, tuple(sorted(f"{n}=={v}" for n, v in versions.items())))
+        if key not in self._answers:
+            self._answers[key] = answer = self.prober.pin(versions, old)
+            self.seen.append(answer)
+        return self._answers[key]
+
+    def bumps(self) -> list[str]:
+        """The packages lifting the running env to the new Python had to move, in candidate
+        order (the likeliest first)."""
+        lifted, before = self.python(), self.question.before
+        # Packages the bumps newly need (matplotlib 3.7 brings contourpy) count as bumps:
+        # the old Python's probes pin them too, so nothing else moves along.
+        moved = {
+            name
+            for name, version in lifted.packages.items()
+            if name not in self.question.ignored and before.packages.get(name) != version
+        }
+        ranked = [c for c in self.question.candidates if c in moved]
+        return ranked + sorted(moved - set(ranked))
+
     def probe(self, direction: Direction) -> Callable[[Sequence[str]], Seen]:
         return self.revert if direction == "revert" else self.upgrade
 
@@ -160,16 +205,100 @@ class _Trail:
         return list(dict.fromkeys(notes))
 
 
-def _python(trail: _Trail) -> Culprit | None:
+def _python(trail: _Trail, packages: Sequence[str]) -> Culprit | None:
+    """Python's axis. The running env's packages lifted to the new Python: running there,
+    Python is innocent (None: the packages are searched); failing the same way with no bump,
+    Python is the culprit. Otherwise the forced bumps are tried on the old Python: the
+    likeliest alone (failing there, it is the culprit, Python aside), then all together
+    (running there while the lifted env fails, Python is the culprit), then all but one."""
     seen = trail.python()
-    if seen.outcome != "same" or seen.moved:
+    if seen.outcome in ("gone", "unbuilt") or seen.moved:
         return None
-    before, after = trail.question.before, trail.question.after
+    before, after, fails = trail.question.before, trail.question.after, trail.question.fails
+    bumps = trail.bumps()
+    if not bumps:
+        if seen.outcome != "same":
+            return None
+        reason = (
+            f"rebuilt: the {before.name} packages on Python {after.python} {fails}, "
+            f"on Python {before.python} they run"
+        )
+        return Culprit(PYTHON, before.python, after.python, "confirmed", reason)
+    likeliest = [c for c in trail.question.candidates[:2] if c in bumps]
+    if trail.question.candidates[0] != PYTHON:
+        for name in likeliest:
+            alone = trail.bump([name])
+            if alone.outcome == "same" and alone.moved and alone.packages:
+                # What the bump dragged along, without it: the running half of the pair.
+                trail.pin({n: alone.packages[n] for n in alone.moved}, old=True)
+            pair = _pair_for(trail, name, added=True)
+            if pair is not None:
+                return _bumped(trail, name, pair)
+    if seen.outcome != "same":
+        return None
+    everything = trail.bump(bumps)
+    machinery = {
+        n for n in trail.question.ignored if everything.packages.get(n) != seen.packages.get(n)
+    }
+    if machinery and trail.question.fails != "fails the same way":
+        # An output change may come from the kernel's own machinery (matplotlib-inline's
+        # figure size), which the lifted env takes from the new one: not Python's doing.
+        return None
+    if everything.outcome == "gone":
+        shown = ", ".join(
+            f"{n} {before.packages[n]} → {seen.packages.get(n, '-')}"
+            for n in bumps
+            if n in before.packages
+        )
+        reason = (
+            f"rebuilt: the {before.name} packages lifted to Python {after.python} (forced "
+            f"bumps {shown}) {fails}; the same versions on Python {before.python} run"
+        )
+        return Culprit(PYTHON, before.python, after.python, "confirmed", reason)
+    if everything.outcome == "same":
+        for name in likeliest:
+            trail.bump([b for b in bumps if b != name])
+            pair = _pair_for(trail, name, added=True)
+            if pair is not None:
+                return _bumped(trail, name, pair)
+    return None
+
+
+def _upgrade_alone(trail: _Trail, name: str) -> None:
+    """`name` upgraded from the running env (lifted), and, when the resolver moved other
+    packages along, those packages at the same versions without it: the pair a revert that
+    drags half the stack back (scipy 1.11 takes numpy < 1.28) cannot give."""
+    seen = trail.upgrade([name])
+    if seen.outcome == "same" and seen.moved and seen.packages:
+        trail.pin({n: seen.packages[n] for n in seen.moved if n in seen.packages})
+
+
+def _pair_for(trail: _Trail, name: str, added: bool = False) -> tuple[Seen, Seen] | None:
+    """A (failing, running) pair of observed envs differing in `name` alone; with `added`,
+    also in packages the running env never had, which only `name`'s new version needs
+    (tzdata for pandas 2)."""
+    locked = trail.question.before.packages
+    for bad in (s for s in trail.seen if s.outcome == "same"):
+        for good in (s for s in trail.seen if s.outcome == "gone"):
+            diff = _diff(bad, good, trail.question.ignored)
+            if added:
+                diff = {n for n in diff if n in (name, PYTHON) or n in locked or n in good.packages}
+            if diff == {name}:
+                return bad, good
+    return None
+
+
+def _bumped(trail: _Trail, name: str, pair: tuple[Seen, Seen]) -> Culprit:
+    before, after, fails = trail.question.before, trail.question.after, trail.question.fails
+    bad, good = pair
     reason = (
-        f"rebuilt: the {before.name} packages on Python {after.python} {trail.question.fails}, "
-        f"on Python {before.python} they run"
+        f"rebuilt: the {before.name} packages lifted to Python {after.python} {fails} too; on "
+        f"Python {before.python}, envs that differ only in {name}: "
+        f"{good.packages.get(name, '(absent)')} runs, {bad.packages.get(name, '(absent)')} "
+        f"(the nearest to it with wheels for Python {after.python}; {after.name} has "
+        f"{after.packages.get(name, '(absent)')}) {fails}"
     )
-    return Culprit(PYTHON, before.python, after.python, "confirmed", reason)
+    return Culprit(name, before.packages.get(name), after.packages.get(name), "confirmed", reason)
 
 
 def _diff(a: Seen, b: Seen, ignored: frozenset[str]) -> set[str]:
@@ -207,9 +336,24 @@ def _single(trail: _Trail, name: str, failing: Seen, packages: Sequence[str]) ->
     if context:
         shown = ", ".join(f"{n} {failing.packages.get(n, '(absent)')}" for n in context)
         where += f" but {shown}"
-    isolated = f"envs that differ only in {name} ({where}): {old} runs, {new} {fails}"
+    pair = _pair_for(trail, name)
+    ran = pair[1].packages.get(name, old) if pair is not None else old
+    if ran != old:
+        ran = f"{ran} (nearest to {before.name}'s {old} with wheels for Python {after.python})"
+    isolated = f"envs that differ only in {name} ({where}): {ran} runs, {new} {fails}"
+    if trail.python_moved and pair is not None:
+        bad, good = pair
+        isolated = (
+            f"envs that differ only in {name}, on Python {after.python} "
+            f"({good.probe}; {bad.probe}): {ran} runs, {bad.packages.get(name, new)} {fails}"
+        )
     if trail.python_moved and trail.python().outcome != "gone":
         tail = f"upgrading {name} alone cannot be tried ({trail.python().detail})"
+        return Culprit(name, old, new, "confirmed", f"{isolated}; {tail}")
+    if trail.python_moved:
+        # Python is innocent (the lifted packages run on it); one pair is the answer, and an
+        # upgrade from the lifted env would cost a build for a reason's tail.
+        tail = f"the {before.name} packages lifted to Python {after.python} run"
         return Culprit(name, old, new, "confirmed", f"{isolated}; {tail}")
     alone = trail.upgrade([name])
     if alone.outcome == "same" and alone.clean:

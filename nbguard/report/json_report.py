@@ -82,6 +82,7 @@ def _notebook(nb: NotebookReport) -> dict[str, Any]:
         "runs": {name: _run(run) for name, run in nb.runs.items()},
         "changes": [change.to_json() for change in nb.changes],
         "culprit": culprit.to_json() if culprit else None,
+        "hidden_breaks": [hidden.to_json() for hidden in nb.hidden_breaks],
         "foreshadowing": [record.to_json() for record in nb.foreshadowing],
         "hints": [hint.to_json() for hint in nb.hints],
         "internal_error": nb.internal.to_json() if nb.internal else None,

@@ -213,6 +213,12 @@ def _details(nb: Mapping[str, Any], baseline: str) -> str:
     culprit = nb.get("culprit")
     if culprit:
         parts.append(f"culprit: {text(culprit_line(culprit))}: {text(culprit.get('reason') or '')}")
+    for hidden in nb.get("hidden_breaks") or []:
+        parts.append(
+            f"hidden break (shown by {text(hidden['probe'])}): cell {hidden['cell']}: "
+            f"{text(hidden['ename'])}: {text(first_line(hidden['evalue'], 300))}; culprit: "
+            f"{text(culprit_line(hidden.get('culprit')) or 'none named')}"
+        )
     if not parts:
         return ""
     summary = f"<b>{html.escape(nb['path'])}</b> · {html.escape(nb['verdict'])}"

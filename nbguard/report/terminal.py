@@ -136,7 +136,9 @@ def _detail(nb: Mapping[str, Any], baseline: str) -> str:
                 f"{first_line(error['evalue'], 80)}"
                 for error in run.get("later_errors") or []
             ]
-    elif verdict == "fixed":
+    for hidden in nb.get("hidden_breaks") or []:
+        lines.append(_hidden(hidden))
+    if verdict == "fixed":
         lines.append(f"{baseline} failed ({error_line(runs.get(baseline) or {})}); runs now")
     elif verdict == "changed":
         changes = nb.get("changes") or []
@@ -179,6 +181,16 @@ def _shown(path: str) -> str:
         return str(Path(path).relative_to(Path.cwd()))
     except ValueError:
         return path
+
+
+def _hidden(hidden: Mapping[str, Any]) -> str:
+    """A second break blame's probes revealed, in one line."""
+    culprit = hidden.get("culprit") or {}
+    named = f" (culprit {culprit['package']}, {culprit['evidence']})" if culprit else ""
+    return (
+        f"hidden by it: cell {hidden['cell']}: {hidden['ename']}: "
+        f"{first_line(hidden['evalue'], 80)}{named}"
+    )
 
 
 def _culprit(culprit: Mapping[str, Any] | None) -> str:

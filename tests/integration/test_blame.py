@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,6 +56,7 @@ class Scenario:
                 prerelease=upcoming.prerelease,
                 compare_options=runspec.compare_options(self.config),
                 cache_dir=self.config.cache_dir,
+                baseline_interpreter=envs.interpreter_for(self.config.env("locked")),
             )
             return blame.confirm(
                 context,
@@ -217,7 +219,104 @@ def test_a_stdlib_module_removed_in_a_newer_python_blames_python(
     assert culprit.from_version is not None and culprit.from_version.startswith("3.11.")
     assert culprit.to_version is not None and culprit.to_version.startswith("3.12.")
     assert culprit.evidence == "confirmed"
-    assert result.steps[0].startswith("locked packages on Python 3.12")
+    assert result.steps[0].startswith("locked packages lifted to Python 3.12 (no bump needed)")
+
+
+SPROCKET = "nbguard-demo-sprocket"
+
+
+def _needs_312() -> None:
+    if sys.version_info[:2] != (3, 11):
+        pytest.skip("the story needs Python 3.11 (sprocket 1.0's only wheel) as the locked one")
+    try:
+        interpreters.find("3.12")
+    except InterpreterNotFound:
+        pytest.skip("no Python 3.12 on this machine for the upcoming env")
+
+
+def sprocket_course(root: Path, cache: Path, wheels: Path, *cells: str) -> Scenario:
+    """sprocket 1.0 locked on 3.11 (its wheel is cp311 only), 2.0 upcoming on 3.12."""
+    return scenario(
+        root,
+        cache,
+        wheels,
+        locked=[f"{SPROCKET}==1.0"],
+        loose=[SPROCKET],
+        notebooks={"gears.ipynb": ["import sprocket", *cells]},
+        upcoming_python="3.12",
+    )
+
+
+def test_a_locked_version_with_no_wheel_for_the_new_python_is_a_one_line_answer(
+    tmp_path: Path, env_cache: Path, wheels: Path
+) -> None:
+    """Probes install wheels only: pinning sprocket 1.0 on 3.12 fails in seconds, saying so."""
+    _needs_312()
+    course = sprocket_course(tmp_path, env_cache, wheels, "print(sprocket.scaled_teeth(2, 3))")
+    interp = interpreters.find("3.12")
+    options = runspec.build_options(course.config)
+    locked = course.report.envs["locked"]
+    started = time.monotonic()
+    probe = envs.build_variant(
+        "probe", interp, locked, {SPROCKET: "1.0"}, options, wheels_only=True
+    )
+
+    assert probe.error is not None
+    assert probe.error.endswith(f"{SPROCKET} 1.0 has no wheel for Python 3.12")
+    assert "\n" not in probe.error
+    assert time.monotonic() - started < 30
+
+
+def test_a_revert_on_the_new_python_goes_to_the_nearest_version_with_a_wheel(
+    tmp_path: Path, env_cache: Path, wheels: Path
+) -> None:
+    """scaled_teeth is gone in 2.0; the lock lifted to 3.12 (sprocket 1.1) runs, so Python is
+    innocent and reverting sprocket to 1.1 confirms it."""
+    _needs_312()
+    course = sprocket_course(tmp_path, env_cache, wheels, "print(sprocket.scaled_teeth(2, 3))")
+    result = course.blame("gears.ipynb")
+    culprit = result.culprit
+
+    assert culprit is not None and culprit.evidence == "confirmed", result.steps
+    assert (culprit.package, culprit.from_version, culprit.to_version) == (SPROCKET, "1.0", "2.0")
+    assert result.steps[0].startswith(
+        f"locked packages lifted to Python 3.12 (forced bumps: {SPROCKET} 1.0 → 1.1): runs"
+    )
+    assert result.steps[1].startswith(
+        f"revert {SPROCKET} 2.0 → 1.1 (nearest to locked 1.0 with wheels for Python 3.12): runs"
+    )
+
+
+def test_a_forced_bump_that_breaks_the_notebook_is_confirmed_on_the_old_python(
+    tmp_path: Path, env_cache: Path, wheels: Path
+) -> None:
+    """legacy_teeth is gone from 1.1, the first sprocket for 3.12: no env on 3.12 has it, so
+    sprocket bumped to 1.1 on Python 3.11 is the failing half of the pair."""
+    _needs_312()
+    course = sprocket_course(tmp_path, env_cache, wheels, "print(sprocket.legacy_teeth(2))")
+    result = course.blame("gears.ipynb")
+    culprit = result.culprit
+
+    assert culprit is not None and culprit.evidence == "confirmed", result.steps
+    assert culprit.package == SPROCKET
+    assert "on Python 3.11" in culprit.reason and "1.0 runs, 1.1" in culprit.reason
+    assert result.steps[1].startswith(f"on Python 3.11, bump {SPROCKET} 1.0 → 1.1: fails")
+
+
+def test_python_is_confirmed_when_the_lifted_lock_fails_and_its_bumps_run_on_the_old_python(
+    tmp_path: Path, env_cache: Path, wheels: Path
+) -> None:
+    _needs_312()
+    course = sprocket_course(
+        tmp_path, env_cache, wheels, "import imp\nprint(imp.get_magic() is not None)"
+    )
+    result = course.blame("gears.ipynb")
+    culprit = result.culprit
+
+    assert culprit is not None and culprit.evidence == "confirmed", result.steps
+    assert culprit.package == "python"
+    assert f"forced bumps {SPROCKET} 1.0 → 1.1" in culprit.reason
+    assert result.steps[1].startswith(f"on Python 3.11, bump {SPROCKET} 1.0 → 1.1: runs")
 
 
 def test_a_revert_that_cannot_be_resolved_falls_back_to_inferred_and_says_why(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nbguard import pipeline, settings
@@ -45,34 +45,63 @@ def fails_when(holds: Callable[[str | None, Mapping[str, str]], bool]) -> Story:
 
 @dataclass
 class FakeProber:
-    """Probe envs built from package lists on the upcoming env's Python. `needs` maps
-    (package, version) to the (dependency, version) it requires: a package that is not pinned
-    moves to its other version to fit, an unpinned dependency moves to the one required, and
-    when both are pinned (or the package has no other version) the env cannot be built."""
+    """Probe envs built from package lists. `needs` maps (package, version) to the
+    (dependency, version) it requires: a package that is not pinned moves to its other
+    version to fit, an unpinned dependency moves to the one required, and when both are
+    pinned (or the package has no other version) the env cannot be built. `lifts` maps a
+    package whose locked version has no wheel on the upcoming Python to the nearest version
+    that has one: lifting the locked env takes it there, and reverts stop there."""
 
     before: EnvInfo
     after: EnvInfo
     story: Story
     needs: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    lifts: Mapping[str, str] = field(default_factory=dict)
     asked: list[str] = field(default_factory=list)
 
+    @property
+    def lifted(self) -> dict[str, str]:
+        return {**self.before.packages, **self.lifts}
+
     def revert(self, names: Sequence[str]) -> Seen:
-        pins = {n: self.before.packages[n] for n in names}
+        pins = {n: self.lifted[n] for n in names}
         shown = ", ".join(f"{n} {self.after.packages[n]} → {v}" for n, v in pins.items())
         return self._probe(f"revert {shown}", self.after, pins)
 
     def upgrade(self, names: Sequence[str]) -> Seen:
         pins = {n: self.after.packages[n] for n in names}
         shown = ", ".join(f"{n} {self.before.packages[n]} → {v}" for n, v in pins.items())
-        return self._probe(f"from {self.before.name}, upgrade {shown}", self.before, pins)
+        base = replace(self.before, packages=self.lifted)
+        return self._probe(f"from {self.before.name}, upgrade {shown}", base, pins)
 
     def python(self) -> Seen:
-        label = f"{self.before.name} packages on Python {self.after.python}"
-        return self._probe(label, self.before, {})
+        label = f"{self.before.name} packages lifted to Python {self.after.python}"
+        return self._probe(label, self.before, self.lifts, asked=set(self.lifts))
 
-    def _probe(self, label: str, base: EnvInfo, pins: Mapping[str, str]) -> Seen:
+    def pin(self, versions: Mapping[str, str], old: bool = False) -> Seen:
+        shown = ", ".join(f"{n} → {v}" for n, v in versions.items())
+        if old:
+            label = f"on Python {self.before.python}, only {shown}"
+            return self._probe(label, self.before, versions, python=self.before.python)
+        base = replace(self.before, packages=self.lifted)
+        return self._probe(f"from {self.before.name}, only {shown}", base, versions)
+
+    def bump(self, names: Sequence[str]) -> Seen:
+        pins = {n: self.lifted[n] for n in names}
+        shown = ", ".join(f"{n} {self.before.packages[n]} → {v}" for n, v in pins.items())
+        label = f"on Python {self.before.python}, bump {shown}"
+        return self._probe(label, self.before, pins, python=self.before.python)
+
+    def _probe(
+        self,
+        label: str,
+        base: EnvInfo,
+        pins: Mapping[str, str],
+        python: str | None = None,
+        asked: set[str] | None = None,
+    ) -> Seen:
         self.asked.append(label)
-        python = self.after.python
+        python = python or self.after.python
         packages = {**base.packages, **pins}
         while conflict := self._conflict(packages):
             package, dependency, version = conflict
@@ -84,8 +113,14 @@ class FakeProber:
             else:
                 why = f"cannot be built: {package} {packages[package]} needs {dependency} {version}"
                 return Seen(label, python, {}, "unbuilt", why)
+        if python == self.after.python:
+            for name in self.lifts:
+                if packages.get(name) == self.before.packages[name]:
+                    why = f"cannot be built: {name} {packages[name]} has no wheel for {python}"
+                    return Seen(label, python, {}, "unbuilt", why)
+        wanted = set(pins) if asked is None else asked
         moved = tuple(
-            sorted(n for n in packages if n not in pins and packages[n] != base.packages.get(n))
+            sorted(n for n in packages if n not in wanted and packages[n] != base.packages.get(n))
         )
         outcome = self.story(python, packages)
         return Seen(label, python, packages, outcome, DETAIL[outcome], moved)
@@ -97,7 +132,7 @@ class FakeProber:
         return None
 
     def _other(self, package: str, version: str) -> str | None:
-        versions = {self.before.packages.get(package), self.after.packages.get(package)}
+        versions = {self.lifted.get(package), self.after.packages.get(package)}
         return next((v for v in versions - {version, None}), None)
 
 
@@ -187,7 +222,7 @@ def test_python_alone_breaking_the_notebook_is_the_culprit() -> None:
         "rebuilt: the locked packages on Python 3.12.4 fails the same way, on Python 3.11.9 "
         "they run",
     )
-    assert prober.asked == ["locked packages on Python 3.12.4"]
+    assert prober.asked == ["locked packages lifted to Python 3.12.4"]
 
 
 def test_a_package_is_blamed_when_python_moved_too_but_the_old_packages_run_on_it() -> None:
@@ -198,7 +233,80 @@ def test_a_package_is_blamed_when_python_moved_too_but_the_old_packages_run_on_i
     culprit, reason = blame(prober, "gadget", "wobble", PYTHON)
 
     assert culprit == "gadget"
-    assert reason.endswith("upgrading only gadget from locked fails the same way too")
+    assert reason.endswith("the locked packages lifted to Python 3.12.4 run")
+
+
+# A 2021 lock on Python 3.9 against today's releases on 3.12: numpy 1.21 has no wheel for
+# Python 3.12, its nearest that has is 1.26; pandas 1.3 neither, 2.1 needs numpy 1.26.
+OLD_PY = env("locked", "3.9.18", numpy="1.21", pandas="1.3", wobble="1.0")
+NEW_PY = env("upcoming", "3.12.1", numpy="2.0", pandas="3.0", wobble="2.0")
+LIFTS = {"numpy": "1.26", "pandas": "2.1"}
+NEEDS = {("pandas", "2.1"): ("numpy", "1.26"), ("pandas", "3.0"): ("numpy", "2.0")}
+
+
+def test_a_revert_on_the_new_python_stops_at_the_nearest_version_with_wheels() -> None:
+    """np.product: gone in numpy 2.0, still in 1.26 (the nearest to the locked 1.21 that
+    installs on 3.12). The locked packages lifted to 3.12 run: Python is innocent."""
+    story = fails_when(lambda _, p: p["numpy"] == "2.0")
+    prober = FakeProber(OLD_PY, NEW_PY, story, lifts=LIFTS)
+
+    culprit, reason = blame(prober, "numpy", "wobble", PYTHON)
+
+    assert culprit == "numpy"
+    assert "1.26 (nearest to locked's 1.21 with wheels for Python 3.12.1) runs, 2.0 fails" in reason
+    assert reason.endswith("the locked packages lifted to Python 3.12.1 run")
+    assert prober.asked == [
+        "locked packages lifted to Python 3.12.1",
+        "revert numpy 2.0 → 1.26",
+    ]
+
+
+def test_python_is_confirmed_when_the_lifted_packages_fail_and_the_bumps_run_on_old_python() -> (
+    None
+):
+    """`import imp`: gone in Python 3.12, whatever the packages."""
+    story = fails_when(lambda python, _: python == "3.12.1")
+    prober = FakeProber(OLD_PY, NEW_PY, story, needs=NEEDS, lifts=LIFTS)
+
+    culprit, reason = blame(prober, "numpy", PYTHON)
+
+    assert culprit == PYTHON
+    assert reason == (
+        "rebuilt: the locked packages lifted to Python 3.12.1 (forced bumps numpy 1.21 → 1.26, "
+        "pandas 1.3 → 2.1) fails the same way; the same versions on Python 3.9.18 run"
+    )
+    assert prober.asked[-1] == "on Python 3.9.18, bump numpy 1.21 → 1.26, pandas 1.3 → 2.1"
+
+
+def test_a_forced_bump_that_breaks_the_notebook_is_confirmed_on_the_old_python() -> None:
+    """np.int: gone in numpy 1.24, so no numpy with wheels for 3.12 has it; numpy bumped to
+    1.26 on Python 3.9 (where 1.21 exists too) isolates it."""
+    story = fails_when(lambda _, p: p["numpy"] in {"1.26", "2.0"})
+    prober = FakeProber(OLD_PY, NEW_PY, story, needs=NEEDS, lifts=LIFTS)
+
+    culprit, reason = blame(prober, "numpy", "pandas", PYTHON)
+
+    assert culprit == "numpy"
+    assert reason.startswith("rebuilt: the locked packages lifted to Python 3.12.1 fails")
+    assert "on Python 3.9.18, envs that differ only in numpy: 1.21 runs, 1.26" in reason
+    assert prober.asked[-1] == "on Python 3.9.18, bump numpy 1.21 → 1.26"
+
+
+def test_a_forced_bump_that_drags_its_dependency_along_is_isolated_on_the_old_python() -> None:
+    """Series.iteritems: gone in pandas 2.0; pandas 2.1 on Python 3.9 needs numpy 1.26, so
+    the old env with only numpy at 1.26 is the running half of the pair."""
+    story = fails_when(lambda _, p: p["pandas"] != "1.3")
+    prober = FakeProber(OLD_PY, NEW_PY, story, needs=NEEDS, lifts=LIFTS)
+
+    culprit, reason = blame(prober, "pandas", "numpy", PYTHON)
+
+    assert culprit == "pandas"
+    assert "envs that differ only in pandas: 1.3 runs, 2.1" in reason
+    assert prober.asked == [
+        "locked packages lifted to Python 3.12.1",
+        "on Python 3.9.18, bump pandas 1.3 → 2.1",
+        "on Python 3.9.18, only numpy → 1.26",
+    ]
 
 
 def test_a_revert_that_cannot_be_built_is_the_reason_nothing_was_confirmed() -> None:
@@ -275,6 +383,8 @@ class ProbingBackend(FakeBackend):
         *,
         prerelease: bool,
         progress: Callable[[str], None],
+        wheels_only: bool = False,
+        lift: bool = False,
     ) -> EnvInfo:
         packages = {**base.packages, **pins}
         fp = "fp-" + ",".join(f"{n}={v}" for n, v in sorted(packages.items()))
@@ -333,3 +443,17 @@ def test_a_probe_that_nbguard_fails_on_confirms_nothing(tmp_path: Path) -> None:
         "not confirmed: revert wobble 2.0 → 1.0: cannot be run: nbguard internal error: "
         "RuntimeError: probe bug;" in culprit.reason
     )
+
+
+def test_a_spent_blame_budget_leaves_the_culprit_inferred_and_says_so(tmp_path: Path) -> None:
+    scripts = {("nb.ipynb", env): wobble_2_breaks for env in ("upcoming", "upcoming-probe")}
+    backend = ProbingBackend(TWO_MOVED, scripts)
+    course = write_course(tmp_path, ["nb.ipynb"])
+    overrides = {"cache-dir": str(tmp_path / "cache"), "blame": True, "blame-budget": "1e-9"}
+    config = settings.load(course, overrides)
+
+    (nb,) = pipeline.run(config, backend=backend).notebooks
+
+    assert nb.culprit is not None and nb.culprit.evidence == "inferred"
+    assert nb.culprit.reason.endswith("not confirmed: blame budget of 1e-09 s spent")
+    assert ("nb.ipynb", "upcoming-probe") not in backend.executed

@@ -196,6 +196,20 @@ def test_builder_discovers_added_packages(tmp_path: Path) -> None:
     assert "Requires-Dist: wobble>=2" in metadata.splitlines()
 
 
+def test_a_package_can_ask_for_a_wheel_of_one_python_only(tmp_path: Path) -> None:
+    """A release with no wheel for a newer Python: the tag in the file name and in WHEEL."""
+    package = tmp_path / "packages" / "old-1.0"
+    (package / "old").mkdir(parents=True)
+    (package / "old" / "__init__.py").write_text("")
+    (package / "pyproject.toml").write_text(
+        '[project]\nname = "old"\nversion = "1.0"\n\n[tool.build_wheels]\ntag = "cp311-none-any"\n'
+    )
+    [wheel] = build_wheels_script.build_wheels(tmp_path / "out", tmp_path / "packages")
+    assert wheel.name == "old-1.0-cp311-none-any.whl"
+    with zipfile.ZipFile(wheel) as archive:
+        assert "Tag: cp311-none-any" in archive.read("old-1.0.dist-info/WHEEL").decode()
+
+
 def test_builder_rejects_a_package_without_version(tmp_path: Path) -> None:
     package = tmp_path / "broken-1"
     (package / "broken").mkdir(parents=True)
