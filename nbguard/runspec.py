@@ -34,6 +34,7 @@ def exec_options(config: Config) -> execute.ExecOptions:
         max_output=config.max_output,
         # Readable in the kernels' sandbox, for a notebook's `%pip install --find-links`.
         readable=tuple(config.course / link for link in config.find_links if "://" not in link),
+        sandbox=config.sandbox,
     )
 
 

@@ -217,7 +217,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("blame", _as_bool, False, "confirm the culprit of each broken or changed notebook by rebuilding envs that revert (or upgrade) single packages; slower, cached"),
     Setting("blame-budget", _as_seconds, 600.0, "seconds confirming culprits may take in all (0: no limit); what is not confirmed by then stays inferred, saying so", "SECONDS"),
     Setting("blame-sdists", _as_bool, False, "let blame's probe envs build packages from source; by default probes install wheels only, and a version without a wheel for the probe's Python is an answer, not a build"),
-    Setting("offline", _as_bool, False, "run kernels without network (a Linux network namespace), so a nightly check is deterministic and network use is reported as such"),
+    Setting("offline", _as_bool, False, "run kernels without network (a network namespace, in the kernel sandbox), so a nightly check is deterministic and network use is reported as such"),
+    Setting("sandbox", _as_bool, True, "run each kernel in a bubblewrap sandbox where the machine allows it: the env and everything outside the run's scratch copy read-only, private home and tmp, its own process namespace (--no-sandbox: kernels run as plain processes)"),
     Setting("keep-going", _as_bool, False, "after a failing cell, run the rest of the notebook and report the later independent errors too (not the NameErrors of names the failed cell never defined)"),
     Setting("tolerance", _as_tolerance, 1e-6, "relative difference numbers in outputs may show and still be equal (a notebook's or cell's metadata nbguard.tolerance overrides it)", "REL"),
     Setting("abs-tolerance", _as_tolerance, 1e-12, "absolute difference numbers near zero may show and still be equal", "ABS"),
@@ -287,6 +288,7 @@ class Config:
     blame_sdists: bool
     keep_going: bool
     offline: bool
+    sandbox: bool
     tolerance: float
     abs_tolerance: float
     image_threshold: float
