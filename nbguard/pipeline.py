@@ -23,7 +23,7 @@ from typing import Protocol, TypeVar
 
 from nbguard import blame, discover, execute, judge, proc, runspec
 from nbguard.envs.interpreters import Interpreter
-from nbguard.errors import ConfigError
+from nbguard.errors import ConfigError, EnvironmentBuildError
 from nbguard.model import (
     BlameCost,
     EnvInfo,
@@ -204,11 +204,16 @@ def execute_all(
     first env's kernels run while the second still installs. `config.jobs` kernels at once."""
     cancelled = threading.Event()
 
+    told = threading.Lock()  # held once the sandbox's absence has been said
+
     def run_one(notebook: Notebook, env: EnvInfo) -> NotebookRun:
         if cancelled.is_set():
             raise KeyboardInterrupt  # queued before Ctrl-C: never started
         seen.run_started(notebook.path, env.name)
         result = runner.run(notebook, env)
+        note = execute.sandbox_note(result.isolation)
+        if note is not None and told.acquire(blocking=False):
+            seen.note(note)  # once per audit, not once per kernel
         seen.run_finished(result)
         return result
 
@@ -222,6 +227,13 @@ def execute_all(
             env = runner.backend.build(spec, interpreters[name], lambda t: seen.env_step(name, t))
             env = runner.prepare(env)
             seen.env_ready(env)
+            if name == config.baseline and not env.ok:
+                # Nothing can be compared with an env that does not exist: every notebook
+                # would look "fixed". A setup error, in the resolver's own words.
+                raise EnvironmentBuildError(
+                    f"the baseline env {name!r} cannot be built, so there is nothing to compare "
+                    f"with: {_first_line(env.error or 'unknown error')}"
+                )
             return env, [workers.submit(run_one, notebook, env) for notebook in notebooks]
 
         builds = [builders.submit(build, spec.name) for spec in config.envs]
@@ -248,6 +260,12 @@ def execute_all(
         runs={(run.notebook, run.env): run for run in runs},
         interrupted=interrupted,
     )
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    more = f" (+{len(lines) - 1} more lines)" if len(lines) > 1 else ""
+    return (lines[0] if lines else text) + more
 
 
 def _gather(futures: Iterable[Future[T]]) -> list[T]:

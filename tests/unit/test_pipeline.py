@@ -3,6 +3,7 @@ the internal-error boundary, env failures, interruption — with no env and no k
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import time
@@ -250,3 +251,43 @@ def test_nbguard_report_redraws_the_terminal_table_from_the_json(
     redrawn = capsys.readouterr().out
     assert "c_broken.ipynb" in redrawn and "AttributeError" in redrawn
     assert redrawn in drawn  # the run's table, after its progress lines
+
+
+def test_a_baseline_env_that_cannot_be_built_is_a_setup_error_not_fixed_notebooks(
+    course: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backend = FakeBackend(
+        PACKAGES, env_errors={"locked": "error: hash mismatch for wobble==1.0\n  expected …"}
+    )
+    monkeypatch.setattr(pipeline, "Machine", lambda options: backend)
+
+    code = cli.main(["run", str(course), "--cache-dir", str(course.parent / "cache")])
+
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    assert "baseline env 'locked' cannot be built" in err[0]
+    assert "hash mismatch for wobble==1.0 (+1 more lines)" in err[0]
+
+
+def test_kernels_without_a_sandbox_are_said_once(course: Path) -> None:
+    def unsandboxed(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+        run = printed(notebook.path, env.name, "same everywhere")
+        return dataclasses.replace(run, isolation="none: namespaces not allowed here (EPERM)")
+
+    scripts: dict[tuple[str, str], Script] = {
+        (nb, env): unsandboxed for nb in NOTEBOOKS for env in PACKAGES
+    }
+    notes: list[str] = []
+
+    class Notes(pipeline.Silent):
+        def note(self, text: str) -> None:
+            notes.append(text)
+
+    config = settings.load(course, {"cache-dir": str(course.parent / "cache")})
+    report = pipeline.run(config, Notes(), backend=FakeBackend(PACKAGES, scripts))
+
+    assert notes == ["kernels run without a sandbox: namespaces not allowed here (EPERM)"]
+    assert {nb.runs["upcoming"].isolation for nb in report.notebooks} == {
+        "none: namespaces not allowed here (EPERM)"
+    }
