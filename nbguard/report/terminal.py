@@ -22,6 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from nbguard.ansi import printable
 from nbguard.model import FAILED_STATUSES, EnvInfo, NotebookRun
 from nbguard.report.text import (
     change_line,
@@ -43,6 +44,13 @@ VERDICT_STYLE = {
     "fixed": "cyan",
     "skipped": "dim",
 }
+
+
+def _safe(text: str) -> str:
+    """Untrusted text (anything a notebook, a file name or a resolver printed) as rich
+    markup: no escape sequence or control character of its own reaches the terminal, and
+    no square bracket of its own is taken for markup."""
+    return escape(printable(text))
 
 
 class LiveProgress:
@@ -85,7 +93,7 @@ class LiveProgress:
 
     def env_step(self, env: str, text: str) -> None:
         with self._lock:
-            self.progress.update(self._envs[env], description=f"env {env}: {escape(text)}")
+            self.progress.update(self._envs[env], description=f"env {env}: {_safe(text)}")
 
     def env_ready(self, info: EnvInfo) -> None:
         with self._lock:
@@ -94,9 +102,9 @@ class LiveProgress:
                 text = (
                     f"env {info.name}: Python {info.python}, {len(info.packages)} packages, {how}"
                 )
-                self.console.print(f"[green]✓[/] {escape(text)}")
+                self.console.print(f"[green]✓[/] {_safe(text)}")
             else:
-                self.console.print(f"[red]✗ env {info.name}:[/] {escape(str(info.error))}")
+                self.console.print(f"[red]✗ env {info.name}:[/] {_safe(str(info.error))}")
             self.progress.update(self._envs[info.name], completed=1, visible=False)
 
     def run_started(self, notebook: str, env: str) -> None:
@@ -109,7 +117,7 @@ class LiveProgress:
 
     def note(self, text: str) -> None:
         with self._lock:
-            self.console.print(f"[dim]{escape(text)}[/]")
+            self.console.print(f"[dim]{_safe(text)}[/]")
 
 
 def _detail(nb: Mapping[str, Any], baseline: str) -> str:
@@ -206,7 +214,7 @@ def _envs(data: Mapping[str, Any], console: Console) -> None:
     base = envs.get(baseline)
     for name, env in envs.items():
         if env.get("error"):
-            console.print(f"[red]env {escape(name)} failed:[/] {escape(str(env['error']))}")
+            console.print(f"[red]env {_safe(name)} failed:[/] {_safe(str(env['error']))}")
             continue
         packages: Mapping[str, str] = env.get("packages") or {}
         moved = ""
@@ -221,8 +229,8 @@ def _envs(data: Mapping[str, Any], console: Console) -> None:
                 changes.insert(0, f"python {base.get('python')} → {env.get('python')}")
             moved = f"; vs {baseline}: " + (", ".join(changes) if changes else "no changes")
         console.print(
-            f"[bold]{escape(name)}[/]: Python {escape(str(env.get('python')))}, "
-            f"{len(packages)} packages" + escape(moved)
+            f"[bold]{_safe(name)}[/]: Python {_safe(str(env.get('python')))}, "
+            f"{len(packages)} packages" + _safe(moved)
         )
 
 
@@ -230,7 +238,7 @@ def render(data: Mapping[str, Any], console: Console, report_path: str | None = 
     """The verdict table, the envs, the summary line, from the JSON report (as
     `json_report.to_json` makes it, or `json_report.read` reads it back)."""
     baseline = str(data.get("baseline", ""))
-    title = f"nbguard: {escape(_shown(str(data.get('course', ''))))}"
+    title = f"nbguard: {_safe(_shown(str(data.get('course', ''))))}"
     table = Table(title=title, show_lines=True, expand=True)
     table.add_column("notebook", overflow="fold", ratio=2)
     table.add_column("verdict", no_wrap=True)
@@ -240,16 +248,16 @@ def render(data: Mapping[str, Any], console: Console, report_path: str | None = 
     for nb in worst_first(data.get("notebooks") or []):
         verdict = str(nb.get("verdict"))
         table.add_row(
-            escape(str(nb["path"])),
-            f"[{VERDICT_STYLE.get(verdict, 'bold')}]{escape(verdict)}[/]",
-            escape(_redacted(_detail(nb, baseline))),
-            escape(_culprit(nb.get("culprit"))),
+            _safe(str(nb["path"])),
+            f"[{VERDICT_STYLE.get(verdict, 'bold')}]{_safe(verdict)}[/]",
+            _safe(_redacted(_detail(nb, baseline))),
+            _safe(_culprit(nb.get("culprit"))),
         )
     console.print(table)
     _envs(data, console)
     summary: Mapping[str, int] = data.get("summary") or {}
     counts = ", ".join(
-        f"[{VERDICT_STYLE.get(verdict, 'bold')}]{n} {escape(verdict)}[/]"
+        f"[{VERDICT_STYLE.get(verdict, 'bold')}]{n} {_safe(verdict)}[/]"
         for verdict, n in summary.items()
         if n
     )
@@ -263,26 +271,26 @@ def render(data: Mapping[str, Any], console: Console, report_path: str | None = 
     if data.get("interrupted"):
         console.print("[yellow]interrupted: the report holds the notebooks that finished[/]")
     if report_path:
-        console.print(f"report: {escape(report_path)}")
+        console.print(f"report: {_safe(report_path)}")
 
 
 def render_since(news: Mapping[str, Any], console: Console) -> None:
     """Nightly mode: what is new since the earlier report, the only part that fails a job."""
-    console.print(f"[bold]since {escape(str(news.get('previous')))}:[/]")
+    console.print(f"[bold]since {_safe(str(news.get('previous')))}:[/]")
     broken = news.get("new_broken", [])
     for item in broken:
         was = item["was"] or "not there"
-        console.print(f"  [bold red]newly broken[/] {escape(item['path'])} (was {was})")
+        console.print(f"  [bold red]newly broken[/] {_safe(item['path'])} (was {was})")
     for item in news.get("new_warnings", []):
-        message = escape(first_line(item["message"], 90))
+        message = _safe(first_line(item["message"], 90))
         console.print(
-            f"  [yellow]new warning[/] {escape(item['path'])} {escape(item['env'])} cell "
-            f"{item['cell']}: {escape(item['category'])}: {message}"
+            f"  [yellow]new warning[/] {_safe(item['path'])} {_safe(item['env'])} cell "
+            f"{item['cell']}: {_safe(item['category'])}: {message}"
         )
     for env, moved in news.get("new_versions", {}).items():
         shown = ", ".join(
             f"{name} {old or '—'} → {new or '—'}" for name, (old, new) in moved.items()
         )
-        console.print(f"  new releases in {escape(env)}: {escape(shown)}")
+        console.print(f"  new releases in {_safe(env)}: {_safe(shown)}")
     if not broken:
         console.print("  [green]nothing newly broken[/]")

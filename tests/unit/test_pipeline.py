@@ -4,17 +4,21 @@ the internal-error boundary, env failures, interruption — with no env and no k
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import re
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from nbguard import cli, compare, pipeline, settings
 from nbguard.errors import ConfigError, EnvironmentBuildError
 from nbguard.model import Comparison, EnvInfo, Notebook, NotebookRun, Report
+from nbguard.report import json_report, terminal
 from tests.support.courses import snapshot
 from tests.support.fakes import FakeBackend, Script, printed, raised, write_course
 
@@ -291,3 +295,24 @@ def test_kernels_without_a_sandbox_are_said_once(course: Path) -> None:
     assert {nb.runs["upcoming"].isolation for nb in report.notebooks} == {
         "none: namespaces not allowed here (EPERM)"
     }
+
+
+def test_nothing_a_notebook_printed_steers_the_terminal(course: Path) -> None:
+    hostile = "\x1bc\x1b]0;pwned\x07\x1b[2Jgone\x08\x08 \u202eevil"
+    scripts: dict[tuple[str, str], Script] = {
+        ("c_broken.ipynb", "upcoming"): raised("c_broken.ipynb", "upcoming", "ValueError", hostile),
+        ("b_changed.ipynb", "upcoming"): printed("b_changed.ipynb", "upcoming", hostile),
+    }
+    config = settings.load(course, {"cache-dir": str(course.parent / "cache")})
+    data = json_report.to_json(pipeline.run(config, backend=FakeBackend(PACKAGES, scripts)))
+    out = io.StringIO()
+
+    terminal.render(data, Console(file=out, width=200, force_terminal=True), "r.json")
+
+    shown = out.getvalue()
+    assert "ValueError" in shown and "gone" in shown
+    assert "pwned" not in shown  # the title-setting sequence is gone, not shown
+    for control in ("\x07", "\x08", "\u202e", "\x1bc", "\x1b]", "\x1b[2J"):
+        assert control not in shown
+    # Only rich's own colours remain: every escape left is a colour (SGR) sequence.
+    assert all(seq.endswith("m") for seq in re.findall(r"\x1b\[[0-9;]*[A-Za-z]", shown))
