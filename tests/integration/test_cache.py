@@ -37,6 +37,12 @@ def _one_env(course: Path, wheels: Path) -> Path:
     return course
 
 
+def _built(report: dict[str, Any]) -> bool:
+    """Whether the run built the one venv both envs share: the env that got there first did;
+    the other, waiting on the cache's lock, finds it ready (which of the two is a race)."""
+    return not all(env["reused"] for env in report["envs"].values())
+
+
 def _run(course: Path, cache: Path, report: Path, *extra: str) -> dict[str, Any]:
     code = cli.main(["run", str(course), *offline_args(cache), "--report", str(report), *extra])
     data: dict[str, Any] = json.loads(report.read_text())
@@ -87,14 +93,14 @@ def test_a_damaged_or_half_built_env_is_rebuilt(
     )
     cache = tmp_path / "cache"
     first = _run(course, cache, tmp_path / "1.json")
-    assert first["envs"]["locked"]["reused"] is False
+    assert _built(first)
     _forget_verified(monkeypatch)
     assert _run(course, cache, tmp_path / "2.json")["envs"]["locked"]["reused"] is True
 
     DAMAGE[damage](_env_dir(cache, first))
     _forget_verified(monkeypatch)
     third = _run(course, cache, tmp_path / "3.json")
-    assert third["envs"]["locked"]["reused"] is False
+    assert _built(third)
     assert _env_dir(cache, third) == _env_dir(cache, first)
     (nb,) = third["notebooks"]
     assert nb["runs"]["locked"]["status"] == "ok", nb["runs"]["locked"]
