@@ -91,12 +91,14 @@ def materialize(
     target.parent.mkdir(parents=True, exist_ok=True)
     reused = cache.is_complete(target, fp)
     if not reused:
-        if target.exists():
-            progress(f"rebuilding {name}: its cached env is incomplete or damaged")
-        progress(f"installing {name} ({len(parse_pins(lock))} packages)")
         with cache.file_lock(target.with_suffix(".lock")):
-            reused = cache.is_complete(target, fp)  # another nbguard may have built it meanwhile
+            # Under the lock: another nbguard (or thread) may have built it meanwhile.
+            why = cache.problem(target, fp)
+            reused = why is None
             if not reused:
+                if target.exists():
+                    progress(f"rebuilding {name}: {why}")
+                progress(f"installing {name} ({len(parse_pins(lock))} packages)")
                 error = _install(resolver, interp, target, lock, fp, name, probe)
                 if error:
                     return failed(name, interp, error, started)

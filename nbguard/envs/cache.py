@@ -1,6 +1,7 @@
 """The env cache on disk: one venv per fingerprint of (Python, resolved pins), trusted only when
-its marker, written last, names that fingerprint and its kernel still starts; file locks shared
-with every nbguard process that uses the same cache."""
+its marker, written last, names that fingerprint, its files are still the ones it was built
+with (a manifest) and its kernel still starts; file locks shared with every nbguard process
+that uses the same cache."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -19,10 +21,15 @@ from nbguard.envs.requirements import PIN, parse_pins
 from nbguard.model import EnvInfo
 
 # Bump when the layout of a cached env or the way it is built changes.
-# 2: envs carry pip (a notebook's `%pip install` goes to a per-run PIP_TARGET, not the env).
+# 2: envs carry pip (a notebook's `%pip install` goes to a run's own overlay, not the env).
 _ENV_FORMAT = "nbguard-env/2"
 _MARKER = "nbguard-env.json"
 _LOCK_FILE = "nbguard-lock.txt"  # the lock an env was installed from, kept inside it
+# Every file of the env as built (size, mtime), written just before the marker: a file
+# added, removed or changed since (a planted .pth, a pip uninstall) shows as a difference.
+# Bytecode caches are left out: Python writes them on import wherever it may.
+_MANIFEST = "nbguard-manifest.json"
+_UNLISTED = frozenset({_MARKER, f"{_MARKER}.tmp", _MANIFEST, f"{_MANIFEST}.tmp"})
 
 # Envs this process has seen start a kernel: the check costs a Python start-up, once.
 _VERIFIED: set[Path] = set()
@@ -52,26 +59,67 @@ def env_dir(cache_dir: Path, fp: str) -> Path:
 
 
 def is_complete(target: Path, fp: str) -> bool:
-    """The env at `target` was fully built for `fp` (its marker, written last, says so) and
-    still works: its interpreter runs and imports ipykernel_launcher. A deleted bin/python, a
-    damaged file in site-packages, a leftover of an install that was killed, or a marker of
-    another fingerprint all make it incomplete, so it is rebuilt."""
+    return problem(target, fp) is None
+
+
+def problem(target: Path, fp: str) -> str | None:
+    """Why the env at `target` cannot be reused for `fp`, or None when it can: its marker,
+    written last, says it was built whole for `fp`; its files are the ones it was built with;
+    its interpreter runs and imports ipykernel_launcher. Checked once per process per env
+    (a walk of its files, ~0.1 s for a scientific stack)."""
     marker = target / _MARKER
-    if not marker.is_file() or not (target / "bin" / "python").exists():
-        return False
+    if not marker.is_file():
+        return "its build did not finish"
+    if not (target / "bin" / "python").exists():
+        return "its interpreter is gone"
     try:
         if json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") != fp:
-            return False
+            return "it was built for other requirements"
     except (json.JSONDecodeError, OSError, AttributeError):
-        return False
+        return "its marker is damaged"
     with _VERIFIED_LOCK:
         if target in _VERIFIED:
-            return True
+            return None
+    changed = _changed_files(target)
+    if changed:
+        return changed
     if not kernel_starts(target / "bin" / "python").ok:
-        return False
+        return "a kernel no longer starts in it"
     with _VERIFIED_LOCK:
         _VERIFIED.add(target)
-    return True
+    return None
+
+
+def _files(target: Path) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for directory, dirnames, filenames in os.walk(target):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        for name in filenames:
+            path = f"{directory}{os.sep}{name}"  # a str join: a walk stats thousands of files
+            relative = os.path.relpath(path, target)
+            if relative in _UNLISTED:
+                continue
+            info = os.lstat(path)
+            found[relative] = [info.st_size, info.st_mtime_ns]
+    return found
+
+
+def _changed_files(target: Path) -> str | None:
+    """What differs from the env's manifest, in one line; None when nothing does."""
+    try:
+        built = json.loads((target / _MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return "it has no manifest of its files"
+    now = _files(target)
+    added = sorted(set(now) - set(built))
+    removed = sorted(set(built) - set(now))
+    changed = sorted(name for name in set(now) & set(built) if now[name] != built[name])
+    parts = [
+        f"{len(names)} {what} ({', '.join(names[:2])}{', …' if len(names) > 2 else ''})"
+        for names, what in ((added, "added"), (removed, "removed"), (changed, "changed"))
+        if names
+    ]
+    return "files changed since it was built: " + "; ".join(parts) if parts else None
 
 
 def kernel_starts(python: Path) -> proc.Completed:
@@ -100,6 +148,9 @@ def lock_path(target: Path) -> Path:
 
 def mark_complete(target: Path, fp: str, python: str, name: str) -> None:
     """Record, last of all, that the env at `target` was built whole for `fp`."""
+    manifest = target / f"{_MANIFEST}.tmp"
+    manifest.write_text(json.dumps(_files(target)), encoding="utf-8")
+    manifest.replace(target / _MANIFEST)
     marker = {"format": _ENV_FORMAT, "fingerprint": fp, "python": python, "env": name}
     partial = target / f"{_MARKER}.tmp"
     partial.write_text(json.dumps(marker, indent=2), encoding="utf-8")

@@ -73,7 +73,23 @@ def _other_fingerprint(env: Path) -> None:
     marker.write_text(json.dumps({**data, "fingerprint": "0" * 64}))
 
 
+def _site_packages(env: Path) -> Path:
+    return next(env.glob("lib/python*/site-packages"))
+
+
+def _plant_pth(env: Path) -> None:
+    # What a notebook (or anyone) could leave behind: code that runs in every later kernel.
+    (_site_packages(env) / "zz_planted.pth").write_text("import os; os.environ['PLANTED'] = '1'\n")
+
+
+def _uninstall_a_file(env: Path) -> None:
+    # What `pip uninstall -y tzdata` does to an env, in miniature: a module disappears.
+    next(p for p in (_site_packages(env) / "wobble").glob("*.py")).unlink()
+
+
 DAMAGE = {
+    "pth-planted": _plant_pth,
+    "module-removed": _uninstall_a_file,
     "python-deleted": lambda env: (env / "bin" / "python").unlink(),
     "ipykernel-truncated": _truncate_ipykernel,
     "killed-mid-install": lambda env: (env / "nbguard-env.json").unlink(),

@@ -12,6 +12,7 @@ import pytest
 
 from nbguard import envs, proc
 from nbguard.envs import (
+    cache,
     canonical,
     changed_packages,
     conda_python,
@@ -413,3 +414,26 @@ def test_the_public_surface_is_what_all_says() -> None:
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     assert public == set(envs.__all__)
+
+
+def test_a_cached_env_whose_files_changed_says_what_changed(tmp_path: Path) -> None:
+    target = tmp_path / "env"
+    site = target / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (target / "bin").mkdir()
+    (target / "bin" / "python").write_text("")
+    (site / "wobble.py").write_text("x = 1\n")
+    (site / "tzdata.py").write_text("")
+    (site / "__pycache__").mkdir()
+    cache.mark_complete(target, "fp", "3.11.7", "locked")
+    cache._VERIFIED.discard(target)
+
+    (site / "zz_planted.pth").write_text("import os\n")
+    (site / "tzdata.py").unlink()
+    (site / "__pycache__" / "wobble.cpython-311.pyc").write_bytes(b"")  # Python's own: fine
+
+    assert cache.problem(target, "fp") == (
+        "files changed since it was built: 1 added (lib/python3.11/site-packages/zz_planted.pth); "
+        "1 removed (lib/python3.11/site-packages/tzdata.py)"
+    )
+    assert cache.problem(target, "other") == "it was built for other requirements"
