@@ -66,7 +66,7 @@ def problem(target: Path, fp: str) -> str | None:
     """Why the env at `target` cannot be reused for `fp`, or None when it can: its marker,
     written last, says it was built whole for `fp`; its files are the ones it was built with;
     its interpreter runs and imports ipykernel_launcher. Checked once per process per env
-    (a walk of its files, ~0.1 s for a scientific stack)."""
+    (a walk of its files: about 0.5 s for the 15,000 files of a scientific stack)."""
     marker = target / _MARKER
     if not marker.is_file():
         return "its build did not finish"
