@@ -10,7 +10,13 @@ from pathlib import Path
 
 from nbguard.envs import cache, lockfiles, resolvers
 from nbguard.envs.interpreters import Interpreter
-from nbguard.envs.requirements import KERNEL_REQUIREMENTS, parse_pins, requirement_lines
+from nbguard.envs.requirements import (
+    KERNEL_REQUIREMENTS,
+    parse_pins,
+    pinned_hashes,
+    requirement_lines,
+    with_hashes,
+)
 from nbguard.envs.resolvers import BuildOptions, Resolver
 from nbguard.errors import ResolutionError
 from nbguard.model import EnvInfo
@@ -38,6 +44,10 @@ def build(
         lock = lockfiles.resolve(request, interp, resolver, options.cache_dir)
     except ResolutionError as exc:
         return failed(spec.name, interp, str(exc), started)
+    if spec.requirements is not None and not spec.upgrade and resolver.name == "uv":
+        # A hash-pinned lock is installed with its hashes checked (uv checks the lines that
+        # carry them); pip's all-or-nothing hash mode would refuse ipykernel's unhashed ones.
+        lock = with_hashes(lock, pinned_hashes(spec.requirements))
     return materialize(spec.name, interp, lock, resolver, options.cache_dir, progress, started)
 
 

@@ -39,6 +39,40 @@ def parse_pins(lock: str) -> dict[str, str]:
     return pins
 
 
+_HASH_VALUE = re.compile(r"--hash[= ](\S+)")
+
+
+def pinned_hashes(path: Path) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(name, version) → the `--hash` values a hash-pinned requirements file gives for it
+    (pip-compile --generate-hashes, uv pip compile --generate-hashes); empty without any."""
+    try:
+        text = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    except OSError:
+        return {}
+    found: dict[tuple[str, str], tuple[str, ...]] = {}
+    for line in text.splitlines():
+        match = PIN.match(line.split(" #", 1)[0])
+        values = tuple(_HASH_VALUE.findall(line))
+        if match and values:
+            found[(canonical(match.group(1)), match.group(2))] = values
+    return found
+
+
+def with_hashes(lock: str, hashes: dict[tuple[str, str], tuple[str, ...]]) -> str:
+    """`lock` with the course's own hashes back on the lines that pin the same version, so
+    the installer checks every download against them (a resolved lock holds none)."""
+    if not hashes:
+        return lock
+    lines = []
+    for line in lock.splitlines():
+        match = PIN.match(line)
+        known = hashes.get((canonical(match.group(1)), match.group(2))) if match else None
+        if known and not line.lstrip().startswith(("#", "-")) and "--hash" not in line:
+            line = " ".join([line.split(" #", 1)[0].rstrip(), *(f"--hash={h}" for h in known)])
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def lock_requirements(lock: str) -> list[str]:
     """The requirement lines of a lock, without comments, options and hashes."""
     text = lock.replace("\\\n", " ")

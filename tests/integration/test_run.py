@@ -3,6 +3,7 @@ Python for the upcoming env, the pip-tools backend, the course's own package."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -293,3 +294,22 @@ def test_keep_going_reports_every_independent_break_without_the_cascade(
     upcoming = _by_path(_report(report_path))["nb.ipynb"]["runs"]["upcoming"]
     assert (upcoming["error"]["cell"], upcoming["error"]["ename"]) == (2, "AttributeError")
     assert [(e["cell"], e["ename"]) for e in upcoming["later_errors"]] == [(4, "ValueError")]
+
+
+def test_a_hash_pinned_lock_is_installed_with_its_hashes_checked(
+    tmp_path: Path, fixture_wheels: Path, env_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    course = make_course(tmp_path, {"nb.ipynb": ["import wobble\nprint(wobble.mean([1, 2]))"]},
+                         fixture_wheels)  # fmt: skip
+    wheel = fixture_wheels / "nbguard_demo_wobble-1.0-py3-none-any.whl"
+    good = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    lock = course / "requirements.txt"
+    report = tmp_path / "r.json"
+
+    lock.write_text(f"nbguard-demo-wobble==1.0 \\\n    --hash=sha256:{'0' * 64}\n")
+    assert cli.main(["run", str(course), *offline_args(env_cache), "--report", str(report)]) == 2
+    err = capsys.readouterr().err
+    assert "baseline env 'locked' cannot be built" in err and "Hash mismatch" in err
+
+    lock.write_text(f"nbguard-demo-wobble==1.0 \\\n    --hash=sha256:{good}\n")
+    assert cli.main(["run", str(course), *offline_args(env_cache), "--report", str(report)]) == 0

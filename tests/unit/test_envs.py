@@ -20,6 +20,7 @@ from nbguard.envs import (
     lockfiles,
     parse_pins,
     requirement_lines,
+    requirements,
 )
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import NbguardError, ResolutionError
@@ -437,3 +438,18 @@ def test_a_cached_env_whose_files_changed_says_what_changed(tmp_path: Path) -> N
         "1 removed (lib/python3.11/site-packages/tzdata.py)"
     )
     assert cache.problem(target, "other") == "it was built for other requirements"
+
+
+def test_a_hash_pinned_files_hashes_go_back_on_the_resolved_lock(tmp_path: Path) -> None:
+    pinned = tmp_path / "requirements.txt"
+    pinned.write_text(
+        "numpy==1.26.4 \\\n    --hash=sha256:aaa \\\n    --hash=sha256:bbb\n"
+        "    # via -r requirements.in\nsix==1.16.0\n"
+    )
+    resolved = "numpy==1.26.4\n    # via -r requirements.in\nsix==1.16.0\nipykernel==7.0\n"
+
+    locked = requirements.with_hashes(resolved, requirements.pinned_hashes(pinned))
+
+    assert locked.splitlines()[0] == "numpy==1.26.4 --hash=sha256:aaa --hash=sha256:bbb"
+    assert "six==1.16.0" in locked.splitlines() and "ipykernel==7.0" in locked.splitlines()
+    assert requirements.with_hashes(resolved, {}) == resolved
