@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,14 +32,16 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float | None = None,
+    withhold: Callable[[str], bool] | None = None,
 ) -> Completed:
     """Run a command to completion and capture its text; never raises for a non-zero exit.
 
     A command that cannot be started at all (missing executable) or that outlives `timeout`
-    is reported as a failed `Completed`, so callers handle one shape.
+    is reported as a failed `Completed`, so callers handle one shape. `withhold` names the
+    inherited environment variables the command must not see (secrets, for code of an env).
     """
     args = tuple(str(part) for part in argv)
-    full_env = dict(os.environ)
+    full_env = {k: v for k, v in os.environ.items() if withhold is None or not withhold(k)}
     if env is not None:
         full_env.update(env)
     try:

@@ -44,9 +44,8 @@ def build(
         lock = lockfiles.resolve(request, interp, resolver, options.cache_dir)
     except ResolutionError as exc:
         return failed(spec.name, interp, str(exc), started)
-    if spec.requirements is not None and not spec.upgrade and resolver.name == "uv":
-        # A hash-pinned lock is installed with its hashes checked (uv checks the lines that
-        # carry them); pip's all-or-nothing hash mode would refuse ipykernel's unhashed ones.
+    if spec.requirements is not None and not spec.upgrade:
+        # A hash-pinned lock is installed with its hashes checked on the lines that carry them.
         lock = with_hashes(lock, pinned_hashes(spec.requirements))
     return materialize(spec.name, interp, lock, resolver, options.cache_dir, progress, started)
 

@@ -19,6 +19,7 @@ from nbguard import proc
 from nbguard.envs.interpreters import Interpreter
 from nbguard.envs.requirements import PIN, parse_pins
 from nbguard.model import EnvInfo
+from nbguard.secret_env import is_secret
 
 # Bump when the layout of a cached env or the way it is built changes.
 # 2: envs carry pip (a notebook's `%pip install` goes to a run's own overlay, not the env).
@@ -123,7 +124,8 @@ def _changed_files(target: Path) -> str | None:
 
 
 def kernel_starts(python: Path) -> proc.Completed:
-    return proc.run([python, "-c", _KERNEL_CHECK], timeout=120)
+    # The env's code runs here (a .pth of any package): it gets no secret of nbguard's.
+    return proc.run([python, "-c", _KERNEL_CHECK], timeout=120, withhold=is_secret)
 
 
 def clear(target: Path) -> None:

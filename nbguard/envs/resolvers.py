@@ -277,8 +277,31 @@ class _PipTools:
         pip: list[str | Path] = [target / "bin" / "python", "-m", "pip", "install", "--quiet"]
         pip.append("--no-deps")
         pip += ["--only-binary=:all:", "--no-compile"] if probe else []
-        return proc.run([*pip, "-r", lock, *self.sources.args()])
+        # pip checks hashes all or nothing: the lines of a hash-pinned lock that carry them
+        # go first with --require-hashes, ipykernel and the rest without.
+        hashed, plain = _split_hashed(lock)
+        if hashed is not None:
+            done = proc.run([*pip, "--require-hashes", "-r", hashed, *self.sources.args()])
+            if not done.ok:
+                return done
+        return proc.run([*pip, "-r", plain, *self.sources.args()])
 
     def install_into(self, python: Path, project: Path, target: Path) -> proc.Completed:
         pip: list[str | Path] = [python, "-m", "pip", "install", "--quiet", "--no-deps"]
         return proc.run([*pip, "--target", target, project, *self.sources.args()])
+
+
+def _split_hashed(lock: Path) -> tuple[Path | None, Path]:
+    """The lock's hash-carrying lines in a file of their own (None without any), the rest in
+    another, both beside it."""
+    lines = lock.read_text(encoding="utf-8").replace("\\\n", " ").splitlines()
+    hashed = [line for line in lines if "--hash" in line]
+    if not hashed:
+        return None, lock
+    first = lock.with_name(f"{lock.name}.hashed")
+    rest = lock.with_name(f"{lock.name}.rest")
+    first.write_text("\n".join(hashed) + "\n", encoding="utf-8")
+    rest.write_text(
+        "\n".join(line for line in lines if "--hash" not in line) + "\n", encoding="utf-8"
+    )
+    return first, rest

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from nbguard import runspec, settings
+from nbguard import proc, runspec, settings
 from nbguard.execute import ExecOptions
 from nbguard.execute.launch import kernel_env
 from nbguard.report import json_report
@@ -125,3 +126,16 @@ def test_the_terminal_table_never_shows_a_secret(monkeypatch: pytest.MonkeyPatch
 
     assert "ghp_terminal_secret_42" not in out.getvalue()
     assert "bad token ***" in out.getvalue()
+
+
+def test_the_env_check_runs_the_envs_code_without_nbguards_secrets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The kernel check starts the env's own python: any .pth of any package runs there.
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_check_secret")
+    monkeypatch.setenv("HARMLESS", "kept")
+    show = "import os; print(os.environ.get('GITHUB_TOKEN'), os.environ.get('HARMLESS'))"
+
+    done = proc.run([sys.executable, "-c", show], withhold=is_secret)
+
+    assert done.stdout.split() == ["None", "kept"]
