@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import threading
 from collections.abc import Iterator
@@ -48,7 +49,14 @@ def fingerprint(interpreter: Interpreter, lock: str) -> str:
         for line in lock.splitlines()
         if line.strip() and not line.lstrip().startswith("#") and not PIN.match(line)
     }
-    lines = sorted({f"{name}=={version}" for name, version in pins.items()} | others)
+    # The hashes a lock pins are part of what the env is: a hash-pinned lock gets an env of
+    # its own, installed (and checked) from it, never one built earlier without them.
+    hashed = {
+        " ".join([line.split()[0], *sorted(re.findall(r"--hash[= ](\S+)", line))])
+        for line in lock.replace("\\\n", " ").splitlines()
+        if "--hash" in line and PIN.match(line)
+    }
+    lines = sorted({f"{name}=={version}" for name, version in pins.items()} | others | hashed)
     key = "\n".join(
         [_ENV_FORMAT, interpreter.implementation, interpreter.version, interpreter.platform, *lines]
     )

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,10 @@ from nbguard.report import json_report
 from tests.support.wheels import unavailable
 
 PYTHON = Path(sys.executable)
+# The dev venv's packages (ipykernel, pip), which `cached_env` reaches through a .pth: the
+# sandbox shows a kernel only what its env needs, and that .pth is the test's own arrangement
+# (with the checkout under /tmp, as some CI machines have it, /tmp is the sandbox's own).
+DEV_SITE = Path(next(p for p in sys.path if p.endswith("site-packages")))
 TOKEN = "ghp_sandboxsecret4711"
 BWRAP = "bwrap: read-only system and env, private home/tmp, pid namespace"
 
@@ -61,7 +66,7 @@ def run(course: Path, tmp_path: Path) -> Runner:
             course,
             "upcoming",
             python,
-            options or ExecOptions(cell_timeout=30),
+            replace(options or ExecOptions(cell_timeout=30), readable=(DEV_SITE,)),
             tmp_path / f"w{next(counter)}",
         )
 
@@ -197,8 +202,7 @@ def cached_env(tmp_path: Path) -> Iterator[Path]:
     env = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", env], check=True)
     (site,) = env.glob("lib/python3*/site-packages")
-    dev_site = Path(next(p for p in sys.path if p.endswith("site-packages")))
-    (site / "dev-packages.pth").write_text(f"{dev_site}\n")
+    (site / "dev-packages.pth").write_text(f"{DEV_SITE}\n")
     (site / "victim.py").write_text("VALUE = 42\n")
     info = site / "victim-1.0.dist-info"
     info.mkdir()
