@@ -2,7 +2,7 @@
 the one boundary where a failure of nbguard's own code becomes a notebook's status.
 
 A run gets a workdir of its own, the course's package installed for its env (course-code =
-"install"), the env's kernel options and a pip target of its own. What touches the machine
+"install"), the env's kernel options and a pip layer of its own. What touches the machine
 (resolvers, venvs, kernels) sits behind `Backend`, so the fast tests drive the pipeline with
 a fake one.
 """
@@ -177,8 +177,7 @@ class Runner:
             if isinstance(site, str):
                 return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=site)
             assert env.interpreter is not None
-            kernel = runspec.kernel_options(self.options, env.interpreter, site)
-            options = runspec.own_pip_target(kernel, workdir)
+            options = runspec.kernel_options(self.options, env.interpreter, site)
             return self.backend.execute(notebook, self.course, env, options, workdir)
 
         def internal(error: InternalError) -> NotebookRun:

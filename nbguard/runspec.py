@@ -35,6 +35,10 @@ def exec_options(config: Config) -> execute.ExecOptions:
         # Readable in the kernels' sandbox, for a notebook's `%pip install --find-links`.
         readable=tuple(config.course / link for link in config.find_links if "://" not in link),
         sandbox=config.sandbox,
+        # A notebook's `%pip install` / `!pip install` behaves as for a student: what the env
+        # has is already satisfied, the rest goes to a layer of the run's own over the cached
+        # env (execute/overlay.py), importable at once; the shared env never changes.
+        pip_overlay=True,
     )
 
 
@@ -52,15 +56,6 @@ def kernel_options(
     }
     extra = (course_site,) if course_site is not None else ()
     return replace(base, kernel_env=kernel_env, python_path=(*extra, *base.python_path))
-
-
-def own_pip_target(options: execute.ExecOptions, workdir: Path) -> execute.ExecOptions:
-    """A notebook's `%pip install` / `!pip install` behaves as for a student: what the env has
-    is already satisfied, what is missing goes to a layer of this run's own over the cached
-    env (under `workdir`, made by execute), importable at once; the env, which other
-    notebooks share, never changes."""
-    del workdir  # the run's workdir, where execute makes the layer
-    return replace(options, pip_overlay=True)
 
 
 def compare_options(config: Config) -> compare.CompareOptions:
