@@ -41,6 +41,11 @@ def judge(
         if name == baseline_env:
             continue
         comparison = compare.compare_runs(baseline, other, options)
+        if comparison.verdict == "warnings" and not (
+            _counted(baseline, options) or _counted(other, options)
+        ):
+            # Only library code warned: nothing the course can act on.
+            comparison = replace(comparison, verdict="ok")
         if baseline_env in envs:  # no culprit against stored outputs: no env to compare
             blamed = infer(comparison, baseline, other, envs[baseline_env], envs[name])
             if blamed is not None:
@@ -59,7 +64,7 @@ def judge(
         runs,
         tuple(comparisons),
         foreshadowing=tuple(dict.fromkeys(warned)),
-        hints=_hints(runs, next((c.culprit for c in comparisons if c.culprit), None)),
+        hints=_hints(runs, next((c.culprit for c in comparisons if c.culprit), None), options),
         internal=internal,
     )
 
@@ -72,11 +77,21 @@ def skipped(notebook: Notebook, env_names: list[str]) -> NotebookReport:
     return NotebookReport(notebook.path, "skipped", runs, skip_reason=notebook.skip_reason)
 
 
-def _hints(runs: dict[str, NotebookRun], culprit: Culprit | None) -> tuple[Hint, ...]:
-    """The fixes the libraries' own messages suggest: errors first, then warnings. A hint
-    belongs to the message it came from and to that message's package: with a culprit, a
-    warning's hint shows only when the culprit emitted it (numpy's `np.float` advice is no fix
-    for a seaborn break)."""
+def _counted(run: NotebookRun, options: compare.CompareOptions) -> tuple[WarningRecord, ...]:
+    """The warnings that speak to the course: those pointing at its own code, or every one
+    when the settings count library warnings too."""
+    if options.library_warnings:
+        return run.warnings
+    return tuple(record for record in run.warnings if record.origin == "course")
+
+
+def _hints(
+    runs: dict[str, NotebookRun], culprit: Culprit | None, options: compare.CompareOptions
+) -> tuple[Hint, ...]:
+    """The fixes the libraries' own messages suggest: errors first, then the warnings the
+    course's code triggered. A hint belongs to the message it came from and to that message's
+    package: with a culprit, a warning's hint shows only when the culprit emitted it (numpy's
+    `np.float` advice is no fix for a seaborn break)."""
     found: list[Hint] = []
     for run in runs.values():
         for error in (run.error, *run.later_errors):
@@ -84,7 +99,7 @@ def _hints(runs: dict[str, NotebookRun], culprit: Culprit | None) -> tuple[Hint,
             if error and hint:
                 found.append(Hint(error.cell, hint, error.ename, _detail(error.evalue)))
     for run in runs.values():
-        for record in run.warnings:
+        for record in _counted(run, options):
             if culprit is not None and not _same_package(record, culprit):
                 continue
             hint = hints.fix_hint(record.message)

@@ -74,6 +74,11 @@ class Notebook:
     tolerance: Tolerance | None = None  # from the notebook's metadata nbguard.tolerance
 
 
+# Whose code a warning points at (its stacklevel-resolved file): the course's own (a cell, a
+# course module), which the course can fix, or a library's, which it cannot.
+WarningOrigin = Literal["course", "library"]
+
+
 @dataclass(frozen=True)
 class WarningRecord:
     """A deprecation-family warning emitted while a cell ran."""
@@ -82,6 +87,7 @@ class WarningRecord:
     category: str  # e.g. "DeprecationWarning", "MatplotlibDeprecationWarning"
     message: str
     package: str | None  # distribution that emitted it; None when unknown
+    origin: WarningOrigin = "course"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -89,6 +95,7 @@ class WarningRecord:
             "category": self.category,
             "message": self.message,
             "package": self.package,
+            "origin": self.origin,
         }
 
 
@@ -286,6 +293,9 @@ class EnvInfo:
     error: str | None = None  # why it could not be built
     reused: bool = False  # True when taken from the cache as it was
     build_s: float = 0.0
+    # The canonical names the env's requirements input asks for itself (its direct
+    # requirements), which reports list before the packages they pull in; () when unknown.
+    requirements: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -63,6 +63,7 @@ def compare_options(config: Config) -> compare.CompareOptions:
         tolerance=Tolerance(config.tolerance, config.abs_tolerance),
         replacements=config.replace,
         image_threshold=config.image_threshold,
+        library_warnings=config.library_warnings,
     )
 
 

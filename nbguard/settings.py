@@ -209,6 +209,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("junit", _as_str, None, "also write JUnit XML, one test case per notebook and env", "FILE"),
     Setting("since-report", _as_str, None, "nightly mode: report what is new since this earlier JSON report, fail only on new breakage", "FILE"),
     Setting("strict", _as_bool, False, "also fail (exit 1) on warnings and already-broken notebooks"),
+    Setting("library-warnings", _as_bool, False, "also count deprecation warnings raised inside libraries (pointing at no code of the course) toward the warnings verdict and fix hints"),
     Setting("allow-changed", _as_bool, False, "do not fail (exit 1) on changed outputs, only on broken notebooks"),
     Setting("pass-env", _as_str_list, (), "secret-looking environment variable (*TOKEN*, *SECRET*, *_KEY, AWS_*, ...) still passed to kernels: a name or glob", "NAME", True, True),
     Setting("memory-limit", _as_size, None, "address-space limit of each kernel, e.g. 2G or 512M (0: none); a notebook over it gets a MemoryError or a dead kernel", "SIZE"),
@@ -278,6 +279,7 @@ class Config:
     junit: Path | None
     since_report: Path | None
     strict: bool
+    library_warnings: bool
     allow_changed: bool
     pass_env: tuple[str, ...]
     memory_limit: int | None

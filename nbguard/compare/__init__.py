@@ -51,6 +51,9 @@ class CompareOptions:
     image_threshold: float = 0.01
     # None: nbguard.images' perceptual comparison. Tests and other callers may pass their own.
     image_equal: ImageEqual | None = None
+    # Whether warnings raised inside libraries (not pointing at the course's code) count for
+    # the `warnings` verdict and fix hints too (nbguard.judge applies it).
+    library_warnings: bool = False
 
 
 def options_for(notebook: Notebook, options: CompareOptions) -> CompareOptions:

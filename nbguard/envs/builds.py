@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from nbguard.envs import cache, lockfiles, resolvers
 from nbguard.envs.interpreters import Interpreter
 from nbguard.envs.requirements import (
     KERNEL_REQUIREMENTS,
+    direct_requirements,
     parse_pins,
     pinned_hashes,
     requirement_lines,
@@ -47,7 +49,8 @@ def build(
     if spec.requirements is not None and not spec.upgrade:
         # A hash-pinned lock is installed with its hashes checked on the lines that carry them.
         lock = with_hashes(lock, pinned_hashes(spec.requirements))
-    return materialize(spec.name, interp, lock, resolver, options.cache_dir, progress, started)
+    info = materialize(spec.name, interp, lock, resolver, options.cache_dir, progress, started)
+    return replace(info, requirements=direct_requirements(spec))
 
 
 def _course_request(

@@ -117,6 +117,54 @@ def requirement_lines(spec: EnvSpec) -> list[str]:
     return [_unpinned(line) for line in _read_requirements(path)]
 
 
+def direct_requirements(spec: EnvSpec) -> tuple[str, ...]:
+    """The distributions an env's requirements input names itself (canonical, sorted): a
+    loose file's or environment.yml's names; for a lock, those its `# via -r FILE`
+    annotations (pip-compile, uv) mark as asked for, else the names of the `.in` file beside
+    it, else every name it pins; and the env's extra pins. Reports list these first."""
+    names = {name for name in map(line_name, spec.pins) if name}
+    path = spec.requirements
+    if path is None:
+        return tuple(sorted(names))
+    try:
+        if path.suffix in {".yml", ".yaml"}:
+            lines = _conda_requirements(path, keep_versions=True)
+        else:
+            asked = _asked_for(path.read_text(encoding="utf-8", errors="replace"))
+            source = path.with_suffix(".in")
+            if asked:
+                return tuple(sorted(names | asked))
+            lines = _read_requirements(source if source.is_file() else path)
+    except (OSError, ConfigError):
+        return tuple(sorted(names))  # only the order of a report's lines depends on it
+    return tuple(sorted(names | {name for name in map(line_name, lines) if name}))
+
+
+# The annotation naming the file (or project) a pin was asked for in, as opposed to the
+# package that pulled it in: `-r requirements.in`, `my-course (pyproject.toml)`.
+_ASKED = re.compile(
+    r"(?:^|[\s,])(?:-r|--requirement)[\s=]|\((?:pyproject\.toml|setup\.(?:py|cfg))\)"
+)
+
+
+def _asked_for(lock: str) -> set[str]:
+    """The names a compiled lock's `# via` annotations mark as asked for by a file; empty
+    when it has no such annotations."""
+    asked: set[str] = set()
+    current: str | None = None
+    for raw in lock.replace("\\\n", " ").splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if not line.startswith("#"):
+            requirement, _, comment = line.partition(" #")
+            current = line_name(requirement.strip())
+            line = "#" + comment if comment else ""
+        if current and "#" in line and _ASKED.search(line.lstrip("# ")):
+            asked.add(current)
+    return asked
+
+
 def _read_requirements(path: Path, seen: frozenset[Path] = frozenset()) -> list[str]:
     """Lines of a requirements file, `-r` includes followed, comments and `--hash` dropped,
     relative paths in options made absolute (the resolver reads a copy elsewhere)."""

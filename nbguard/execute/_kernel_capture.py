@@ -14,6 +14,9 @@ this run's key (read from a file nbguard deletes at once), so an output a notebo
 with the same mime type is not taken for a record.
 Deprecations a notebook silences (filterwarnings("ignore")) are recorded too: they break just
 the same when the upgrade lands. A notebook's "error" filters keep raising.
+Each record says whose code the warning points at (its stacklevel-resolved file): "course"
+for a cell or a file outside every installed-package and standard-library location (the
+course's own modules), "library" for anything else, which the course cannot act on.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ MAX_RECORDS = 50
 _GLOBALS = globals()
 _WARNINGS_MODULES = ("warnings", "_py_warnings")
 _DROP = "<drop>"  # _package's answer for kernel noise; never a module name
+_INSTALLED_DIRS = ("site-packages", "dist-packages")
 
 
 def _filters_mutated() -> bool:
@@ -138,11 +142,12 @@ class _Capture:
         self.showing = False  # inside the showwarning we wrapped: see showwarning()
         self.depth = 0
         self.records: list[dict[str, str | None]] = []
-        self.seen: set[tuple[str, str, str | None]] = set()
+        self.seen: set[tuple[str, str, str | None, str]] = set()
         self.inserted: list[Any] = []
         self.saved_show: Any = None
         self.escalate = False
         self.distributions: dict[str, list[str]] | None = None
+        self.library_roots: tuple[Path, ...] | None = None
 
     # -- IPython events --------------------------------------------------------------------
 
@@ -229,13 +234,38 @@ class _Capture:
         package = self._package(category, filename)
         if package == _DROP:
             return
-        key = (category.__name__, str(message), package)
+        origin = self._origin(filename)
+        key = (category.__name__, str(message), package, origin)
         if key in self.seen:
             return
         self.seen.add(key)
         self.records.append(
-            {"category": category.__name__, "message": str(message), "package": package}
+            {
+                "category": category.__name__,
+                "message": str(message),
+                "package": package,
+                "origin": origin,
+            }
         )
+
+    def _origin(self, filename: str) -> str:
+        """Whose code a warning points at: "course" for a cell or a file of the course
+        (outside every installed-package and standard-library location), else "library"."""
+        if self._is_cell(filename):
+            return "course"
+        if not isinstance(filename, str) or not filename:
+            return "course"
+        if filename.startswith("<"):
+            # Code compiled from a string (exec in a cell) cannot be told from a file: a
+            # warning the course may act on is not hidden. Frozen modules are Python's own.
+            return "library" if filename.startswith("<frozen") else "course"
+        path = Path(filename).resolve()
+        if any(part in _INSTALLED_DIRS for part in path.parts):
+            return "library"
+        if self.library_roots is None:
+            self.library_roots = _library_roots()
+        inside = any(root == path or root in path.parents for root in self.library_roots)
+        return "library" if inside else "course"
 
     def _package(self, category: type[Warning], filename: str) -> str | None:
         """The distribution that emitted the warning; None when unknown or the user's code.
@@ -308,6 +338,17 @@ class _Capture:
             ):
                 return str(action)
         return str(getattr(warnings, "defaultaction", "default"))
+
+
+def _library_roots() -> tuple[Path, ...]:
+    """Where installed packages and the standard library live: the interpreter's prefixes
+    and its install paths (a course checked out under a prefix is not one of them)."""
+    import sysconfig
+
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    with contextlib.suppress(Exception):
+        roots.update(str(path) for path in sysconfig.get_paths().values())
+    return tuple(Path(root).resolve() for root in roots if root)
 
 
 def _warned_module(filename: str, lineno: int) -> str:

@@ -70,6 +70,8 @@ def _records(index: int, payload: Any) -> Iterator[WarningRecord]:
             category=str(item.get("category")),
             message=str(item.get("message")),
             package=None if package is None else str(package),
+            # A kernel that says nothing of the origin counts the warning as the course's.
+            origin="library" if item.get("origin") == "library" else "course",
         )
 
 

@@ -58,6 +58,7 @@ def _report(report: Report) -> dict[str, Any]:
             name: {
                 "python": env.python,
                 "packages": dict(sorted(env.packages.items())),
+                "requirements": list(env.requirements),
                 "fingerprint": env.fingerprint,
                 "reused": env.reused,
                 "build_s": round(env.build_s, 3),

@@ -3,6 +3,7 @@ The only module that imports rich."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -120,61 +121,140 @@ class LiveProgress:
             self.console.print(f"[dim]{_safe(text)}[/]")
 
 
-def _detail(nb: Mapping[str, Any], baseline: str) -> str:
-    """What a user needs per notebook: the failing cell, the change, the early warnings, the
-    fix the library itself suggests."""
+# Lines of "what happened" per notebook: the rest is in the JSON report.
+_MAX_ITEMS = 5
+# Notebooks named in the line of those that are ok (the JSON report lists them all).
+_MAX_QUIET = 20
+# Package changes the env summary names before folding the rest into a count, when the
+# report does not say which packages the course asked for.
+_MAX_PACKAGES = 6
+# An installed file's path up to its env's site-packages: where the env lives says nothing.
+_INSTALLED_PATH = re.compile(r"(?<![\w/])/[^\s'\"()]*?/((?:site|dist)-packages)/")
+# Quoted names and numbers in a warning's message: the messages one mistake repeats for each
+# name or place (`invalid escape sequence '\d'`, `'\s'`…) are one kind of warning.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`'\"])")
+_VARYING = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`|\d+(?:\.\d+)*")
+
+
+def _detail(nb: Mapping[str, Any], baseline: str, library_warnings: bool = False) -> str:
+    """What a user needs per notebook, most important first and at most _MAX_ITEMS lines:
+    every env's failure (the baseline's too), the change, the early warnings, the fix the
+    library itself suggests, the warnings of the course's code; the JSON has the rest."""
     runs: Mapping[str, Mapping[str, Any]] = nb.get("runs") or {}
     verdict = nb.get("verdict")
     if verdict == "skipped":
         return nb.get("skip_reason") or next((r.get("reason") or "" for r in runs.values()), "")
-    lines: list[str] = []
+    # (priority, text): the lowest priorities are dropped first when a row runs long.
+    items: list[tuple[int, str]] = []
     internal = internal_error(nb)
     if internal is not None:
-        lines.append(f"{internal_line(internal)} — see the JSON report")
-    failing = {
-        name: run
-        for name, run in runs.items()
-        if run.get("status") in FAILED_STATUSES and name != baseline
-    }
-    if verdict in {"broken", "already-broken"} and failing:
-        lines += [f"{name}: {error_line(run)}" for name, run in failing.items()]
-        for name, run in failing.items():
-            lines += [
-                f"{name}: also cell {error['cell']}: {error['ename']}: "
-                f"{first_line(error['evalue'], 80)}"
-                for error in run.get("later_errors") or []
-            ]
-    for hidden in nb.get("hidden_breaks") or []:
-        lines.append(_hidden(hidden))
-    if verdict == "fixed":
-        lines.append(f"{baseline} failed ({error_line(runs.get(baseline) or {})}); runs now")
-    elif verdict == "changed":
-        changes = nb.get("changes") or []
-        lines += [f"cell {change['cell']}: {change_line(change)}" for change in changes[:3]]
-        if len(changes) > 3:
-            lines.append(f"… {len(changes) - 3} more changes in the JSON report")
-    seen: set[tuple[str, str]] = set()
+        items.append((0, f"{internal_line(internal)} — see the JSON report"))
+    items += [(0, line) for line in _failures(runs, baseline, verdict == "fixed")]
+    items += [(3, _hidden(hidden)) for hidden in nb.get("hidden_breaks") or []]
+    if verdict == "changed":
+        items += [(1, f"cell {c['cell']}: {change_line(c)}") for c in nb.get("changes") or []]
+    shown: set[tuple[str, str]] = set()
     for record in nb.get("foreshadowing") or []:
-        seen.add((record["category"], record["message"]))
-        lines.append(
-            f"⚠ {baseline} already warned, cell {record['cell']}: {record['category']}: "
-            f"{first_line(record['message'], 100)}"
+        shown.add((record["category"], record["message"]))
+        items.append(
+            (
+                2,
+                f"⚠ {baseline} already warned, cell {record['cell']}: {record['category']}: "
+                f"{_sentence(record['message'])}",
+            )
         )
+    course, library = _warning_groups(runs, shown, library_warnings)
+    items += [(4, f"⚠ {_group_line(group)}") for group in course]
+    if library and verdict != "ok":
+        more = f"; and {len(library) - 1} more" if len(library) > 1 else ""
+        items.append(
+            (5, f"⚠ inside libraries, not the course's code: {_group_line(library[0])}{more}")
+        )
+    items += [
+        (1, f"→ fix (cell {hint['cell']}): {hint['hint']}") for hint in (nb.get("hints") or [])[:2]
+    ]
+    return "\n".join(_most_important(items))
+
+
+def _most_important(items: list[tuple[int, str]]) -> list[str]:
+    """The items in their order, the least important left out beyond _MAX_ITEMS."""
+    if len(items) <= _MAX_ITEMS:
+        return [text for _, text in items]
+    ranked = sorted(range(len(items)), key=lambda i: (items[i][0], i))
+    kept = sorted(ranked[: _MAX_ITEMS - 1])
+    return [items[i][1] for i in kept] + [f"… {len(items) - len(kept)} more in the JSON report"]
+
+
+def _failures(runs: Mapping[str, Mapping[str, Any]], baseline: str, fixed: bool) -> list[str]:
+    """Each failed run's failure, the baseline's last; envs failing alike share a line."""
+    failing = [
+        name
+        for name, run in sorted(runs.items(), key=lambda item: item[0] == baseline)
+        if run.get("status") in FAILED_STATUSES
+    ]
+    alike: dict[str, list[str]] = {}
+    for name in failing:
+        alike.setdefault(_terse(error_line(runs[name])), []).append(name)
+    lines = []
+    for text, names in alike.items():
+        now = " — runs now" if fixed and baseline in names else ""
+        # The baseline leads a failure all envs share: it was there first.
+        names.sort(key=lambda name: name != baseline)
+        lines.append(f"{' and '.join(names)}: {text}{now}")
+    for name in failing:
+        lines += [
+            f"{name}: also cell {error['cell']}: {error['ename']}: "
+            f"{_terse(first_line(error['evalue'], 80))}"
+            for error in runs[name].get("later_errors") or []
+        ]
+    return lines
+
+
+def _terse(text: str) -> str:
+    """`…/site-packages/scipy/integrate/__init__.py` for a path into an env."""
+    return _INSTALLED_PATH.sub(r"…/\1/", text)
+
+
+def _sentence(message: object, limit: int = 120) -> str:
+    """A library's message as its first sentence on one line (the JSON has it whole)."""
+    return first_line(_SENTENCE_END.split(first_line(message, 10_000), 1)[0], limit)
+
+
+def _warning_groups(
+    runs: Mapping[str, Mapping[str, Any]], shown: set[tuple[str, str]], library_warnings: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The runs' warnings not already shown, one group per kind (category, package and
+    message with its names and numbers masked): those of the course's code, and those raised
+    inside libraries (all counted as the course's with `library_warnings`)."""
+    groups: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for name, run in runs.items():
         for record in run.get("warnings") or []:
-            key = (record["category"], record["message"])
-            if key in seen:
+            if (record["category"], record["message"]) in shown:
                 continue
-            seen.add(key)
-            source = f" ({record['package']})" if record.get("package") else ""
-            lines.append(
-                f"⚠ {name} cell {record['cell']}: {record['category']}{source}: "
-                f"{first_line(record['message'], 100)}"
-            )
-    lines += [
-        f"→ fix (cell {hint['cell']}): {hint['hint']}" for hint in (nb.get("hints") or [])[:2]
-    ]
-    return "\n".join(lines)
+            origin = "course" if library_warnings else str(record.get("origin") or "course")
+            kind = _VARYING.sub("…", str(record["message"]))
+            key = (origin, str(record["category"]), str(record.get("package") or ""), kind)
+            group = groups.setdefault(key, {**record, "envs": [], "cells": [], "count": 0})
+            group["count"] += 1
+            if name not in group["envs"]:
+                group["envs"].append(name)
+            if record["cell"] not in group["cells"]:
+                group["cells"].append(record["cell"])
+    course = [g for (origin, *_), g in groups.items() if origin == "course"]
+    library = [g for (origin, *_), g in groups.items() if origin != "course"]
+    return course, sorted(library, key=lambda group: -int(group["count"]))
+
+
+def _group_line(group: Mapping[str, Any]) -> str:
+    """`upcoming cells 2, 5: DeprecationWarning (numpy): <message>`, with how many times."""
+    cells = sorted(group["cells"])
+    where = f"cell{'s' if len(cells) > 1 else ''} {', '.join(map(str, cells))}"
+    source = f" ({group['package']})" if group.get("package") else ""
+    count = f" (×{group['count']})" if group["count"] > 1 else ""
+    return (
+        f"{' and '.join(group['envs'])} {where}: {group['category']}{source}: "
+        f"{_sentence(group['message'])}{count}"
+    )
 
 
 def _redacted(text: str) -> str:
@@ -217,43 +297,63 @@ def _envs(data: Mapping[str, Any], console: Console) -> None:
             console.print(f"[red]env {_safe(name)} failed:[/] {_safe(str(env['error']))}")
             continue
         packages: Mapping[str, str] = env.get("packages") or {}
-        moved = ""
-        if base is not None and name != baseline:
-            base_packages: Mapping[str, str] = base.get("packages") or {}
-            changes = [
-                f"{pkg} {base_packages.get(pkg, '—')} → {packages.get(pkg, '—')}"
-                for pkg in sorted(set(base_packages) | set(packages))
-                if base_packages.get(pkg) != packages.get(pkg)
-            ]
-            if base.get("python") != env.get("python"):
-                changes.insert(0, f"python {base.get('python')} → {env.get('python')}")
-            moved = f"; vs {baseline}: " + (", ".join(changes) if changes else "no changes")
+        moved = f"; vs {baseline}: {_moved(base, env)}" if base and name != baseline else ""
         console.print(
             f"[bold]{_safe(name)}[/]: Python {_safe(str(env.get('python')))}, "
             f"{len(packages)} packages" + _safe(moved)
         )
 
 
+def _moved(base: Mapping[str, Any], env: Mapping[str, Any]) -> str:
+    """What moved from the baseline env to `env`: Python, then the packages the course asks
+    for itself, then how many others (the JSON report lists them all)."""
+    before: Mapping[str, str] = base.get("packages") or {}
+    after: Mapping[str, str] = env.get("packages") or {}
+    moved = [pkg for pkg in sorted(set(before) | set(after)) if before.get(pkg) != after.get(pkg)]
+    direct = set(base.get("requirements") or ()) | set(env.get("requirements") or ())
+    shown = [pkg for pkg in moved if pkg in direct] if direct else moved[:_MAX_PACKAGES]
+    changes = [f"{pkg} {before.get(pkg, '—')} → {after.get(pkg, '—')}" for pkg in shown]
+    if base.get("python") != env.get("python"):
+        changes.insert(0, f"python {base.get('python')} → {env.get('python')}")
+    rest = len(moved) - len(shown)
+    folded = f"{rest} {'transitive' if direct else 'more'}" if rest else ""
+    if not changes:
+        return folded or "no changes"
+    return ", ".join(changes) + (f" and {folded}" if folded else "")
+
+
 def render(data: Mapping[str, Any], console: Console, report_path: str | None = None) -> None:
     """The verdict table, the envs, the summary line, from the JSON report (as
     `json_report.to_json` makes it, or `json_report.read` reads it back)."""
     baseline = str(data.get("baseline", ""))
+    library_warnings = bool((data.get("settings") or {}).get("library-warnings"))
     title = f"nbguard: {_safe(_shown(str(data.get('course', ''))))}"
     table = Table(title=title, show_lines=True, expand=True)
     table.add_column("notebook", overflow="fold", ratio=2)
     table.add_column("verdict", no_wrap=True)
     table.add_column("what happened", overflow="fold", ratio=4)
     table.add_column("culprit", overflow="fold", ratio=2)
-    # Worst first: the rows someone must act on lead the table.
+    # Worst first: the rows someone must act on lead the table. A notebook that is ok with
+    # nothing to say takes no row: its name is in the one line after the table.
+    quiet: list[str] = []
     for nb in worst_first(data.get("notebooks") or []):
         verdict = str(nb.get("verdict"))
+        detail = _detail(nb, baseline, library_warnings)
+        if verdict == "ok" and not detail and not nb.get("culprit"):
+            quiet.append(str(nb["path"]))
+            continue
         table.add_row(
             _safe(str(nb["path"])),
             f"[{VERDICT_STYLE.get(verdict, 'bold')}]{_safe(verdict)}[/]",
-            _safe(_redacted(_detail(nb, baseline))),
+            _safe(_redacted(detail)),
             _safe(_culprit(nb.get("culprit"))),
         )
-    console.print(table)
+    if table.row_count or not quiet:
+        console.print(table)
+    if quiet:
+        names = ", ".join(quiet[:_MAX_QUIET])
+        more = f" and {len(quiet) - _MAX_QUIET} more" if len(quiet) > _MAX_QUIET else ""
+        console.print(f"[{VERDICT_STYLE['ok']}]ok[/]: {_safe(names + more)}")
     _envs(data, console)
     summary: Mapping[str, int] = data.get("summary") or {}
     counts = ", ".join(

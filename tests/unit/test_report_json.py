@@ -122,6 +122,7 @@ def test_envs_show_python_packages_and_fingerprint(data: dict[str, Any]) -> None
     assert data["envs"]["upcoming"] == {
         "python": "3.11.7",
         "packages": {"nbguard-demo-wobble": "2.0", "numpy": "1.26.4"},
+        "requirements": [],
         "fingerprint": "bb22",
         "reused": False,
         "build_s": 10.71,
@@ -153,6 +154,7 @@ def test_a_broken_notebook_carries_runs_changes_and_culprit(data: dict[str, Any]
                 "category": "DeprecationWarning",
                 "message": "old_mean is deprecated; use wobble.mean instead",
                 "package": "nbguard-demo-wobble",
+                "origin": "course",
             }
         ],
         "internal_error": None,
