@@ -89,3 +89,50 @@ def test_an_output_forged_with_the_capture_mime_type_is_no_warning(run: Runner) 
     assert [(r.cell, r.message) for r in result.warnings] == [(1, "real one")]
     forged = [out for out in result.cells[0].outputs if CAPTURE_MIME in out.data]
     assert len(forged) == 2  # the notebook's own outputs, shown as such
+
+
+# An installed library: a deprecated function, and a function of its own that calls it.
+LIBRARY = """
+import warnings
+
+
+def old():
+    warnings.warn("old() is deprecated; use new() instead", DeprecationWarning, stacklevel=2)
+
+
+def internal():
+    old()
+"""
+# The course's own module, warning at its own line.
+COURSE_HELPER = """
+import warnings
+
+
+def legacy():
+    warnings.warn("legacy() will change", FutureWarning)
+"""
+
+
+def test_each_record_says_whether_the_courses_code_or_a_library_triggered_it(
+    run: Runner, tmp_path: Path
+) -> None:
+    # Inside the course, which the kernel sees as its scratch copy, the notebook's folder.
+    site = tmp_path / "course" / "vendor" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "installed_lib.py").write_text(LIBRARY)
+    (tmp_path / "course" / "course_helper.py").write_text(COURSE_HELPER)
+
+    result = run(
+        "import os, sys\nsys.path.insert(0, os.path.abspath('vendor/site-packages'))\n"
+        "import installed_lib, course_helper",
+        "installed_lib.old()",
+        "installed_lib.internal()",
+        "course_helper.legacy()",
+    )
+
+    assert result.status == "ok", result.error
+    assert [(r.cell, r.category, r.origin) for r in result.warnings] == [
+        (1, "DeprecationWarning", "course"),  # the cell called the deprecated function
+        (2, "DeprecationWarning", "library"),  # the library called it itself
+        (3, "FutureWarning", "course"),  # the course's own module
+    ]
