@@ -5,7 +5,7 @@ leaves nothing in the user namespace. It must run on Python 3.8+ with only the s
 library and IPython, and import nothing from nbguard (the target env does not have it).
 
 Around every cell (IPython's pre_run_cell/post_run_cell events) it puts "default" filters for
-DeprecationWarning, PendingDeprecationWarning and FutureWarning at the front of
+DeprecationWarning, PendingDeprecationWarning, FutureWarning and SyntaxWarning at the front of
 ``warnings.filters``, so library deprecations that IPython hides are shown, once per place
 per cell, to a wrapped ``warnings.showwarning``. The wrapper records them instead of printing
 them (they are reported as records, not as output); after the cell the records go out as one
@@ -30,7 +30,10 @@ from types import FrameType
 from typing import Any, Literal, TextIO
 
 MIME = "application/vnd.nbguard.warnings+json"
-CATEGORIES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+# SyntaxWarning: what Python 3.12 made of the invalid-escape DeprecationWarning (a
+# SyntaxError to come), and the compiler's other warnings about the code; on stderr it
+# would be an output the older env lacks.
+CATEGORIES = (DeprecationWarning, PendingDeprecationWarning, FutureWarning, SyntaxWarning)
 # Top-level modules of the kernel itself: their deprecations are not the notebook's business.
 MACHINERY = frozenset(
     {
@@ -390,6 +393,9 @@ def _install() -> None:
     if shell is None:
         return
     capture = _Capture(shell, key)
+    # Before each cell, ipykernel compiles it once more as "<>" to look for top-level await:
+    # the compiler's warnings from that pass repeat the cell's own, which are recorded.
+    warnings.filterwarnings("ignore", category=SyntaxWarning, module="<>$")
     shell.events.register("pre_run_cell", capture.pre_run_cell)
     shell.events.register("post_run_cell", capture.post_run_cell)
 

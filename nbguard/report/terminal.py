@@ -200,7 +200,7 @@ def _failures(runs: Mapping[str, Mapping[str, Any]], baseline: str, fixed: bool)
         now = " — runs now" if fixed and baseline in names else ""
         # The baseline leads a failure all envs share: it was there first.
         names.sort(key=lambda name: name != baseline)
-        lines.append(f"{' and '.join(names)}: {text}{now}")
+        lines.append(f"{', '.join(names)}: {text}{now}")
     for name in failing:
         lines += [
             f"{name}: also cell {error['cell']}: {error['ename']}: "

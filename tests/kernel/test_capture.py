@@ -128,6 +128,7 @@ def test_each_record_says_whether_the_courses_code_or_a_library_triggered_it(
         "installed_lib.old()",
         "installed_lib.internal()",
         "course_helper.legacy()",
+        "same = 1 is 1",
     )
 
     assert result.status == "ok", result.error
@@ -135,4 +136,6 @@ def test_each_record_says_whether_the_courses_code_or_a_library_triggered_it(
         (1, "DeprecationWarning", "course"),  # the cell called the deprecated function
         (2, "DeprecationWarning", "library"),  # the library called it itself
         (3, "FutureWarning", "course"),  # the course's own module
+        (4, "SyntaxWarning", "course"),  # the compiler on the cell: a record, once
     ]
+    assert [cell.outputs for cell in result.cells if cell.outputs] == []  # no stderr

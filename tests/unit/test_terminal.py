@@ -86,7 +86,7 @@ def test_an_already_broken_notebook_shows_the_locked_failure_once_for_both_envs(
     lines = _lines(_report(_notebook("hw2.ipynb", "already-broken", runs=runs)))
 
     assert lines == [
-        "locked and upcoming: cell 1: FileNotFoundError: [Errno 2] No such file or directory: "
+        "locked, upcoming: cell 1: FileNotFoundError: [Errno 2] No such file or directory: "
         "'data/run_2022.csv'"
     ]
 
