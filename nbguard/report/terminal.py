@@ -234,8 +234,11 @@ def _warning_groups(
             origin = "course" if library_warnings else str(record.get("origin") or "course")
             kind = _VARYING.sub("…", str(record["message"]))
             key = (origin, str(record["category"]), str(record.get("package") or ""), kind)
-            group = groups.setdefault(key, {**record, "envs": [], "cells": [], "count": 0})
+            group = groups.setdefault(
+                key, {**record, "envs": [], "cells": [], "count": 0, "messages": set()}
+            )
             group["count"] += 1
+            group["messages"].add(record["message"])
             if name not in group["envs"]:
                 group["envs"].append(name)
             if record["cell"] not in group["cells"]:
@@ -246,14 +249,17 @@ def _warning_groups(
 
 
 def _group_line(group: Mapping[str, Any]) -> str:
-    """`upcoming cells 2, 5: DeprecationWarning (numpy): <message>`, with how many times."""
+    """`upcoming cells 2, 5: DeprecationWarning (numpy): <message>`, with how many messages
+    like it there were and how many times they came."""
     cells = sorted(group["cells"])
     where = f"cell{'s' if len(cells) > 1 else ''} {', '.join(map(str, cells))}"
     source = f" ({group['package']})" if group.get("package") else ""
-    count = f" (×{group['count']})" if group["count"] > 1 else ""
+    variants = len(group["messages"])
+    like = f", and {variants - 1} like it" if variants > 1 else ""
+    count = f" (×{group['count']})" if group["count"] > variants else ""
     return (
         f"{' and '.join(group['envs'])} {where}: {group['category']}{source}: "
-        f"{_sentence(group['message'])}{count}"
+        f"{_sentence(group['message'])}{like}{count}"
     )
 
 

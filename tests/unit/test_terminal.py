@@ -142,11 +142,15 @@ def test_a_path_into_an_env_is_cut_to_its_site_packages() -> None:
 
 def test_one_mistake_warned_for_every_character_is_listed_once_with_a_count() -> None:
     escapes = [_warning(2, f"invalid escape sequence '\\{char}'") for char in "dswDSW.()[]+"]
+    escapes += [_warning(5, "invalid escape sequence '\\d'")]
     runs = {"locked": _run(warnings=escapes), "upcoming": _run()}
 
     lines = _lines(_report(_notebook("nb.ipynb", "warnings", runs=runs)))
 
-    assert lines == ["⚠ locked cell 2: DeprecationWarning: invalid escape sequence '\\d' (×12)"]
+    assert lines == [
+        "⚠ locked cells 2, 5: DeprecationWarning: invalid escape sequence '\\d', and 11 like it "
+        "(×13)"
+    ]
 
 
 def test_the_same_warning_in_both_envs_and_several_cells_is_one_line() -> None:
