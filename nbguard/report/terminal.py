@@ -125,14 +125,15 @@ class LiveProgress:
 _MAX_ITEMS = 5
 # Notebooks named in the line of those that are ok (the JSON report lists them all).
 _MAX_QUIET = 20
-# Package changes the env summary names before folding the rest into a count, when the
-# report does not say which packages the course asked for.
+# Package changes the env summary names before folding the rest into a count: the course's
+# own requirements, or any when the report does not say which those are.
+_MAX_DIRECT = 12
 _MAX_PACKAGES = 6
 # An installed file's path up to its env's site-packages: where the env lives says nothing.
 _INSTALLED_PATH = re.compile(r"(?<![\w/])/[^\s'\"()]*?/((?:site|dist)-packages)/")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`'\"])")
 # Quoted names and numbers in a warning's message: the messages one mistake repeats for each
 # name or place (`invalid escape sequence '\d'`, `'\s'`…) are one kind of warning.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`'\"])")
 _VARYING = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`|\d+(?:\.\d+)*")
 
 
@@ -317,15 +318,17 @@ def _moved(base: Mapping[str, Any], env: Mapping[str, Any]) -> str:
     after: Mapping[str, str] = env.get("packages") or {}
     moved = [pkg for pkg in sorted(set(before) | set(after)) if before.get(pkg) != after.get(pkg)]
     direct = set(base.get("requirements") or ()) | set(env.get("requirements") or ())
-    shown = [pkg for pkg in moved if pkg in direct] if direct else moved[:_MAX_PACKAGES]
+    asked = [pkg for pkg in moved if pkg in direct] if direct else moved
+    shown = asked[: _MAX_DIRECT if direct else _MAX_PACKAGES]
     changes = [f"{pkg} {before.get(pkg, '—')} → {after.get(pkg, '—')}" for pkg in shown]
     if base.get("python") != env.get("python"):
         changes.insert(0, f"python {base.get('python')} → {env.get('python')}")
-    rest = len(moved) - len(shown)
-    folded = f"{rest} {'transitive' if direct else 'more'}" if rest else ""
+    transitive = len(moved) - len(asked)
+    folded = [f"{len(asked) - len(shown)} more"] if len(asked) > len(shown) else []
+    folded += [f"{transitive} transitive"] if transitive else []
     if not changes:
-        return folded or "no changes"
-    return ", ".join(changes) + (f" and {folded}" if folded else "")
+        return ", ".join(folded) or "no changes"
+    return ", ".join(changes) + (f" and {', '.join(folded)}" if folded else "")
 
 
 def render(data: Mapping[str, Any], console: Console, report_path: str | None = None) -> None:

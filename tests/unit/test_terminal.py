@@ -279,3 +279,15 @@ def test_without_known_requirements_the_env_summary_still_fits_a_line() -> None:
 
     assert "vs locked: p00 1 → 2, p01 1 → 2, p02 1 → 2, p03 1 → 2, p04 1 → 2, p05 1 → 2" in shown
     assert "p05 1 → 2 and 24 more\n" in shown
+
+
+def test_a_course_asking_for_many_packages_names_a_dozen_of_them() -> None:
+    asked = [f"req{n:02}" for n in range(15)]
+    envs = {
+        "locked": _env("3.11.7", dict.fromkeys([*asked, "dep"], "1"), asked),
+        "upcoming": _env("3.11.7", dict.fromkeys([*asked, "dep"], "2"), asked),
+    }
+
+    shown = _shown(_report(envs=envs))
+
+    assert "req10 1 → 2, req11 1 → 2 and 3 more, 1 transitive\n" in shown
