@@ -82,12 +82,15 @@ def fix_notebook(
         return Outcome(None, tuple(tried))
     runs_in = [env]
     before = nb.runs.get(baseline_name)
-    ran_before = before is not None and not before.failed
-    if baseline is not None and ran_before and not trial(code, baseline).failed:
-        runs_in.append(baseline_name)
     after = "broken"
-    if baseline_name in nb.runs:
-        after = compare.compare_runs(nb.runs[baseline_name], last, options).verdict
+    if before is not None:
+        # What `nbguard run` says once the fix is applied: both envs run the patched code
+        # (the baseline's original run stands in when the patched code fails there).
+        patched = trial(code, baseline) if baseline is not None and not before.failed else None
+        if patched is not None and not patched.failed:
+            runs_in.append(baseline_name)
+            before = patched
+        after = compare.compare_runs(before, last, options).verdict
     files = _files(nb.path, text, original, code, read)
     fix = Fix(
         env=env,
