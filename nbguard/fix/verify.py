@@ -51,7 +51,7 @@ def fix_notebook(
     steps: list[Candidate] = []
     tried: list[Hint] = []
     for _round in range(MAX_ROUNDS):
-        code = _with_modules(code, error, run, read)
+        code = _with_modules(code, error, last, read)
         messages = [record.message for each in nb.runs.values() for record in each.warnings]
         messages += [record.message for record in last.warnings]
         found = candidates(code, error, messages, baseline, upcoming)

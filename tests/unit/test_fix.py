@@ -441,7 +441,9 @@ def wobble_course(tmp_path: Path) -> Path:
     course.mkdir()
     (course / "requirements.txt").write_text("wobble==1.0\n")
     (course / "requirements.in").write_text("wobble\n")
-    cells = [new_markdown_cell("# hw"), new_code_cell("import wobble\nprint(wobble.old_mean([2]))")]
+    # What a notebook holds is untrusted: its source reaches every report through the diff.
+    source = "import wobble  # <script>alert(1)</script> \x1b[2J\nprint(wobble.old_mean([2]))"
+    cells = [new_markdown_cell("# hw"), new_code_cell(source)]
     nbformat.write(new_notebook(cells=cells), course / NB_PATH)
     nbformat.write(new_notebook(cells=[new_code_cell("print(2.0)")]), course / "ok.ipynb")
     return course
@@ -502,6 +504,19 @@ def test_nbguard_fix_write_changes_only_the_source(
     assert code == 0 and data["summary"]["broken"] == 0
 
 
+def test_every_report_shows_the_fix_with_the_notebooks_text_made_inert(
+    wobble_course: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    html_file, md_file = wobble_course.parent / "r.html", wobble_course.parent / "r.md"
+    fix_cli(wobble_course, monkeypatch, "--html", str(html_file), "--markdown", str(md_file))
+    page, markdown = html_file.read_text(), md_file.read_text()
+    assert "Verified fix" in page and "<script>alert" not in page
+    assert '<span class="add">+print(wobble.mean([2]))</span>' in page
+    assert "**verified fix**, runs in upcoming and locked (then ok):" in markdown
+    assert "```diff\n--- hw.ipynb (cell 1)\n+++ hw.ipynb (cell 1)" in markdown
+    assert "\x1b" not in markdown and "\x1b" not in capsys.readouterr().out
+
+
 def test_write_without_fix_is_a_usage_error(
     wobble_course: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -510,3 +525,16 @@ def test_write_without_fix_is_a_usage_error(
     assert cli.main(["run", str(wobble_course), "--write"]) == 2
     assert "--write applies verified fixes" in capsys.readouterr().err
     assert snapshot(wobble_course) == before
+
+
+def test_run_fix_proposes_the_same_fix(
+    wobble_course: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    backend = SourceBackend({"locked": {"wobble": "1.0"}, "upcoming": {"wobble": "2.0"}})
+    monkeypatch.setattr(pipeline, "Machine", lambda options: backend)
+    report, patch_file = tmp_path / "run.json", tmp_path / "run.patch"
+    args = ["run", str(wobble_course), "--fix", "--report", str(report), "--patch", str(patch_file)]
+    assert cli.main([*args, "--cache-dir", str(tmp_path / "cache")]) == 1
+    data = json.loads(report.read_text())
+    assert data["fixes"] == {"notebooks": 1, "broken": 1, "patch": str(patch_file), "written": []}
+    assert patch_file.read_text().startswith(f"diff --git a/{NB_PATH} b/{NB_PATH}\n")
