@@ -84,11 +84,12 @@ def fix_notebook(
     before = nb.runs.get(baseline_name)
     after = "broken"
     if before is not None:
-        # What `nbguard run` says once the fix is applied: both envs run the patched code
-        # (the baseline's original run stands in when the patched code fails there).
+        # The verdict `nbguard run` gives once the fix is applied: the baseline env runs the
+        # patched code too ("fixed" when it lacks the new API).
         patched = trial(code, baseline) if baseline is not None and not before.failed else None
-        if patched is not None and not patched.failed:
-            runs_in.append(baseline_name)
+        if patched is not None:
+            if not patched.failed:
+                runs_in.append(baseline_name)
             before = patched
         after = compare.compare_runs(before, last, options).verdict
     files = _files(nb.path, text, original, code, read)

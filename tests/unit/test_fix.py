@@ -332,6 +332,7 @@ def test_a_fix_the_baseline_cannot_run_is_for_the_upcoming_env_only() -> None:
         "locked",
     )
     assert outcome.fix is not None and outcome.fix.runs_in == ("upcoming",)
+    assert outcome.fix.after == "fixed"  # what `nbguard run` says once it is applied
 
 
 def test_a_candidate_that_does_not_run_stays_a_hint() -> None:
@@ -365,6 +366,8 @@ def test_a_fix_that_reaches_a_later_break_says_what_still_fails() -> None:
     )
 
     def trial(code: Code, env: EnvInfo) -> NotebookRun:
+        if env.name == "locked":
+            return printed(NB_PATH, env.name, "x")
         return failed_run(env.name, "module 'wobble' has no attribute 'gone'", cell=2)
 
     outcome = fix_notebook(
