@@ -240,6 +240,19 @@ def test_git_apply_takes_the_patch(tmp_path: Path) -> None:
     assert (tmp_path / "lib.py").read_text() == files[1].after
 
 
+def test_patch_paths_start_at_the_top_of_the_git_work_tree(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "courses" / "phys").mkdir(parents=True)
+    assert patch.repository_prefix(tmp_path / "courses" / "phys") == "courses/phys/"
+    assert patch.repository_prefix(tmp_path) == ""
+    text = patch.git_patch([FileFix("a.py", "x\n", "y\n")], "courses/phys/")
+    assert text.splitlines()[:3] == [
+        "diff --git a/courses/phys/a.py b/courses/phys/a.py",
+        "--- a/courses/phys/a.py",
+        "+++ b/courses/phys/a.py",
+    ]
+
+
 def test_write_leaves_a_file_that_changed_since_it_was_read(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("old")
     (tmp_path / "b.py").write_text("edited by the author meanwhile")
