@@ -54,8 +54,11 @@ def git_patch(files: Sequence[FileFix], prefix: str = "") -> str:
 
 
 def write_patch(text: str, target: Path) -> None:
-    """`text` to `target`, replaced at once (a half-written patch never applies)."""
-    _replace(target, text.encode("utf-8"), None)
+    """`text` to `target`, replaced at once (a half-written patch never applies), readable
+    as any new file is (mkstemp alone would make it private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    _replace(target, text.encode("utf-8"), 0o666 & ~umask)
 
 
 def apply_fixes(course: Path, files: Sequence[FileFix]) -> list[str]:
@@ -81,7 +84,7 @@ def apply_fixes(course: Path, files: Sequence[FileFix]) -> list[str]:
     return said
 
 
-def _replace(target: Path, data: bytes, mode: int | None) -> None:
+def _replace(target: Path, data: bytes, mode: int) -> None:
     try:
         handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     except OSError as exc:
@@ -89,8 +92,7 @@ def _replace(target: Path, data: bytes, mode: int | None) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
-        if mode is not None:
-            Path(temporary).chmod(mode & 0o7777)
+        Path(temporary).chmod(mode & 0o7777)
         Path(temporary).replace(target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

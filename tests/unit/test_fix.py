@@ -500,6 +500,7 @@ def test_nbguard_fix_writes_a_patch_and_leaves_the_course_alone(
     assert nb["fix"]["after"] == "ok"
     assert data["fixes"]["notebooks"] == 1 and data["fixes"]["written"] == []
     text = (wobble_course.parent / "fixes.patch").read_text()
+    assert (wobble_course.parent / "fixes.patch").stat().st_mode & 0o044  # not private
     assert text.startswith(f"diff --git a/{NB_PATH} b/{NB_PATH}\n")
     assert '-    "print(wobble.old_mean([2]))"' in text and '+    "print(wobble.mean([2]))"' in text
     shown = capsys.readouterr().out
