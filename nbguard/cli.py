@@ -211,7 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = pipeline.run(config, progress)
         data = json_report.to_json(report)
         if config.fix:
-            data["fixes"] = fix.deliver(report.notebooks, config.course, config.patch, args.write)
+            # An interrupted audit's fixes still go to the patch, never into the course.
+            write = args.write and not report.interrupted
+            data["fixes"] = fix.deliver(report.notebooks, config.course, config.patch, write)
         if earlier is not None:
             data["since"] = nightly.since(earlier, data)
         json_report.write(data, config.report)

@@ -289,7 +289,7 @@ class Config:
     blame_budget: float | None
     blame_sdists: bool
     fix: bool
-    patch: Path | None
+    patch: Path
     keep_going: bool
     offline: bool
     sandbox: bool

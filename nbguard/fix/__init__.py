@@ -138,9 +138,9 @@ class _Trial:
 
 
 def deliver(
-    reports: Sequence[NotebookReport], course: Path, patch_file: Path | None, write: bool
+    reports: Sequence[NotebookReport], course: Path, patch_file: Path, write: bool
 ) -> dict[str, object]:
-    """The verified fixes as one patch file (when any and `patch_file` is set) and, with
+    """The verified fixes as one patch file (when there are any) and, with
     `write`, in the course itself; what was done, for the report's `fixes`."""
     # A course module two notebooks' fixes both edit is patched once: the first edit, which
     # the second notebook's fix then also went through when they agree.
@@ -157,9 +157,8 @@ def deliver(
     }
     if not files:
         return done
-    if patch_file is not None:
-        write_patch(git_patch(files, repository_prefix(course)), patch_file)
-        done["patch"] = str(patch_file)
+    write_patch(git_patch(files, repository_prefix(course)), patch_file)
+    done["patch"] = str(patch_file)
     if write:
         done["written"] = apply_fixes(course, files)
     return done
