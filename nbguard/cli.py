@@ -20,7 +20,7 @@ from types import FrameType
 from rich.console import Console
 from rich.markup import escape
 
-from nbguard import __version__, init, pipeline, settings
+from nbguard import __version__, fix, init, pipeline, settings
 from nbguard.ansi import printable
 from nbguard.errors import NbguardError
 from nbguard.report import formats, json_report, nightly, terminal
@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("course", nargs="?", default=".", type=Path, help="course root (default: .)")
     _add_settings(run)
+    _add_write(run)
     blame = commands.add_parser(
         "blame",
         help="name the upgrade behind broken or changed notebooks, confirmed by rebuilt envs",
@@ -60,6 +61,17 @@ def _parser() -> argparse.ArgumentParser:
     blame.add_argument("notebook_paths", nargs="*", type=Path, metavar="NOTEBOOK")
     blame.add_argument("--course", type=Path, default=Path(), help="course root (default: .)")
     _add_settings(blame)
+    fix_command = commands.add_parser(
+        "fix",
+        help="propose verified source fixes for broken notebooks, as a patch (--write: apply)",
+        description="Run NOTEBOOKs (default: all) like `nbguard run --fix`: each broken notebook "
+        "gets the smallest source edit that runs in the env it broke in, verified from a "
+        "scratch copy, written to --patch; the course is changed only with --write.",
+    )
+    fix_command.add_argument("notebook_paths", nargs="*", type=Path, metavar="NOTEBOOK")
+    fix_command.add_argument("--course", type=Path, default=Path(), help="course root (default: .)")
+    _add_settings(fix_command)
+    _add_write(fix_command)
     report = commands.add_parser(
         "report",
         help="re-render an nbguard JSON report: the terminal table, HTML, Markdown or JUnit XML",
@@ -91,6 +103,15 @@ def _parser() -> argparse.ArgumentParser:
         "[tool.nbguard])",
     )
     return parser
+
+
+def _add_write(command: argparse.ArgumentParser) -> None:
+    # Not a setting: a config file must never make nbguard write into the course.
+    command.add_argument(
+        "--write",
+        action="store_true",
+        help="apply the verified fixes to the course's files (cell sources and modules only)",
+    )
 
 
 def _add_settings(command: argparse.ArgumentParser) -> None:
@@ -138,8 +159,8 @@ def _load_config(args: argparse.Namespace) -> settings.Config:
                 table[setting.key].append(value)  # type: ignore[attr-defined]
             else:
                 table[setting.key] = value
-    if args.command == "blame":
-        overrides["blame"] = True
+    if args.command in {"blame", "fix"}:
+        overrides[args.command] = True
         if args.notebook_paths:
             overrides["notebooks"] = [_course_relative(p, args.course) for p in args.notebook_paths]
     return settings.load(args.course, overrides, env_overrides, args.config)
@@ -183,10 +204,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 console.print(escape(printable(line)))
             return 0
         config = _load_config(args)
+        if getattr(args, "write", False) and not config.fix:
+            raise NbguardError("--write applies verified fixes: use it with --fix or `nbguard fix`")
         earlier = nightly.load_previous(config.since_report) if config.since_report else None
         with terminal.LiveProgress(console) as progress:
             report = pipeline.run(config, progress)
         data = json_report.to_json(report)
+        if config.fix:
+            # An interrupted audit's fixes still go to the patch, never into the course.
+            write = args.write and not report.interrupted
+            data["fixes"] = fix.deliver(report.notebooks, config.course, config.patch, write)
         if earlier is not None:
             data["since"] = nightly.since(earlier, data)
         json_report.write(data, config.report)

@@ -318,6 +318,44 @@ class Hint:
 
 
 @dataclass(frozen=True)
+class FileFix:
+    """One course file a fix edits: its whole text before and after (a notebook's JSON text
+    with only cell sources changed)."""
+
+    path: str  # POSIX, relative to the course root
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A source edit that was verified: the notebook, patched in a scratch copy, ran past the
+    cell that failed in the upcoming env."""
+
+    env: str  # the env it was made for (the one the notebook broke in)
+    steps: tuple[str, ...]  # each edit and where it came from, in the order applied
+    sources: tuple[str, ...]  # "library", "ruff", "rule"
+    files: tuple[FileFix, ...]
+    diff: str  # the cell sources (and modules) before and after, as a unified diff
+    # The envs the patched notebook runs in: `env`, and the baseline when the fix suits both.
+    runs_in: tuple[str, ...]
+    after: str  # the patched notebook's verdict in `env` against the baseline run
+    remaining: str | None = None  # the next independent break, when it stops at a later cell
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "env": self.env,
+            "steps": list(self.steps),
+            "sources": list(self.sources),
+            "files": [file.path for file in self.files],
+            "diff": self.diff,
+            "runs_in": list(self.runs_in),
+            "after": self.after,
+            "remaining": self.remaining,
+        }
+
+
+@dataclass(frozen=True)
 class NotebookReport:
     path: str
     verdict: Verdict
@@ -329,6 +367,7 @@ class NotebookReport:
     foreshadowing: tuple[WarningRecord, ...] = ()
     hints: tuple[Hint, ...] = ()
     internal: InternalError | None = None  # set with verdict "internal-error"
+    fix: Fix | None = None  # with --fix, for a broken notebook: the verified fix
 
     @property
     def changes(self) -> tuple[Change, ...]:

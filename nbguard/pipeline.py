@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from nbguard import blame, discover, execute, judge, proc, runspec
+from nbguard import blame, discover, execute, fix, judge, proc, runspec
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import ConfigError, EnvironmentBuildError
 from nbguard.model import (
@@ -118,6 +118,11 @@ def run(config: Config, observer: Observer | None = None, backend: Backend | Non
             reports, cost, interrupted = _confirm_culprits(
                 config, runner, interpreters, notebooks, reports, execution.envs, seen
             )
+        if config.fix and not interrupted:
+            try:
+                reports = fix.propose(config, runner, notebooks, reports, execution.envs, seen.note)
+            except (KeyboardInterrupt, Terminated):
+                interrupted = True  # the report says so; the fixes found so far are dropped
     return Report(
         course=str(config.course),
         baseline=config.baseline,

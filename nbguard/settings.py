@@ -220,6 +220,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("blame-sdists", _as_bool, False, "let blame's probe envs build packages from source; by default probes install wheels only, and a version without a wheel for the probe's Python is an answer, not a build"),
     Setting("offline", _as_bool, False, "run kernels without network (a network namespace, in the kernel sandbox), so a nightly check is deterministic and network use is reported as such"),
     Setting("sandbox", _as_bool, True, "run each kernel in a bubblewrap sandbox where the machine allows it: the env and everything outside the run's scratch copy read-only, private home and tmp, its own process namespace (--no-sandbox: kernels run as plain processes)"),
+    Setting("fix", _as_bool, False, "for each broken notebook, look for the smallest source edit that makes it run in the env it broke in (the library's advice, ruff's numpy autofix, known migrations), verified by running it from a scratch copy; the verified ones go to --patch (the course is written only with `nbguard fix --write`)"),
+    Setting("patch", _as_str, "nbguard-fixes.patch", "where --fix writes the verified fixes as a patch for `git apply` (relative: to the current directory)", "FILE"),
     Setting("keep-going", _as_bool, False, "after a failing cell, run the rest of the notebook and report the later independent errors too (not the NameErrors of names the failed cell never defined)"),
     Setting("tolerance", _as_tolerance, 1e-6, "relative difference numbers in outputs may show and still be equal (a notebook's or cell's metadata nbguard.tolerance overrides it)", "REL"),
     Setting("abs-tolerance", _as_tolerance, 1e-12, "absolute difference numbers near zero may show and still be equal", "ABS"),
@@ -288,6 +290,8 @@ class Config:
     blame: bool
     blame_budget: float | None
     blame_sdists: bool
+    fix: bool
+    patch: Path
     keep_going: bool
     offline: bool
     sandbox: bool
@@ -412,7 +416,7 @@ def load(
 
 
 # Files nbguard writes or reads besides the course: relative to the current directory.
-_OUTPUT_FILES = frozenset({"report", "html", "markdown", "junit", "since-report"})
+_OUTPUT_FILES = frozenset({"report", "html", "markdown", "junit", "since-report", "patch"})
 
 
 def _anchor(setting: Setting, value: object, base: Path) -> object:

@@ -339,6 +339,7 @@ def _notebook(index: int, nb: Mapping[str, Any], data: Mapping[str, Any], baseli
     out.append(_culprit(_map(nb.get("culprit")), nb, data))
     out.append(_foreshadowing(nb, baseline))
     out.append(_hints(nb))
+    out.append(_fix(_map(nb.get("fix"))))
     if not nb.get("skip_reason"):
         out.append(_runs(_map(nb.get("runs")), baseline))
     out.append(_changes([c for c in _list(nb.get("changes")) if isinstance(c, Mapping)], baseline))
@@ -407,6 +408,25 @@ def _hints(nb: Mapping[str, Any]) -> str:
         for h in hints
     )
     return f'<div class="hint"><strong>Fix hints:</strong><ul>{items}</ul></div>'
+
+
+def _fix(fix: Mapping[str, Any]) -> str:
+    """A verified fix: where the patched notebook runs, what it took, the source diff."""
+    if not fix:
+        return ""
+    runs_in = " and ".join(_e(env) for env in _list(fix.get("runs_in")))
+    steps = "".join(f"<li>{_e(step)}</li>" for step in _list(fix.get("steps")))
+    lines = []
+    for line in _str(fix.get("diff")).splitlines():
+        css = "add" if line.startswith("+") and not line.startswith("+++") else ""
+        css = "rm" if line.startswith("-") and not line.startswith("---") else css
+        lines.append(f'<span class="{css}">{_e(line)}</span>' if css else _e(line))
+    remaining = fix.get("remaining")
+    later = f'<p class="small">still fails later: {_e(remaining)}</p>' if remaining else ""
+    return (
+        f'<div class="hint"><strong>Verified fix</strong> — runs in {runs_in} '
+        f"(then {_badge(_str(fix.get('after')))}):<ul>{steps}</ul>{_pre(lines)}{later}</div>"
+    )
 
 
 def _warning_text(record: Mapping[str, Any]) -> str:

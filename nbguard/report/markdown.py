@@ -210,6 +210,7 @@ def _details(nb: Mapping[str, Any], baseline: str) -> str:
         parts.append(
             f"→ fix (cell {hint['cell']}): {text(hint['hint'])} — from {text(hint.get('source'))}"
         )
+    parts += _fix(nb.get("fix"))
     culprit = nb.get("culprit")
     if culprit:
         parts.append(f"culprit: {text(culprit_line(culprit))}: {text(culprit.get('reason') or '')}")
@@ -224,6 +225,28 @@ def _details(nb: Mapping[str, Any], baseline: str) -> str:
     summary = f"<b>{html.escape(nb['path'])}</b> · {html.escape(nb['verdict'])}"
     # Blank lines around the content: GitHub renders Markdown inside <details> only then.
     return "<details><summary>" + summary + "</summary>\n\n" + "\n\n".join(parts) + "\n\n</details>"
+
+
+def _fix(fix: Mapping[str, Any] | None) -> list[str]:
+    """A verified fix: where the patched notebook runs, what it took, the source diff."""
+    if not fix:
+        return []
+    runs_in = " and ".join(text(env) for env in fix.get("runs_in") or [])
+    parts = [f"**verified fix**, runs in {runs_in} (then {text(fix.get('after'))}):"]
+    parts += [f"- {text(step)}" for step in fix.get("steps") or []]
+    parts.append(fenced(str(fix.get("diff") or ""), "diff"))
+    if fix.get("remaining"):
+        parts.append(f"still fails later: {text(fix['remaining'])}")
+    return parts
+
+
+def _fixes_line(data: Mapping[str, Any]) -> list[str]:
+    fixes = data.get("fixes")
+    if not fixes:
+        return []
+    patch = f"; patch: `{text(fixes['patch'])}`" if fixes.get("patch") else ""
+    return ["", f"**Fixes**: {fixes.get('notebooks', 0)} of {fixes.get('broken', 0)} broken "
+            f"notebooks have a verified fix{patch}"]  # fmt: skip
 
 
 def _envs(data: Mapping[str, Any]) -> list[str]:
@@ -277,6 +300,7 @@ def render(data: Mapping[str, Any], max_bytes: int = MAX_BYTES) -> str:
     ]
     if data.get("interrupted"):
         head += ["", "**Interrupted**: the report holds the notebooks that finished."]
+    head += _fixes_line(data)
     loud = [nb for nb in notebooks if nb["verdict"] not in QUIET]
     quiet = [nb for nb in notebooks if nb["verdict"] in QUIET]
     table = ["| notebook | verdict | what happened | culprit |", "|---|---|---|---|"]

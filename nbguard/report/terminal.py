@@ -377,10 +377,40 @@ def render(data: Mapping[str, Any], console: Console, report_path: str | None = 
             f"blame: {cost['notebooks']} notebooks, {cost['envs_built']} envs built, "
             f"{cost['envs_used']} probe envs used, {cost['seconds']:.1f}s"
         )
+    _fixes(data, console)
     if data.get("interrupted"):
         console.print("[yellow]interrupted: the report holds the notebooks that finished[/]")
     if report_path:
         console.print(f"report: {_safe(report_path)}")
+
+
+def _fixes(data: Mapping[str, Any], console: Console) -> None:
+    """The verified fixes: each notebook's source diff, then the patch and what was written."""
+    summary = data.get("fixes")
+    if not summary:
+        return
+    for nb in worst_first(data.get("notebooks") or []):
+        fix = nb.get("fix")
+        if not fix:
+            continue
+        runs_in = " and ".join(fix.get("runs_in") or [])
+        console.print(
+            f"[green]✓ fix[/] {_safe(str(nb['path']))}: runs in {_safe(runs_in)} "
+            f"(then {_safe(str(fix.get('after')))}); " + _safe("; ".join(fix.get("steps") or []))
+        )
+        for line in str(fix.get("diff") or "").splitlines():
+            style = "red" if line.startswith("-") else "green" if line.startswith("+") else "dim"
+            style = "bold" if line.startswith(("---", "+++")) else style
+            console.print(f"    [{style}]{_safe(line)}[/]", soft_wrap=True)
+        if fix.get("remaining"):
+            console.print(f"    still fails later: {_safe(str(fix['remaining']))}")
+    patch = f"; patch: {_safe(str(summary['patch']))}" if summary.get("patch") else ""
+    console.print(
+        f"fixes: {summary.get('notebooks', 0)} of {summary.get('broken', 0)} broken notebooks "
+        f"have a verified fix{patch}"
+    )
+    for line in summary.get("written") or []:
+        console.print(f"  {_safe(str(line))}")
 
 
 def render_since(news: Mapping[str, Any], console: Console) -> None:

@@ -483,7 +483,7 @@ def test_defaults_come_from_the_settings_table_alone(course: Path, tmp_path: Pat
         value = getattr(config, setting.attr)
         if setting.key == "cache-dir":
             assert value == settings.default_cache_dir()
-        elif setting.key in {"report", "html", "markdown", "junit", "since-report"}:
+        elif setting.key in {"report", "html", "markdown", "junit", "since-report", "patch"}:
             assert value == (None if setting.default is None else Path(str(setting.default)))
         else:
             assert value == setting.default, setting.key
