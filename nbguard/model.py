@@ -319,6 +319,8 @@ class NotebookReport:
     foreshadowing: tuple[WarningRecord, ...] = ()
     hints: tuple[Hint, ...] = ()
     internal: InternalError | None = None  # set with verdict "internal-error"
+    # The papermill parameters the notebook ran with, the same in every env.
+    parameters: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def changes(self) -> tuple[Change, ...]:

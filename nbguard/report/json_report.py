@@ -86,6 +86,7 @@ def _notebook(nb: NotebookReport) -> dict[str, Any]:
         "foreshadowing": [record.to_json() for record in nb.foreshadowing],
         "hints": [hint.to_json() for hint in nb.hints],
         "internal_error": nb.internal.to_json() if nb.internal else None,
+        "parameters": dict(nb.parameters),
     }
 
 
