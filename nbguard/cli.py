@@ -100,11 +100,16 @@ def _add_settings(command: argparse.ArgumentParser) -> None:
     for setting in settings.SETTINGS:
         if setting.is_bool:
             command.add_argument(
-                setting.flag, action=argparse.BooleanOptionalAction, default=None, help=setting.help
+                setting.flag,
+                dest=setting.attr,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=setting.help,
             )
         else:
             command.add_argument(
                 setting.flag,
+                dest=setting.attr,
                 action="append" if setting.repeatable else "store",
                 metavar=setting.metavar,
                 default=None,

@@ -30,6 +30,7 @@ from nbguard.report.text import (
     first_line,
     internal_error,
     internal_line,
+    parameters_line,
     worst_first,
 )
 from nbguard.secret_env import REDACTED, redactor
@@ -174,6 +175,9 @@ def _detail(nb: Mapping[str, Any], baseline: str) -> str:
     lines += [
         f"→ fix (cell {hint['cell']}): {hint['hint']}" for hint in (nb.get("hints") or [])[:2]
     ]
+    parameters = parameters_line(nb)
+    if parameters is not None:
+        lines.append(parameters)
     return "\n".join(lines)
 
 
