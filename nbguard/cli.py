@@ -13,9 +13,10 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -128,14 +129,28 @@ def _add_settings(command: argparse.ArgumentParser) -> None:
 
 
 def _load_config(args: argparse.Namespace) -> settings.Config:
+    overrides, env_overrides = flag_values(lambda attr: getattr(args, attr, None))
+    if args.command == "blame":
+        overrides["blame"] = True
+        if args.notebook_paths:
+            overrides["notebooks"] = [_course_relative(p, args.course) for p in args.notebook_paths]
+    return settings.load(args.course, overrides, env_overrides, args.config)
+
+
+def flag_values(
+    flag: Callable[[str], Any],
+) -> tuple[dict[str, object], dict[str, dict[str, object]]]:
+    """The settings given as flags, by key, and the per-env ones by env name; `flag(attr)`
+    is one flag's value (None when not given), a per-env one's attr prefixed with `env__`
+    (shared with the pytest plugin's --nbguard-* options)."""
     overrides: dict[str, object] = {}
     for setting in settings.SETTINGS:
-        value = getattr(args, setting.attr, None)
+        value = flag(setting.attr)
         if value is not None:
             overrides[setting.key] = value
     env_overrides: dict[str, dict[str, object]] = {}
     for setting in settings.ENV_SETTINGS:
-        for text in getattr(args, f"env__{setting.attr}") or []:
+        for text in flag(f"env__{setting.attr}") or []:
             name, value = settings.parse_env_assignment(setting.key, text)
             table = env_overrides.setdefault(name, {})
             if setting.repeatable:
@@ -143,11 +158,7 @@ def _load_config(args: argparse.Namespace) -> settings.Config:
                 table[setting.key].append(value)  # type: ignore[attr-defined]
             else:
                 table[setting.key] = value
-    if args.command == "blame":
-        overrides["blame"] = True
-        if args.notebook_paths:
-            overrides["notebooks"] = [_course_relative(p, args.course) for p in args.notebook_paths]
-    return settings.load(args.course, overrides, env_overrides, args.config)
+    return overrides, env_overrides
 
 
 def _course_relative(path: Path, course: Path) -> str:

@@ -298,3 +298,13 @@ def render_since(news: Mapping[str, Any], console: Console) -> None:
         console.print(f"  new releases in {_safe(env)}: {_safe(shown)}")
     if not broken:
         console.print("  [green]nothing newly broken[/]")
+
+
+def row_text(nb: Mapping[str, Any], baseline: str) -> tuple[str, str]:
+    """A notebook's row as plain, printable text: what happened, and the culprit with its
+    reason (the pytest plugin's failure text)."""
+    culprit = nb.get("culprit")
+    named = _culprit(culprit).replace("\n", " ")
+    if culprit and culprit.get("reason"):
+        named += f": {culprit['reason']}"
+    return printable(_redacted(_detail(nb, baseline))), printable(_redacted(named))
