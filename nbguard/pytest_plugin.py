@@ -105,6 +105,10 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = yield
     if isinstance(item, NotebookItem) and report.when == "call" and item.result is not None:
         report.nbguard = item.result  # type: ignore[attr-defined]
+        if report.skipped and isinstance(report.longrepr, tuple):
+            # Where the skip is: the notebook, not the plugin's line that said so (pytest's
+            # summary reads a None line as none, though its annotation says int).
+            report.longrepr = (str(item.path), None, report.longrepr[2])  # type: ignore[assignment]
     return report
 
 
@@ -125,7 +129,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     state = _state(terminalreporter.config)
     if state is None:
         return
-    for line in state.summary:
+    for line in (*state.observer.lines, *state.summary):
         terminalreporter.write_line(line)
 
 
@@ -155,7 +159,7 @@ class _Session:
         self.results: list[dict[str, Any]] = []
         self.summary: list[str] = []
         self.started = time.monotonic()
-        self.observer = _Progress(config)
+        self.observer = _Progress()
         self._backends: dict[Path, SharedEnvs] = {}
         _Session.current = self
 
@@ -316,10 +320,11 @@ class SharedEnvs:
 
 
 class _Progress(pipeline.Silent):
-    """Each env once, as `nbguard run` shows it, through pytest's terminal (not in workers)."""
+    """Each env once, as `nbguard run` shows it, and nbguard's notes, for the terminal
+    summary (a test's output is captured while it runs)."""
 
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
+    def __init__(self) -> None:
+        self.lines: list[str] = []
         self._told: set[str] = set()
 
     def env_ready(self, info: EnvInfo) -> None:
@@ -341,9 +346,7 @@ class _Progress(pipeline.Silent):
             self._write(f"nbguard: {text}")
 
     def _write(self, line: str) -> None:
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(printable(line))
+        self.lines.append(printable(line))
 
 
 # --- collection and items -------------------------------------------------------------------
