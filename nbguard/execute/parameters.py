@@ -16,9 +16,10 @@ PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
 
 
-def declared(path: Path) -> tuple[str, ...] | None:
-    """The parameter names of the notebook's first cell tagged `parameters`, as papermill's
-    Python translator reads them; None when no cell has the tag."""
+def declared(path: Path) -> dict[str, str] | None:
+    """The parameters of the notebook's first cell tagged `parameters`, each name with its
+    default as written, as papermill's Python translator reads them; None when no cell has
+    the tag."""
     from papermill.translators import papermill_translators
 
     nb = read_notebook(path)
@@ -26,7 +27,7 @@ def declared(path: Path) -> tuple[str, ...] | None:
     if index is None:
         return None
     translator = papermill_translators.find_translator("python3", "python")
-    return tuple(str(parameter.name) for parameter in translator.inspect(nb.cells[index]))
+    return {str(p.name): str(p.default) for p in translator.inspect(nb.cells[index])}
 
 
 def unknown(path: Path, values: Mapping[str, object]) -> str | None:
