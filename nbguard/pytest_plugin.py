@@ -156,6 +156,7 @@ class _Session:
     def __init__(self, config: pytest.Config) -> None:
         self.pytest_config = config
         self.courses: dict[Path, _Course] = {}
+        self.configs: dict[Path, Config] = {}
         self.results: list[dict[str, Any]] = []
         self.summary: list[str] = []
         self.started = time.monotonic()
@@ -167,17 +168,24 @@ class _Session:
         """The course a notebook file belongs to, loaded once, and its course-relative path."""
         root = course_root(notebook.parent)
         if root not in self.courses:
-            overrides, env_overrides = cli.flag_values(
-                lambda attr: self.pytest_config.getoption(_PREFIX + attr)
-            )
-            config_file = self.pytest_config.getoption("nbguard_config")
-            config = settings.load(
-                root, overrides, env_overrides, Path(config_file) if config_file else None
-            )
+            config = self.config_of(root)
             found = pipeline.find_notebooks(config)
             self.courses[root] = _Course(config, {nb.path: nb for nb in found})
             self._backends[root] = SharedEnvs(Machine(runspec.build_options(config)))
         return self.courses[root], notebook.resolve().relative_to(root).as_posix()
+
+    def config_of(self, root: Path) -> Config:
+        """The course's settings under the session's --nbguard-* options (also in the
+        pytest-xdist controller, which collects nothing but writes the report)."""
+        if root not in self.configs:
+            overrides, env_overrides = cli.flag_values(
+                lambda attr: self.pytest_config.getoption(_PREFIX + attr)
+            )
+            config_file = self.pytest_config.getoption("nbguard_config")
+            self.configs[root] = settings.load(
+                root, overrides, env_overrides, Path(config_file) if config_file else None
+            )
+        return self.configs[root]
 
     def audit(self, course: _Course, notebook: Notebook) -> dict[str, Any]:
         """The pipeline of `nbguard run` for one notebook: its report's JSON."""
@@ -193,24 +201,37 @@ class _Session:
         for result in self.results:
             by_course.setdefault(str(result.get("course")), []).append(result)
         for course, parts in by_course.items():
-            config = self.courses.get(Path(course))
             data = merged(parts, time.monotonic() - self.started)
-            report = config.config.report if config else Path(settings.DEFAULT_REPORT)
-            if len(by_course) > 1:
-                report = report.with_name(f"{report.stem}-{Path(course).name}{report.suffix}")
             try:
-                self._write(data, config.config if config else None, report)
+                config = self.config_of(Path(course))
+                report = config.report
+                if len(by_course) > 1:
+                    report = report.with_name(f"{report.stem}-{Path(course).name}{report.suffix}")
+                self._write(data, config, report)
             except NbguardError as exc:
                 self.summary.append(f"nbguard: error: {printable(str(exc))}")
 
-    def _write(self, data: dict[str, Any], config: Config | None, report: Path) -> None:
-        if config is not None and config.since_report is not None:
+    def _write(self, data: dict[str, Any], config: Config, report: Path) -> None:
+        if config.since_report is not None:
             data["since"] = nightly.since(nightly.load_previous(config.since_report), data)
         json_report.write(data, report)
-        if config is not None:
-            formats.write(data, html=config.html, markdown=config.markdown, junit=config.junit)
+        formats.write(data, html=config.html, markdown=config.markdown, junit=config.junit)
+        self.summary += env_lines(data)
         counts = ", ".join(f"{n} {verdict}" for verdict, n in data["summary"].items() if n)
-        self.summary.append(f"nbguard: {counts}; report: {report}")
+        self.summary.append(f"nbguard: {counts}; report: {printable(str(report))}")
+
+
+def env_lines(data: Mapping[str, Any]) -> list[str]:
+    """Each env of the report in one line, as `nbguard run` shows them while it builds."""
+    lines = []
+    for name, env in (data.get("envs") or {}).items():
+        if env.get("error"):
+            lines.append(f"nbguard: env {name} failed: {first_line(env['error'])}")
+            continue
+        how = "reused" if env.get("reused") else f"built in {float(env.get('build_s') or 0):.1f}s"
+        packages = len(env.get("packages") or {})
+        lines.append(f"nbguard: env {name}: Python {env.get('python')}, {packages} packages, {how}")
+    return [printable(line) for line in lines]
 
 
 def course_root(start: Path) -> Path:
@@ -231,7 +252,10 @@ def merged(parts: Sequence[Mapping[str, Any]], duration_s: float) -> dict[str, A
     )
     envs: dict[str, Any] = {}
     for part in parts:
-        envs.update(part.get("envs") or {})
+        for name, env in (part.get("envs") or {}).items():
+            # The item whose run built the env tells how long it took; the others reused it.
+            if name not in envs or envs[name].get("reused"):
+                envs[name] = env
     summary = dict.fromkeys(VERDICTS, 0)
     for nb in notebooks:
         summary[nb["verdict"]] = summary.get(nb["verdict"], 0) + 1
@@ -320,33 +344,16 @@ class SharedEnvs:
 
 
 class _Progress(pipeline.Silent):
-    """Each env once, as `nbguard run` shows it, and nbguard's notes, for the terminal
-    summary (a test's output is captured while it runs)."""
+    """nbguard's notes (a missing sandbox, blame's progress), once each, for the terminal
+    summary: a test's output is captured while it runs."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self._told: set[str] = set()
-
-    def env_ready(self, info: EnvInfo) -> None:
-        key = f"{info.name} {info.fingerprint}"
-        if key in self._told:
-            return
-        self._told.add(key)
-        if info.error:
-            self._write(f"nbguard: env {info.name} failed: {first_line(info.error)}")
-            return
-        how = "reused" if info.reused else f"built in {info.build_s:.1f}s"
-        self._write(
-            f"nbguard: env {info.name}: Python {info.python}, {len(info.packages)} packages, {how}"
-        )
 
     def note(self, text: str) -> None:
-        if text not in self._told:
-            self._told.add(text)
-            self._write(f"nbguard: {text}")
-
-    def _write(self, line: str) -> None:
-        self.lines.append(printable(line))
+        line = printable(f"nbguard: {text}")
+        if line not in self.lines:
+            self.lines.append(line)
 
 
 # --- collection and items -------------------------------------------------------------------
