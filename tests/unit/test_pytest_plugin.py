@@ -4,11 +4,13 @@ with nbguard's verdicts, failure texts, the report, and -k / -x / --lf picking w
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from nbguard import pytest_plugin, settings
+from nbguard import pytest_items, settings
 from nbguard.envs.interpreters import Interpreter
 from nbguard.model import EnvInfo
 from nbguard.runner import Progress
@@ -41,7 +43,7 @@ class CountingBackend(FakeBackend):
 @pytest.fixture
 def backend(monkeypatch: pytest.MonkeyPatch) -> CountingBackend:
     fake = CountingBackend(PACKAGES, SCRIPTS)
-    monkeypatch.setattr(pytest_plugin, "Machine", lambda options: fake)
+    monkeypatch.setattr(pytest_items, "Machine", lambda options: fake)
     return fake
 
 
@@ -234,3 +236,12 @@ def test_every_setting_is_an_option_of_pytest(pytester: pytest.Pytester) -> None
             assert f"--no-nbguard-{setting.key}" in out
     for setting in settings.ENV_SETTINGS:
         assert f"--nbguard-env-{setting.key}" in out
+
+
+def test_without_nbguard_the_plugin_imports_no_pipeline() -> None:
+    # pytest loads the plugin in every project where nbguard is installed.
+    code = "import sys, nbguard.pytest_plugin; print(sorted(m for m in sys.modules if m.startswith(('nbguard.pipeline', 'nbclient', 'papermill'))))"  # noqa: E501
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert out.stdout.strip() == "[]"
