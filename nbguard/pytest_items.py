@@ -24,7 +24,7 @@ from nbguard.runner import Backend, Machine, Progress
 from nbguard.settings import Config, EnvSpec
 
 PREFIX = "nbguard_"  # of the pytest options' dests: nbguard_timeout, nbguard_env__python
-_EXIT_USAGE = 2
+EXIT_USAGE = 2  # as `nbguard run` exits on a setup error
 
 
 SESSION = pytest.StashKey["Session"]()
@@ -45,6 +45,7 @@ class Session:
         self.courses: dict[Path, _Course] = {}
         self.configs: dict[Path, Config] = {}
         self.results: list[dict[str, Any]] = []
+        self.setup_errors: list[str] = []
         self.summary: list[str] = []
         self.started = time.monotonic()
         self.observer = _Progress()
@@ -271,14 +272,19 @@ class NotebookItem(pytest.Item):
         self.notebook = notebook
         # Its notebook's report (JSON), which the plugin hands on with the test report.
         self.result: dict[str, Any] | None = None
+        self.setup_error: str | None = None  # a setup error's one line (exit code 2)
 
     def runtest(self) -> None:
         state: Session = self.config.stash[SESSION]
         try:
             self.result = state.audit(self.course, self.notebook)
         except NbguardError as exc:
-            # A setup error fails every item alike: said once, with `nbguard run`'s code.
-            pytest.exit(f"nbguard: error: {printable(str(exc))}", returncode=_EXIT_USAGE)
+            # A setup error would fail every item alike: this one fails with nbguard's line,
+            # the session stops, and ends with `nbguard run`'s code for it (the plugin's
+            # sessionfinish; in the pytest-xdist controller too).
+            self.setup_error = f"nbguard: error: {printable(str(exc))}"
+            self.session.shouldstop = self.setup_error
+            raise NotebookFailed(self.setup_error) from None
         nb = self.result["notebooks"][0]
         verdict = str(nb["verdict"])
         self.user_properties.append(("nbguard-verdict", verdict))

@@ -106,6 +106,8 @@ def pytest_runtest_makereport(
         return report
     from nbguard.pytest_items import NotebookItem
 
+    if isinstance(item, NotebookItem) and item.setup_error is not None:
+        report.nbguard_error = item.setup_error  # type: ignore[attr-defined]
     if isinstance(item, NotebookItem) and item.result is not None:
         report.nbguard = item.result  # type: ignore[attr-defined]
         if report.skipped and isinstance(report.longrepr, tuple):
@@ -116,9 +118,14 @@ def pytest_runtest_makereport(
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if _SESSION is None:
+        return
     result = getattr(report, "nbguard", None)
-    if isinstance(result, dict) and _SESSION is not None:
+    if isinstance(result, dict):
         _SESSION.results.append(result)
+    error = getattr(report, "nbguard_error", None)
+    if isinstance(error, str) and error not in _SESSION.setup_errors:
+        _SESSION.setup_errors.append(error)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -126,6 +133,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state is None or hasattr(session.config, "workerinput"):
         return  # a pytest-xdist worker: the controller writes the report
     state.write_reports()
+    if state.setup_errors:
+        from nbguard.pytest_items import EXIT_USAGE
+
+        session.exitstatus = EXIT_USAGE
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
