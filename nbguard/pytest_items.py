@@ -50,10 +50,14 @@ class Session:
         self.started = time.monotonic()
         self.observer = _Progress()
         self._backends: dict[Path, SharedEnvs] = {}
+        self._roots: dict[Path, Path] = {}  # a notebook's folder → its course's root
 
     def course_of(self, notebook: Path) -> tuple[_Course, str]:
         """The course a notebook file belongs to, loaded once, and its course-relative path."""
-        root = course_root(notebook.parent)
+        folder = notebook.parent
+        if folder not in self._roots:
+            self._roots[folder] = course_root(folder)
+        root = self._roots[folder]
         if root not in self.courses:
             config = self.config_of(root)
             found = pipeline.find_notebooks(config)
@@ -82,13 +86,15 @@ class Session:
             raise KeyboardInterrupt
         return json_report.to_json(report)
 
-    def write_reports(self) -> None:
-        """One nbguard report per course from the items that ran (in every worker)."""
+    def write_reports(self, *, interrupted: bool) -> None:
+        """One nbguard report per course from the items that ran (in every worker);
+        `interrupted` after Ctrl-C, as `nbguard run` marks a report cut short."""
         by_course: dict[str, list[dict[str, Any]]] = {}
         for result in self.results:
             by_course.setdefault(str(result.get("course")), []).append(result)
         for course, parts in by_course.items():
             data = merged(parts, time.monotonic() - self.started)
+            data["interrupted"] = data["interrupted"] or interrupted
             try:
                 config = self.config_of(Path(course))
                 report = config.report

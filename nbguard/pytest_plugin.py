@@ -132,7 +132,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = _state(session.config)
     if state is None or hasattr(session.config, "workerinput"):
         return  # a pytest-xdist worker: the controller writes the report
-    state.write_reports()
+    state.write_reports(interrupted=session.exitstatus == pytest.ExitCode.INTERRUPTED)
     if state.setup_errors:
         from nbguard.pytest_items import EXIT_USAGE
 
