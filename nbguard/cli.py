@@ -13,10 +13,9 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -129,36 +128,12 @@ def _add_settings(command: argparse.ArgumentParser) -> None:
 
 
 def _load_config(args: argparse.Namespace) -> settings.Config:
-    overrides, env_overrides = flag_values(lambda attr: getattr(args, attr, None))
+    overrides, env_overrides = settings.flag_values(lambda attr: getattr(args, attr, None))
     if args.command == "blame":
         overrides["blame"] = True
         if args.notebook_paths:
             overrides["notebooks"] = [_course_relative(p, args.course) for p in args.notebook_paths]
     return settings.load(args.course, overrides, env_overrides, args.config)
-
-
-def flag_values(
-    flag: Callable[[str], Any],
-) -> tuple[dict[str, object], dict[str, dict[str, object]]]:
-    """The settings given as flags, by key, and the per-env ones by env name; `flag(attr)`
-    is one flag's value (None when not given), a per-env one's attr prefixed with `env__`
-    (shared with the pytest plugin's --nbguard-* options)."""
-    overrides: dict[str, object] = {}
-    for setting in settings.SETTINGS:
-        value = flag(setting.attr)
-        if value is not None:
-            overrides[setting.key] = value
-    env_overrides: dict[str, dict[str, object]] = {}
-    for setting in settings.ENV_SETTINGS:
-        for text in flag(f"env__{setting.attr}") or []:
-            name, value = settings.parse_env_assignment(setting.key, text)
-            table = env_overrides.setdefault(name, {})
-            if setting.repeatable:
-                table.setdefault(setting.key, [])
-                table[setting.key].append(value)  # type: ignore[attr-defined]
-            else:
-                table[setting.key] = value
-    return overrides, env_overrides
 
 
 def _course_relative(path: Path, course: Path) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from nbguard import cli, pipeline, runspec, settings
+from nbguard import pipeline, runspec, settings
 from nbguard.ansi import printable
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import NbguardError
@@ -69,7 +69,7 @@ class Session:
         """The course's settings under the session's --nbguard-* options (also in the
         pytest-xdist controller, which collects nothing but writes the report)."""
         if root not in self.configs:
-            overrides, env_overrides = cli.flag_values(
+            overrides, env_overrides = settings.flag_values(
                 lambda attr: self.pytest_config.getoption(PREFIX + attr)
             )
             config_file = self.pytest_config.getoption("nbguard_config")

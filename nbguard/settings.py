@@ -672,3 +672,27 @@ def parse_env_assignment(setting_key: str, text: str) -> tuple[str, object]:
             return name, True
         raise ConfigError(f"--env-{setting_key} needs ENV=VALUE, got {text!r}")
     return name, value
+
+
+def flag_values(
+    flag: Callable[[str], Any],
+) -> tuple[dict[str, object], dict[str, dict[str, object]]]:
+    """The settings given as flags (`nbguard run`'s, or the pytest plugin's --nbguard-*), by
+    key, and the per-env ones by env name, for `load`; `flag(attr)` is one flag's value
+    (None when not given), a per-env one's attr prefixed with `env__`."""
+    overrides: dict[str, object] = {}
+    for setting in SETTINGS:
+        value = flag(setting.attr)
+        if value is not None:
+            overrides[setting.key] = value
+    env_overrides: dict[str, dict[str, object]] = {}
+    for setting in ENV_SETTINGS:
+        for text in flag(f"env__{setting.attr}") or []:
+            name, value = parse_env_assignment(setting.key, text)
+            table = env_overrides.setdefault(name, {})
+            if setting.repeatable:
+                table.setdefault(setting.key, [])
+                table[setting.key].append(value)  # type: ignore[attr-defined]
+            else:
+                table[setting.key] = value
+    return overrides, env_overrides
