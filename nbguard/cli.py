@@ -121,11 +121,16 @@ def _add_settings(command: argparse.ArgumentParser) -> None:
     for setting in settings.SETTINGS:
         if setting.is_bool:
             command.add_argument(
-                setting.flag, action=argparse.BooleanOptionalAction, default=None, help=setting.help
+                setting.flag,
+                dest=setting.attr,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=setting.help,
             )
         else:
             command.add_argument(
                 setting.flag,
+                dest=setting.attr,
                 action="append" if setting.repeatable else "store",
                 metavar=setting.metavar,
                 default=None,
@@ -144,21 +149,7 @@ def _add_settings(command: argparse.ArgumentParser) -> None:
 
 
 def _load_config(args: argparse.Namespace) -> settings.Config:
-    overrides: dict[str, object] = {}
-    for setting in settings.SETTINGS:
-        value = getattr(args, setting.attr, None)
-        if value is not None:
-            overrides[setting.key] = value
-    env_overrides: dict[str, dict[str, object]] = {}
-    for setting in settings.ENV_SETTINGS:
-        for text in getattr(args, f"env__{setting.attr}") or []:
-            name, value = settings.parse_env_assignment(setting.key, text)
-            table = env_overrides.setdefault(name, {})
-            if setting.repeatable:
-                table.setdefault(setting.key, [])
-                table[setting.key].append(value)  # type: ignore[attr-defined]
-            else:
-                table[setting.key] = value
+    overrides, env_overrides = settings.flag_values(lambda attr: getattr(args, attr, None))
     if args.command in {"blame", "fix"}:
         overrides[args.command] = True
         if args.notebook_paths:

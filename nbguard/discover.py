@@ -98,6 +98,11 @@ def _skip_reason(metadata: dict[str, Any], language: str, kernel_name: str) -> s
     return None
 
 
+def glob_matches(pattern: str, relative: str) -> bool:
+    """Whether a course-relative POSIX path matches a glob of the config."""
+    return _glob_regex(pattern).match(relative) is not None
+
+
 @cache
 def _glob_regex(pattern: str) -> re.Pattern[str]:
     """A glob over POSIX relative paths: `**/` spans folders (or none), `*`, `?` and `[...]`

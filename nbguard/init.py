@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from nbguard import discover, settings
+from nbguard import discover, execute, settings
 from nbguard.errors import ConfigError
+from nbguard.model import Notebook
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,6 +38,9 @@ class Guess:
     pinned: str | None
     loose: str | None
     pinned_is_pinned: bool  # every requirement of the pinned file is `==`
+    # An example for the commented parameters table: a notebook with a cell tagged
+    # "parameters", its first parameter and that one's default; or placeholders.
+    parameters: tuple[str, str, str] = ("homework/simulation.ipynb", "n_steps", "1000")
 
 
 def template_text(name: str) -> str:
@@ -94,7 +98,24 @@ def guess_course(course: Path) -> Guess:
         pinned=pinned,
         loose=loose,
         pinned_is_pinned=pinned is not None and _is_pinned(course / pinned),
+        parameters=_parameters_example(course, found) or Guess.parameters,
     )
+
+
+def _parameters_example(course: Path, found: tuple[Notebook, ...]) -> tuple[str, str, str] | None:
+    """The first notebook with a `parameters` cell that declares a name, that name and its
+    default as written."""
+    for notebook in found:
+        if notebook.skip_reason is not None:
+            continue
+        try:
+            names = execute.parameters.declared(course / notebook.path)
+        except execute.UNREADABLE:
+            continue
+        if names:
+            name, default = next(iter(names.items()))
+            return notebook.path, name, default
+    return None
 
 
 def _first_file(course: Path, names: tuple[str, ...]) -> str | None:
@@ -133,6 +154,9 @@ def config_text(guess: Guess, *, prefix: str) -> str:
     assert locked is not None and upcoming is not None
     head = f"[{prefix[:-1]}]\n" if prefix else ""
     notebooks = ", ".join(_toml_str(g) for g in guess.notebooks)
+    path, name, default = guess.parameters
+    value = default if _valid_toml(f"value = {default}") else "..."
+    example = f"{_toml_str(path)} = {{ {name} = {value} }}"
     lines = [
         "# Written by `nbguard init`; every key is in nbguard's README (Configuration).",
         f"notebooks = [{notebooks}]",
@@ -158,6 +182,15 @@ def config_text(guess: Guess, *, prefix: str) -> str:
         "upgrade = true",
         '# python = "3.13"          # next semester\'s Python',
         "# prerelease = false",
+        "",
+        '# Papermill parameters of notebooks with a cell tagged "parameters", the same in',
+        "# every env so outputs are still compared (README: Parameters). The PR workflow runs",
+        "# with the `ci` set when there is one (fewer points, epochs…); --parameter-set NAME.",
+        f"# [{prefix}parameters]",
+        f"# {example}",
+        "#",
+        f"# [{prefix}parameter-sets.ci]",
+        f"# {example}  # a smaller value, for pull requests",
     ]
     return head + "\n".join(lines) + "\n"
 

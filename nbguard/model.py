@@ -368,6 +368,8 @@ class NotebookReport:
     hints: tuple[Hint, ...] = ()
     internal: InternalError | None = None  # set with verdict "internal-error"
     fix: Fix | None = None  # with --fix, for a broken notebook: the verified fix
+    # The papermill parameters the notebook ran with, the same in every env.
+    parameters: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def changes(self) -> tuple[Change, ...]:

@@ -93,9 +93,15 @@ class Execution:
     interrupted: bool = False
 
 
-def run(config: Config, observer: Observer | None = None, backend: Backend | None = None) -> Report:
-    """Execute every notebook in every env, compare each env's runs with the baseline's,
-    confirm culprits when asked, and return the report.
+def run(
+    config: Config,
+    observer: Observer | None = None,
+    backend: Backend | None = None,
+    notebooks: Sequence[Notebook] | None = None,
+) -> Report:
+    """Execute every notebook (or those given, as the pytest plugin gives one per test item)
+    in every env, compare each env's runs with the baseline's, confirm culprits when asked,
+    and return the report.
 
     On Ctrl-C / SIGTERM the notebooks that finished in every env are reported and
     `Report.interrupted` is set; no kernel is left running.
@@ -105,14 +111,15 @@ def run(config: Config, observer: Observer | None = None, backend: Backend | Non
     started = time.monotonic()
     check_offline(config)
     interpreters = {spec.name: machine.interpreter(spec) for spec in config.envs}
-    notebooks = find_notebooks(config)
+    notebooks = find_notebooks(config) if notebooks is None else tuple(notebooks)
     runnable = [nb for nb in notebooks if nb.skip_reason is None]
+    check_parameters(config, runnable)
     seen.planned(len(notebooks), len(runnable) * len(config.envs), [s.name for s in config.envs])
     with _scratch() as scratch:
         runner = Runner(config, machine, scratch)
         execution = execute_all(config, runner, interpreters, runnable, seen)
         runs = {**execution.runs, **stored_runs(config, runnable, execution.interrupted)}
-        reports = judge_all(config, notebooks, runs, execution.envs)
+        reports = with_parameters(config, judge_all(config, notebooks, runs, execution.envs))
         cost, interrupted = None, execution.interrupted
         if config.blame and not interrupted and config.baseline in execution.envs:
             reports, cost, interrupted = _confirm_culprits(
@@ -144,12 +151,19 @@ def exit_code(report: Report, config: Config) -> int:
         return EXIT_INTERRUPTED
     if any(nb.internal is not None for nb in report.notebooks):
         return EXIT_INTERNAL
+    failing = failing_verdicts(config)
+    return EXIT_REGRESSED if any(nb.verdict in failing for nb in report.notebooks) else EXIT_OK
+
+
+def failing_verdicts(config: Config) -> frozenset[str]:
+    """The verdicts that fail a run (and a pytest item): broken, changed unless allowed, and
+    with --strict warnings and already-broken."""
     failing = {"broken"}
     if not config.allow_changed:
         failing.add("changed")
     if config.strict:
         failing |= {"warnings", "already-broken"}
-    return EXIT_REGRESSED if any(nb.verdict in failing for nb in report.notebooks) else EXIT_OK
+    return frozenset(failing)
 
 
 # --- setup ----------------------------------------------------------------------------------
@@ -177,6 +191,37 @@ def find_notebooks(config: Config) -> tuple[Notebook, ...]:
             f"(exclude={list(config.exclude)}); check the globs"
         )
     return notebooks
+
+
+def check_parameters(config: Config, notebooks: Sequence[Notebook]) -> None:
+    """Parameters a notebook cannot take are a setup error before any kernel starts: a rule
+    naming no notebook of the course (a typo would silently run the full notebook), or a
+    name the notebook's parameters cell does not declare."""
+    if not config.parameters:
+        return
+    every = discover.discover(config.course, ("**/*.ipynb",), (), ALWAYS_EXCLUDED)
+    for pattern, name, _ in config.parameters:
+        if not any(runspec.names(pattern, nb.path) for nb in every):
+            raise ConfigError(
+                f"parameter {name} is given for {pattern!r}, which names no notebook of "
+                f"{config.course}"
+            )
+    for notebook in notebooks:
+        values = runspec.notebook_parameters(config, notebook.path)
+        if values:
+            problem = execute.parameters_problem(config.course / notebook.path, values)
+            if problem is not None:
+                raise ConfigError(f"{notebook.path} {problem}")
+
+
+def with_parameters(config: Config, reports: Sequence[NotebookReport]) -> list[NotebookReport]:
+    """Each report with the parameters its notebook ran with (none for a skipped one)."""
+    return [
+        report
+        if report.verdict == "skipped"
+        else replace(report, parameters=runspec.notebook_parameters(config, report.path))
+        for report in reports
+    ]
 
 
 @contextmanager

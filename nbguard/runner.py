@@ -15,6 +15,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -148,6 +149,7 @@ class Runner:
         self.backend = backend
         self.scratch = scratch
         self.options = runspec.exec_options(config)
+        self.parameters = partial(runspec.notebook_parameters, config)
         self.install_course = config.course_code == "install"
         self._lock = threading.Lock()  # the run numbers
         self._installing = threading.Lock()  # the course copy and its installs
@@ -177,7 +179,10 @@ class Runner:
             if isinstance(site, str):
                 return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=site)
             assert env.interpreter is not None
-            options = runspec.kernel_options(self.options, env.interpreter, site)
+            options = replace(
+                runspec.kernel_options(self.options, env.interpreter, site),
+                parameters=self.parameters(notebook.path),
+            )
             return self.backend.execute(notebook, self.course, env, options, workdir)
 
         def internal(error: InternalError) -> NotebookRun:

@@ -8,7 +8,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from nbguard import compare, envs, execute
+from nbguard import compare, discover, envs, execute
 from nbguard.model import Tolerance
 from nbguard.settings import Config
 
@@ -72,3 +72,17 @@ def build_options(config: Config) -> envs.BuildOptions:
         config.find_links, config.index_url, config.extra_index_url, config.no_index
     )
     return envs.BuildOptions(config.resolver, sources, config.cache_dir)
+
+
+def notebook_parameters(config: Config, notebook: str) -> dict[str, object]:
+    """The papermill parameters `notebook` (course-relative) runs with in every env: each rule
+    whose glob matches it, a later rule for the same name winning."""
+    return {name: value for pattern, name, value in config.parameters if names(pattern, notebook)}
+
+
+def names(pattern: str, notebook: str) -> bool:
+    """Whether a parameters glob names `notebook`: a glob with a "/" is a course-relative
+    path, one without it a file name anywhere in the course (as .gitignore reads them)."""
+    if "/" in pattern.strip("/"):
+        return discover.glob_matches(pattern.lstrip("/"), notebook)
+    return discover.glob_matches(pattern.strip("/"), notebook.rpartition("/")[2])

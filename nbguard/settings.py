@@ -152,6 +152,67 @@ def _as_replacements(value: object) -> tuple[tuple[str, str], ...]:
     return tuple(checked)
 
 
+# One parameter rule: the notebooks it is for (a course-relative glob, or a file-name glob when
+# it has no "/"), the parameter's name and its value (a TOML value).
+ParameterRule = tuple[str, str, object]
+_PARAMETER_VALUE = (str, int, float, bool, list, dict)
+
+
+def _as_parameters(value: object) -> tuple[ParameterRule, ...]:
+    """Papermill parameters per notebook: a TOML table {"glob" = {name = value}}, or on the
+    command line NOTEBOOK:NAME=VALUE (VALUE read as a TOML value, else as text)."""
+    rules: list[ParameterRule] = []
+    if isinstance(value, dict):
+        for pattern, table in value.items():
+            if not isinstance(table, dict) or not table:
+                raise TypeError(
+                    'a table of notebook globs, each a table of parameters: "hw1.ipynb" = { n = 50 }'
+                )
+            rules += [
+                _parameter_rule(str(pattern), str(name), item) for name, item in table.items()
+            ]
+    elif isinstance(value, str | list | tuple):
+        for text in [value] if isinstance(value, str) else value:
+            if not isinstance(text, str):
+                raise TypeError("NOTEBOOK:NAME=VALUE")
+            target, equals, raw = text.partition("=")
+            pattern, colon, name = target.rpartition(":")
+            if not equals or not colon:
+                raise TypeError("NOTEBOOK:NAME=VALUE, e.g. hw1_fit.ipynb:n_points=50")
+            rules.append(_parameter_rule(pattern.strip(), name.strip(), _toml_value(raw)))
+    else:
+        raise TypeError('a table {"notebook glob" = {name = value}}')
+    return tuple(rules)
+
+
+def _parameter_rule(pattern: str, name: str, value: object) -> ParameterRule:
+    if not pattern:
+        raise TypeError("NOTEBOOK:NAME=VALUE with a notebook path or glob")
+    if not name.isidentifier():
+        raise TypeError(f"parameter names that are Python identifiers ({name!r} is not)")
+    if not _plain(value):
+        raise TypeError(
+            f"parameter values that are text, numbers, booleans, lists or tables ({name})"
+        )
+    return (pattern, name, value)
+
+
+def _plain(value: object) -> bool:
+    if isinstance(value, list):
+        return all(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(_plain(item) for item in value.values())
+    return isinstance(value, _PARAMETER_VALUE)
+
+
+def _toml_value(text: str) -> object:
+    """`50` → 50, `0.5`, `true`, `"a b"`, `[1, 2]` as TOML reads them; anything else is text."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
 def _one_of(*choices: str) -> Callable[[object], str]:
     def parse(value: object) -> str:
         if value not in choices:
@@ -174,6 +235,7 @@ class Setting:
     # Command-line values add to the config file's list instead of replacing it (as pip's
     # --find-links does), for places to look rather than choices.
     extends: bool = False
+    flag_name: str | None = None  # the flag, when not the key (--param for `parameters`)
 
     @property
     def attr(self) -> str:
@@ -181,7 +243,7 @@ class Setting:
 
     @property
     def flag(self) -> str:
-        return "--" + self.key
+        return "--" + (self.flag_name or self.key)
 
     @property
     def is_bool(self) -> bool:
@@ -226,6 +288,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tolerance", _as_tolerance, 1e-6, "relative difference numbers in outputs may show and still be equal (a notebook's or cell's metadata nbguard.tolerance overrides it)", "REL"),
     Setting("abs-tolerance", _as_tolerance, 1e-12, "absolute difference numbers near zero may show and still be equal", "ABS"),
     Setting("image-threshold", _as_fraction, 0.01, "fraction of an image's drawn (non-background) pixels that may differ visibly before it counts as changed", "FRACTION"),
+    Setting("parameters", _as_parameters, (), "papermill parameter for the notebooks matching a glob (a file name, or a path relative to the course), injected after the cell tagged 'parameters' in every env alike: NOTEBOOK:NAME=VALUE (TOML: a table)", "NOTEBOOK:NAME=VALUE", True, True, "param"),
+    Setting("parameter-set", _as_str, None, "run with the named parameter set [tool.nbguard.parameter-sets.NAME] over the parameters table, e.g. a fast 'ci' set", "NAME"),
     Setting("replace", _as_replacements, (), "regex replacement applied to both runs' outputs before comparing, REGEX=>REPLACEMENT (TOML: a table)", "REGEX=>REPL", True, True),
 )  # fmt: skip
 
@@ -299,6 +363,8 @@ class Config:
     abs_tolerance: float
     image_threshold: float
     replace: tuple[tuple[str, str], ...]
+    parameters: tuple[ParameterRule, ...]
+    parameter_set: str | None
 
     def env(self, name: str) -> EnvSpec:
         return next(spec for spec in self.envs if spec.name == name)
@@ -310,6 +376,7 @@ class Config:
         for key in _OUTPUT_FILES:
             value = getattr(self, key.replace("-", "_"))
             shown[key] = str(value) if value is not None else None
+        shown["parameters"] = [list(rule) for rule in self.parameters]
         return shown
 
 
@@ -387,16 +454,19 @@ def load(
         raise ConfigError(
             f"envs in {where} must be a table of env tables ([tool.nbguard.envs.NAME])"
         )
+    raw_sets = file_table.pop("parameter-sets", {})
     values: dict[str, object] = {s.attr: _anchor(s, s.default, Path.cwd()) for s in SETTINGS}
     for key, value in file_table.items():
         setting = _known(key, _SETTING_BY_KEY, where)
         values[setting.attr] = _anchor(setting, _parse(key, value, where), base)
+    in_file: tuple[ParameterRule, ...] = values["parameters"]  # type: ignore[assignment]
     for key, value in (overrides or {}).items():
         setting = _known(key, _SETTING_BY_KEY, "the command line")
         parsed = _anchor(setting, _parse(key, value, "the command line"), Path.cwd())
         if setting.extends:
             parsed = (*values.get(setting.attr, ()), *parsed)  # type: ignore[misc]
         values[setting.attr] = parsed
+    values["parameters"] = _with_parameter_set(values, in_file, raw_sets, where)
 
     specs = _env_specs(course, raw_envs, base, where, env_overrides or {}, str(values["baseline"]))
     # Each value was checked by its Setting's parser above, so the keyword types hold.
@@ -407,12 +477,46 @@ def load(
             f"only one env ({specs[0].name}) to run: configure a second one to compare with, "
             "or compare with the outputs saved in the notebooks (--baseline stored)"
         )
+    if config.baseline == "stored" and config.parameters:
+        # The saved outputs were made with the notebook's own values: every output the
+        # parameters move would look changed by the upgrade.
+        raise ConfigError(
+            "parameters cannot be used with --baseline stored: the outputs saved in the "
+            "notebooks were made without them; compare two envs, or drop the parameters"
+        )
     if config.baseline != "stored" and config.baseline not in {spec.name for spec in specs}:
         raise ConfigError(
             f"baseline env {config.baseline!r} is not defined; envs are "
             + ", ".join(spec.name for spec in specs)
         )
     return config
+
+
+def _with_parameter_set(
+    values: Mapping[str, object],
+    in_file: tuple[ParameterRule, ...],
+    raw_sets: object,
+    where: str,
+) -> tuple[ParameterRule, ...]:
+    """The parameters table, then the chosen set's rules over it, then the command line's:
+    a later rule for the same notebook and name wins."""
+    if not isinstance(raw_sets, dict) or not all(isinstance(t, dict) for t in raw_sets.values()):
+        raise ConfigError(
+            f"parameter-sets in {where} must be a table of tables "
+            "([tool.nbguard.parameter-sets.NAME])"
+        )
+    every: tuple[ParameterRule, ...] = values["parameters"]  # type: ignore[assignment]
+    chosen = values["parameter_set"]
+    if chosen is None:
+        return every
+    if chosen not in raw_sets:
+        known = ", ".join(sorted(raw_sets)) or "none are defined"
+        raise ConfigError(
+            f"parameter set {chosen!r} is not defined in {where} (sets: {known}); "
+            f"define it as [tool.nbguard.parameter-sets.{chosen}]"
+        )
+    rules = _parse("parameters", raw_sets[chosen], f"parameter-sets.{chosen} of {where}")
+    return (*in_file, *rules, *every[len(in_file) :])  # type: ignore[misc]
 
 
 # Files nbguard writes or reads besides the course: relative to the current directory.
@@ -574,3 +678,27 @@ def parse_env_assignment(setting_key: str, text: str) -> tuple[str, object]:
             return name, True
         raise ConfigError(f"--env-{setting_key} needs ENV=VALUE, got {text!r}")
     return name, value
+
+
+def flag_values(
+    flag: Callable[[str], Any],
+) -> tuple[dict[str, object], dict[str, dict[str, object]]]:
+    """The settings given as flags (`nbguard run`'s, or the pytest plugin's --nbguard-*), by
+    key, and the per-env ones by env name, for `load`; `flag(attr)` is one flag's value
+    (None when not given), a per-env one's attr prefixed with `env__`."""
+    overrides: dict[str, object] = {}
+    for setting in SETTINGS:
+        value = flag(setting.attr)
+        if value is not None:
+            overrides[setting.key] = value
+    env_overrides: dict[str, dict[str, object]] = {}
+    for setting in ENV_SETTINGS:
+        for text in flag(f"env__{setting.attr}") or []:
+            name, value = parse_env_assignment(setting.key, text)
+            table = env_overrides.setdefault(name, {})
+            if setting.repeatable:
+                table.setdefault(setting.key, [])
+                table[setting.key].append(value)  # type: ignore[attr-defined]
+            else:
+                table[setting.key] = value
+    return overrides, env_overrides

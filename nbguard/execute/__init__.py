@@ -17,15 +17,19 @@ The modules, in the order a notebook meets them:
 - ``cascade``: which later errors only follow from an earlier failed cell
 - ``outputs``: nbformat outputs as model Outputs, warning records and cell errors
 - ``stored``: the outputs saved in the file as the run of the pseudo-env ``stored``
+- ``parameters``: papermill parameters checked against a notebook and injected into its run
 - ``_kernel_capture``: runs inside every kernel and records deprecation warnings
 """
 
 from __future__ import annotations
 
+from nbguard.execute import parameters
 from nbguard.execute.kernels import kill_all_kernels
 from nbguard.execute.notebook import execute_notebook
 from nbguard.execute.options import ExecOptions
 from nbguard.execute.outputs import CAPTURE_MIME
+from nbguard.execute.parameters import unknown as parameters_problem
+from nbguard.execute.reading import UNREADABLE
 from nbguard.execute.sandbox import note as sandbox_note
 from nbguard.execute.scratch import copy_course
 from nbguard.execute.stored import STORED, stored_run
@@ -33,10 +37,13 @@ from nbguard.execute.stored import STORED, stored_run
 __all__ = [
     "CAPTURE_MIME",
     "STORED",
+    "UNREADABLE",
     "ExecOptions",
     "copy_course",
     "execute_notebook",
     "kill_all_kernels",
+    "parameters",
+    "parameters_problem",
     "sandbox_note",
     "stored_run",
 ]

@@ -23,6 +23,7 @@ from nbguard.execute.launch import (
 )
 from nbguard.execute.options import ExecOptions
 from nbguard.execute.overlay import make_overlay
+from nbguard.execute.parameters import inject, restore_cells
 from nbguard.execute.reading import UNREADABLE, read_notebook, unreadable_reason
 from nbguard.execute.sandbox import isolation, private_dirs
 from nbguard.execute.scratch import copy_course, remove_tree
@@ -73,6 +74,7 @@ def execute_notebook(
         nb = read_notebook(course_root / notebook.path)
     except UNREADABLE as exc:
         return finish("error", reason=unreadable_reason(notebook.path, exc))
+    nb, inserted = inject(nb, options.parameters) if options.parameters else (nb, None)
 
     copy_course(course_root, scratch, options.copy_ignore, workdir)
     try:
@@ -117,7 +119,7 @@ def execute_notebook(
     # In the sandbox ipykernel names its temp dir after its pid in the sandbox's namespace:
     # bubblewrap's init is 1, the command it starts 2.
     kernel_pid = _SANDBOXED_PID if sandbox.sandboxed else outcome.kernel_pid
-    return finish(
+    ran = finish(
         outcome.status,
         kernel_tmp=_kernel_tmp(job.env, kernel_pid),
         cells=outcome.cells,
@@ -127,6 +129,7 @@ def execute_notebook(
         later_errors=outcome.later_errors,
         isolation=sandbox.description,
     )
+    return restore_cells(ran, inserted)
 
 
 def _pip_layer(python: Path, workdir: Path, env: dict[str, str]) -> Path:

@@ -48,6 +48,9 @@ class ExecOptions:
     sandbox: bool = True
     # Characters of outputs (text, base64) one notebook run keeps; None = no cap.
     max_output: int | None = 10 * 1024**2
+    # Papermill parameters injected after the notebook's `parameters` cell (parameters.py);
+    # part of what a run's outputs depend on.
+    parameters: Mapping[str, object] = field(default_factory=dict)
 
 
 def size_text(size: int) -> str:

@@ -12,7 +12,13 @@ from typing import Any
 
 from nbguard.compare.text import DiffLine, diff_lines, hunks, text_lines
 from nbguard.model import VERDICTS
-from nbguard.report.text import internal_error, internal_line, tolerance, worst_first
+from nbguard.report.text import (
+    internal_error,
+    internal_line,
+    parameters_line,
+    tolerance,
+    worst_first,
+)
 
 # Images embedded as <img>, each with the leading bytes its payload must start with. SVG is
 # never embedded (it can carry script); anything not listed is shown as text.
@@ -335,6 +341,9 @@ def _notebook(index: int, nb: Mapping[str, Any], data: Mapping[str, Any], baseli
         )
     if nb.get("skip_reason"):
         out.append(f'<p class="muted">skipped: {_e(nb.get("skip_reason"))}</p>')
+    parameters = parameters_line(nb)
+    if parameters is not None:
+        out.append(f'<p class="small">{_e(parameters)}</p>')
     out.append(_internal(nb))
     out.append(_culprit(_map(nb.get("culprit")), nb, data))
     out.append(_foreshadowing(nb, baseline))

@@ -88,6 +88,7 @@ def _notebook(nb: NotebookReport) -> dict[str, Any]:
         "hints": [hint.to_json() for hint in nb.hints],
         "internal_error": nb.internal.to_json() if nb.internal else None,
         "fix": nb.fix.to_json() if nb.fix else None,
+        "parameters": dict(nb.parameters),
     }
 
 

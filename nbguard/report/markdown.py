@@ -17,6 +17,7 @@ from nbguard.report.text import (
     first_line,
     internal_error,
     internal_line,
+    parameters_line,
     worst_first,
 )
 
@@ -145,8 +146,10 @@ def _warnings(nb: Mapping[str, Any], baseline: str) -> list[Mapping[str, Any]]:
 def _row(nb: Mapping[str, Any], baseline: str) -> str:
     verdict = nb["verdict"]
     shown = f"**{verdict}**" if verdict in {"broken", "internal-error"} else verdict
+    parameters = parameters_line(nb)
+    what = [*_what(nb, baseline), *([parameters] if parameters else [])]
     return (
-        f"| {cell(nb['path'])} | {shown} | {'<br>'.join(cell(w) for w in _what(nb, baseline))} "
+        f"| {cell(nb['path'])} | {shown} | {'<br>'.join(cell(w) for w in what)} "
         f"| {cell(culprit_line(nb.get('culprit')))} |"
     )
 

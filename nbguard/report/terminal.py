@@ -31,6 +31,7 @@ from nbguard.report.text import (
     first_line,
     internal_error,
     internal_line,
+    parameters_line,
     worst_first,
 )
 from nbguard.secret_env import REDACTED, redactor
@@ -174,6 +175,9 @@ def _detail(nb: Mapping[str, Any], baseline: str, library_warnings: bool = False
     items += [
         (1, f"→ fix (cell {hint['cell']}): {hint['hint']}") for hint in (nb.get("hints") or [])[:2]
     ]
+    parameters = parameters_line(nb)
+    if parameters is not None:
+        items.append((1, parameters))
     return "\n".join(_most_important(items))
 
 
@@ -433,3 +437,13 @@ def render_since(news: Mapping[str, Any], console: Console) -> None:
         console.print(f"  new releases in {_safe(env)}: {_safe(shown)}")
     if not broken:
         console.print("  [green]nothing newly broken[/]")
+
+
+def row_text(nb: Mapping[str, Any], baseline: str) -> tuple[str, str]:
+    """A notebook's row as plain, printable text: what happened, and the culprit with its
+    reason (the pytest plugin's failure text)."""
+    culprit = nb.get("culprit")
+    named = _culprit(culprit).replace("\n", " ")
+    if culprit and culprit.get("reason"):
+        named += f": {culprit['reason']}"
+    return printable(_redacted(_detail(nb, baseline))), printable(_redacted(named))

@@ -3,6 +3,7 @@ change's line and diff, nbguard's own failure, the order notebooks are listed in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -35,6 +36,17 @@ def worst_first(notebooks: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any
         return known, str(nb.get("path", ""))
 
     return sorted(notebooks, key=rank)
+
+
+def parameters_line(nb: Mapping[str, Any]) -> str | None:
+    """`parameters: n_points=50, seed=1`: what the notebook ran with; None without any."""
+    values = nb.get("parameters")
+    if not isinstance(values, Mapping) or not values:
+        return None
+    shown = ", ".join(
+        f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in values.items()
+    )
+    return f"parameters: {first_line(shown, 200)}"
 
 
 # --- nbguard's own failure ----------------------------------------------------------------
