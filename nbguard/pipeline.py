@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from nbguard import blame, discover, execute, judge, proc, runspec
+from nbguard import blame, discover, envs, execute, judge, proc, runspec
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import ConfigError, EnvironmentBuildError
 from nbguard.model import (
@@ -105,6 +105,9 @@ def run(config: Config, observer: Observer | None = None, backend: Backend | Non
     started = time.monotonic()
     check_offline(config)
     interpreters = {spec.name: machine.interpreter(spec) for spec in config.envs}
+    for spec in config.envs:
+        for line in envs.notes(spec, interpreters[spec.name], runspec.build_options(config)):
+            seen.note(line)
     notebooks = find_notebooks(config)
     runnable = [nb for nb in notebooks if nb.skip_reason is None]
     seen.planned(len(notebooks), len(runnable) * len(config.envs), [s.name for s in config.envs])

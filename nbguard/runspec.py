@@ -70,4 +70,4 @@ def build_options(config: Config) -> envs.BuildOptions:
     sources = envs.Sources(
         config.find_links, config.index_url, config.extra_index_url, config.no_index
     )
-    return envs.BuildOptions(config.resolver, sources, config.cache_dir)
+    return envs.BuildOptions(config.resolver, sources, config.cache_dir, config.conda_solver)
