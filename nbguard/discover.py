@@ -190,7 +190,7 @@ def project_dependencies(pyproject: Path) -> list[str]:
 class DeclaredPython:
     """The Python a course's files say its env was made for, and which file said it."""
 
-    version: str  # "3.10", "3.10.12"
+    version: str  # major.minor, "3.10": patch releases are interchangeable
     origin: str  # "requirements.txt header", "binder/runtime.txt"
 
 
@@ -221,7 +221,7 @@ def declared_python(course: Path, requirements: Path | None) -> DeclaredPython |
     if requirements is not None:
         found = _python_in(requirements)
         if found is not None:
-            return DeclaredPython(found[0], f"{_shown(course, requirements)} {found[1]}")
+            return DeclaredPython(_minor(found[0]), f"{_shown(course, requirements)} {found[1]}")
     folders = [requirements.parent] if requirements is not None else []
     folders += [course / folder if folder else course for folder in ENV_DIRS]
     for name, pattern in (("runtime.txt", _RUNTIME), (".python-version", _PYTHON_VERSION)):
@@ -230,8 +230,14 @@ def declared_python(course: Path, requirements: Path | None) -> DeclaredPython |
             text = _head(path)
             match = next(filter(None, map(pattern.match, text.splitlines()[:1])), None)
             if match:
-                return DeclaredPython(match.group(1), _shown(course, path))
+                return DeclaredPython(_minor(match.group(1)), _shown(course, path))
     return None
+
+
+def _minor(version: str) -> str:
+    """3.10.12 → 3.10: a course's env is made for a minor version; patch releases of it are
+    interchangeable, and the machine may hold any one of them."""
+    return ".".join(version.split(".")[:2])
 
 
 def _python_in(requirements: Path) -> tuple[str, str] | None:

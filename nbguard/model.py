@@ -286,6 +286,8 @@ class EnvInfo:
     error: str | None = None  # why it could not be built
     reused: bool = False  # True when taken from the cache as it was
     build_s: float = 0.0
+    # What a user should know about how it was built: packages a preset left out.
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -36,6 +36,10 @@ def build(
     A resolution or install that fails is returned as an EnvInfo with `error` (its notebooks
     become `env-failed`); only a broken nbguard setup (no resolver at all) raises.
     """
+    if spec.preset == "colab":
+        from nbguard.envs import colab  # it builds on this module
+
+        return colab.build(spec, options, interp, progress)
     if conda.is_conda(spec.requirements) and conda.solver(options.conda_solver) == "rattler":
         from nbguard.envs import conda_build  # it builds on this module
 

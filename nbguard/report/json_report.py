@@ -62,6 +62,7 @@ def _report(report: Report) -> dict[str, Any]:
                 "reused": env.reused,
                 "build_s": round(env.build_s, 3),
                 "error": env.error,
+                "notes": list(env.notes),
             }
             for name, env in report.envs.items()
         },
