@@ -203,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rerender(args, console)
         if args.command == "colab-snapshot":
             line = colab.save_snapshot(args.course, args.output, args.source)
-            console.print(escape(printable(line)))
+            console.print(escape(printable(line)), soft_wrap=True)
             return 0
         if args.command == "init":
             for line in init.init(args.course, force=args.force):
