@@ -501,9 +501,10 @@ def _env_specs(
 
 def _declared(course: Path, spec: EnvSpec) -> EnvSpec:
     """An env that installs its file as it is runs on the Python that file (or the course's
-    runtime.txt / .python-version) was made for, unless the config names one; an upgrading
-    env is today's, on nbguard's own Python unless configured."""
-    if spec.python is not None or spec.upgrade:
+    runtime.txt / .python-version) was made for, unless the config names one; so does a
+    preset's (Colab's Python). An upgrading env is today's, on nbguard's own Python unless
+    configured."""
+    if spec.python is not None or (spec.upgrade and spec.preset is None):
         return spec
     found = discover.declared_python(course, spec.requirements)
     if found is None:

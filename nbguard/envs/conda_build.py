@@ -175,7 +175,7 @@ def _solve(env: conda.CondaEnv, interp: Interpreter, cache_dir: Path) -> list[Re
             rattler.solve(
                 sources=channels,
                 specs=specs,
-                platforms=[rattler.Platform.current(), rattler.Platform("noarch")],
+                platforms=[rattler.Subdir.current(), rattler.Subdir("noarch")],
                 virtual_packages=rattler.VirtualPackage.detect(),
                 timeout=timedelta(seconds=_SOLVE_TIMEOUT_S),
             )
@@ -211,7 +211,7 @@ def _standin_channel(interp: Interpreter, cache_dir: Path) -> str:
     import rattler
     import rattler.index
 
-    subdir = str(rattler.Platform.current())
+    subdir = str(rattler.Subdir.current())
     root = cache_dir / "conda" / "interpreters" / f"python-{interp.version}-{subdir}"
     package = root / subdir / f"python-{interp.version}-{_STANDIN_BUILD}.tar.bz2"
     if not (root / subdir / "repodata.json").is_file():

@@ -1,0 +1,95 @@
+"""Integration tier: a course whose only environment file is a conda environment.yml, with a
+conda-only package from a local channel the test builds, solved and installed by py-rattler
+for both envs, its `pip:` section (a `-r` include) installed offline on top."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from nbguard import cli
+from tests.support.conda_channel import build_channel
+from tests.support.courses import snapshot
+from tests.support.procs import live_kernels
+from tests.support.wheels import offline_args
+
+PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _notebook(path: Path, source: str) -> None:
+    nb = new_notebook(cells=[new_code_cell(source)])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def conda_course(tmp_path: Path) -> Path:
+    channel = build_channel(tmp_path)
+    course = tmp_path / "course"
+    course.mkdir()
+    # The channel by a path relative to the environment.yml, as a course keeps its own.
+    (course / "environment.yml").write_text(
+        "name: phys\n"
+        f"channels:\n  - ../{channel.name}\n"
+        "dependencies:\n"
+        f"  - python={PYTHON}\n"
+        "  - pip\n"
+        "  - condaphys=1.0\n"
+        "  - pip:\n"
+        "      - -r pip-requirements.txt\n",
+        encoding="utf-8",
+    )
+    (course / "pip-requirements.txt").write_text("nbguard-demo-wobble==1.0\n", encoding="utf-8")
+    _notebook(course / "energy.ipynb", "import condaphys\nprint(condaphys.energy(2.0, 3.0))")
+    _notebook(course / "mean.ipynb", "import wobble\nprint(wobble.mean([1.0, 2.0, 3.0]))")
+    return course
+
+
+def test_an_environment_yml_course_runs_end_to_end_in_conda_envs(
+    conda_course: Path,
+    fixture_wheels: Path,
+    env_cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = snapshot(conda_course)
+    report = conda_course.parent / "report.json"
+    args = ["run", str(conda_course), *offline_args(env_cache, fixture_wheels)]
+    args += ["--conda-solver", "rattler", "--report", str(report)]
+
+    assert cli.main(args) == 1
+
+    out = capsys.readouterr().out
+    assert f"env locked: Python {PYTHON}." in out
+    assert "(from environment.yml python spec)" in out
+    assert "env locked: environment.yml solved by conda (py-rattler), as declared" in out
+    assert "env upcoming: environment.yml solved by conda (py-rattler), relaxed" in out
+    data = json.loads(report.read_text())
+    assert data["envs"]["locked"]["packages"]["condaphys"] == "1.0"
+    assert data["envs"]["upcoming"]["packages"]["condaphys"] == "2.0"
+    assert data["envs"]["locked"]["packages"]["nbguard-demo-wobble"] == "1.0"
+    notebooks = {nb["path"]: nb for nb in data["notebooks"]}
+    energy = notebooks["energy.ipynb"]
+    assert energy["verdict"] == "broken"
+    assert energy["runs"]["locked"]["status"] == "ok"
+    assert energy["runs"]["upcoming"]["error"]["evalue"] == (
+        "module 'condaphys' has no attribute 'energy'"
+    )
+    assert (energy["culprit"]["package"], energy["culprit"]["from"], energy["culprit"]["to"]) == (
+        "condaphys",
+        "1.0",
+        "2.0",
+    )
+    assert notebooks["mean.ipynb"]["runs"]["locked"]["status"] == "ok"
+
+    # The second run reuses both conda envs from the cache.
+    assert cli.main(args) == 1
+    again = json.loads(report.read_text())
+    assert again["envs"]["locked"]["reused"] and again["envs"]["upcoming"]["reused"]
+    assert again["envs"]["locked"]["fingerprint"] == data["envs"]["locked"]["fingerprint"]
+    assert snapshot(conda_course) == before
+    assert not live_kernels()
