@@ -1,11 +1,15 @@
 """Integration tier: a course whose only environment file is a conda environment.yml, with a
 conda-only package from a local channel the test builds, solved and installed by py-rattler
-for both envs, its `pip:` section (a `-r` include) installed offline on top."""
+for both envs, its `pip:` section (a `-r` include) installed offline on top; and the Colab
+preset built from a saved snapshot."""
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import sys
+import tarfile
 from pathlib import Path
 
 import nbformat
@@ -14,7 +18,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from nbguard import cli
 from tests.support.conda_channel import build_channel
-from tests.support.courses import snapshot
+from tests.support.courses import FIXTURES, make_course, snapshot
 from tests.support.procs import live_kernels
 from tests.support.wheels import offline_args
 
@@ -93,3 +97,55 @@ def test_an_environment_yml_course_runs_end_to_end_in_conda_envs(
     assert again["envs"]["locked"]["fingerprint"] == data["envs"]["locked"]["fingerprint"]
     assert snapshot(conda_course) == before
     assert not live_kernels()
+
+
+def test_the_colab_preset_builds_from_a_saved_snapshot(
+    tmp_path: Path,
+    fixture_wheels: Path,
+    env_cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    course = make_course(tmp_path, {"mean.ipynb": [MEAN]}, fixture_wheels)
+    with (course / "nbguard.toml").open("a", encoding="utf-8") as config:
+        config.write('\n[envs.colab]\npreset = "colab"\n')
+    # Colab's published files, with this machine's Python in os-info.txt so the test needs
+    # no second interpreter; the fixture's pip freeze as it is.
+    source = tmp_path / "backend-info"
+    source.mkdir()
+    shutil.copy(FIXTURES / "colab" / "pip-freeze.txt", source)
+    (source / "os-info.txt").write_text(f"Ubuntu 22.04.4 LTS\nPython {PYTHON}.99\n")
+    # A package published as a source distribution only: no wheel for this machine.
+    links = tmp_path / "sdists"
+    _sdist(links, "nbguard_demo_sdist_only", "1.0")
+    assert cli.main(["colab-snapshot", str(course), "--source", str(source)]) == 0
+    report = tmp_path / "report.json"
+    args = ["run", str(course), *offline_args(env_cache, links), "--report", str(report)]
+
+    assert cli.main(args) == 0
+
+    out = capsys.readouterr().out
+    assert f"env colab: Python {PYTHON}." in out
+    assert "(from .nbguard/colab-snapshot.txt header)" in out
+    data = json.loads(report.read_text())
+    colab = data["envs"]["colab"]
+    assert colab["packages"]["nbguard-demo-wobble"] == "1.0"
+    assert colab["notes"] == [
+        "left out of the Colab runtime: google-colab (installed from Colab's own disk), "
+        "nbguard-demo-sdist-only==1.0 (no wheel for this machine)"
+    ]
+    # Under the env's line in the terminal too (wrapped at the console's width).
+    assert "nbguard-demo-sdist-only==1.0 (no wheel for this machine)" in " ".join(out.split())
+    assert [nb["verdict"] for nb in data["notebooks"]] == ["ok"]
+
+
+MEAN = "import wobble\nprint(wobble.mean([1.0, 2.0, 3.0]))"
+
+
+def _sdist(folder: Path, name: str, version: str) -> None:
+    """A source distribution of `name` (just its metadata: it is never built)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    with tarfile.open(folder / f"{name}-{version}.tar.gz", "w:gz") as archive:
+        member = tarfile.TarInfo(f"{name}-{version}/PKG-INFO")
+        member.size = len(data)
+        archive.addfile(member, io.BytesIO(data))
