@@ -1,4 +1,5 @@
-"""Finding the course's notebooks and what each asks of nbguard (kernel, skip reasons)."""
+"""Finding the course's notebooks and what each asks of nbguard (kernel, skip reasons), and
+where the course declares its environment and the Python it was made for."""
 
 from __future__ import annotations
 

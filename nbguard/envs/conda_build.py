@@ -108,7 +108,9 @@ def _pip_layer(
     held = "".join(f"{name}=={version}\n" for name, version in sorted(provided.items()))
     constraints = options.cache_dir / "locks" / f"conda-{lockfiles.key(held)}.constraints.txt"
     constraints.parent.mkdir(parents=True, exist_ok=True)
-    constraints.write_text(held, encoding="utf-8")
+    partial = constraints.with_name(f"{constraints.name}.{time.monotonic_ns()}.tmp")
+    partial.write_text(held, encoding="utf-8")
+    partial.replace(constraints)  # a concurrent run reads the whole file, never half of it
     text = "\n".join([*lines, f"-c {constraints}", ""])
     inputs = [text, held, interp.version, interp.platform, resolver.name, repr(options.sources)]
     request = lockfiles.Request(

@@ -462,3 +462,27 @@ def test_env_notes_reach_the_json_report() -> None:
     data = json.loads(json.dumps(json_report.to_json(report)))
 
     assert data["envs"]["colab"]["notes"] == ["left out of the Colab runtime: x"]
+
+
+def test_the_pypi_fallback_prints_what_it_mapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    course = write_course(tmp_path, ["a.ipynb"])
+    for name in ("requirements.txt", "requirements.in"):
+        (course / name).unlink()
+    write(
+        course / "environment.yml", "dependencies:\n  - pytables\n  - matplotlib-base\n  - root\n"
+    )
+    packages = {"locked": {"tables": "3.9.2"}, "upcoming": {"tables": "3.10.1"}}
+    monkeypatch.setattr(pipeline, "Machine", lambda options: FakeBackend(packages))
+    report = tmp_path / "report.json"
+    args = ["run", str(course), "--conda-solver", "pypi", "--report", str(report)]
+
+    assert cli.main([*args, "--cache-dir", str(tmp_path / "cache")]) == 0
+
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        "env locked: conda-solver = 'pypi': environment.yml approximated with PyPI packages; "
+        "mapped pytables → tables, matplotlib-base → matplotlib; "
+        "no PyPI equivalent, left out: root"
+    ) in out
