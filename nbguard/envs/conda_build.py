@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import io
 import json
+import re
 import tarfile
 import time
 from datetime import timedelta
@@ -57,7 +58,7 @@ def build(spec: EnvSpec, options: BuildOptions, interp: Interpreter, progress: P
     provided = {canonical(r.name.normalized): str(r.version) for r in records}
     resolver = resolvers.for_options(options)
     try:
-        pip_lock = _pip_layer(spec, wanted, provided, interp, resolver, options)
+        pip_lock = _pip_layer(spec, wanted, _python_packages(records), interp, resolver, options)
     except ResolutionError as exc:
         return failed(spec.name, interp, str(exc), started)
     conda_lines = sorted(
@@ -90,6 +91,24 @@ def build(spec: EnvSpec, options: BuildOptions, interp: Interpreter, progress: P
     )
 
 
+# A name and version pip can take as a constraint (conda also has `_libgcc_mutex`, `2024a`…).
+_PIP_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_PIP_VERSION = re.compile(r"^\d+(?:\.\d+)*(?:(?:a|b|rc)\d+)?(?:\.post\d+)?(?:\.dev\d+)?$")
+
+
+def _python_packages(records: list[RepoDataRecord]) -> dict[str, str]:
+    """The conda packages that install a Python distribution (they depend on python or
+    python_abi), by PyPI-style name: what pip must find installed, not install again. A C
+    library or data package (conda's `tzdata`) is no such thing, whatever its name."""
+    found: dict[str, str] = {}
+    for record in records:
+        depends = {dep.split()[0] for dep in record.depends if dep.strip()}
+        name, version = record.name.normalized, str(record.version)
+        if depends & {"python", "python_abi"} and _PIP_NAME.match(name):
+            found[canonical(name)] = version
+    return found
+
+
 def _pip_layer(
     spec: EnvSpec,
     wanted: conda.CondaEnv,
@@ -98,14 +117,18 @@ def _pip_layer(
     resolver: resolvers.Resolver,
     options: BuildOptions,
 ) -> str:
-    """The pip section, the env's pins and ipykernel, resolved with what conda installed held
-    at its versions (a constraint: a pip package that needs another numpy fails to resolve,
-    as it would fail in a conda env) and without reinstalling it."""
+    """The pip section, the env's pins and ipykernel, resolved with the Python packages conda
+    installs held at their versions (a constraint: a pip package that needs another numpy
+    fails to resolve, as it would fail in a conda env) and without reinstalling them."""
     lines = [*wanted.pip, *spec.pins]
     lines += [r for r in KERNEL_REQUIREMENTS if canonical(r) not in provided]
     if not lines:
         return ""
-    held = "".join(f"{name}=={version}\n" for name, version in sorted(provided.items()))
+    held = "".join(
+        f"{name}=={version}\n"
+        for name, version in sorted(provided.items())
+        if _PIP_VERSION.match(version)
+    )
     constraints = options.cache_dir / "locks" / f"conda-{lockfiles.key(held)}.constraints.txt"
     constraints.parent.mkdir(parents=True, exist_ok=True)
     partial = constraints.with_name(f"{constraints.name}.{time.monotonic_ns()}.tmp")
