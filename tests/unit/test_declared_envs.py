@@ -486,3 +486,14 @@ def test_the_pypi_fallback_prints_what_it_mapped(
         "mapped pytables → tables, matplotlib-base → matplotlib; "
         "no PyPI equivalent, left out: root"
     ) in out
+
+
+def test_the_upcoming_env_can_be_colab_from_the_command_line(tmp_path: Path) -> None:
+    course = write_course(tmp_path, ["a.ipynb"])
+    colab.save_snapshot(course, settings.COLAB_SNAPSHOT, str(FIXTURES / "colab"))
+
+    config = settings.load(course, env_overrides={"upcoming": {"preset": "colab"}})
+
+    upcoming = config.env("upcoming")
+    assert upcoming.requirements == course.resolve() / ".nbguard" / "colab-snapshot.txt"
+    assert upcoming.python == "3.11"  # Colab's Python, though the env upgrades
