@@ -55,14 +55,15 @@ def build(spec: EnvSpec, options: BuildOptions, interp: Interpreter, progress: P
         return failed(
             spec.name, interp, f"cannot solve the conda env {spec.name!r}: {exc}", started
         )
-    provided = {canonical(r.name.normalized): str(r.version) for r in records}
+    packages = [r for r in records if str(r.build) != _STANDIN_BUILD]
+    provided = {canonical(r.name.normalized): str(r.version) for r in packages}
     resolver = resolvers.for_options(options)
     try:
-        pip_lock = _pip_layer(spec, wanted, _python_packages(records), interp, resolver, options)
+        pip_lock = _pip_layer(spec, wanted, _python_packages(packages), interp, resolver, options)
     except ResolutionError as exc:
         return failed(spec.name, interp, str(exc), started)
     conda_lines = sorted(
-        f"conda::{r.name.normalized} {r.version} {r.build} {r.url}" for r in records
+        f"conda::{r.name.normalized} {r.version} {r.build} {r.url}" for r in packages
     )
     fp = cache.fingerprint(interp, pip_lock + "".join(f"{line}\n" for line in conda_lines))
     target = cache.env_dir(options.cache_dir, fp)
@@ -75,7 +76,7 @@ def build(spec: EnvSpec, options: BuildOptions, interp: Interpreter, progress: P
             if not reused:
                 if target.exists():
                     progress(f"rebuilding {spec.name}: {why}")
-                progress(f"installing {spec.name} ({len(records)} conda packages)")
+                progress(f"installing {spec.name} ({len(packages)} conda packages)")
                 error = _install(spec.name, interp, target, pip_lock, records, resolver, options)
                 if error:
                     return failed(spec.name, interp, error, started)
@@ -186,8 +187,8 @@ def _install(
 
 
 def _solve(env: conda.CondaEnv, interp: Interpreter, cache_dir: Path) -> list[RepoDataRecord]:
-    """The conda packages of `env` for `interp` (the stand-in python left out); raises
-    ResolutionError with the solver's own words."""
+    """The conda packages of `env` for `interp`, the stand-in python among them (linking a
+    noarch python package needs it); raises ResolutionError with the solver's own words."""
     import rattler
     import rattler.exceptions as rattler_errors
 
@@ -213,7 +214,7 @@ def _solve(env: conda.CondaEnv, interp: Interpreter, cache_dir: Path) -> list[Re
         rattler_errors.InvalidChannelError,
     ) as exc:
         raise ResolutionError(_one_line(exc)) from None
-    return [r for r in records if r.build != _STANDIN_BUILD]
+    return records
 
 
 def _channel_urls(env: conda.CondaEnv) -> list[str]:

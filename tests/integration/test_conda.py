@@ -17,6 +17,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from nbguard import cli
+from nbguard.envs import conda, conda_build, interpreters
+from nbguard.errors import ResolutionError
 from tests.support.conda_channel import build_channel
 from tests.support.courses import FIXTURES, make_course, snapshot
 from tests.support.procs import live_kernels
@@ -149,3 +151,43 @@ def _sdist(folder: Path, name: str, version: str) -> None:
         member = tarfile.TarInfo(f"{name}-{version}/PKG-INFO")
         member.size = len(data)
         archive.addfile(member, io.BytesIO(data))
+
+
+def test_conda_locks_solve_to_their_exact_builds_and_relax_to_the_newest(
+    tmp_path: Path, env_cache: Path
+) -> None:
+    channel = build_channel(tmp_path)
+    package = f"{channel.as_uri()}/noarch/condaphys-1.0-pyh_0.tar.bz2"
+    python = interpreters.find(None)
+    explicit = tmp_path / "spec-file.txt"
+    explicit.write_text(f"# platform: linux-64\n@EXPLICIT\n{package}#0123\n", encoding="utf-8")
+    conda_lock = tmp_path / "conda-lock.yml"
+    conda_lock.write_text(
+        "version: 1\npackage:\n"
+        f"- name: condaphys\n  version: '1.0'\n  manager: conda\n  platform: linux-64\n"
+        f"  url: {package}\n",
+        encoding="utf-8",
+    )
+
+    for lock in (explicit, conda_lock):
+        declared = conda.read(lock)
+        exact = conda_build._solve(declared, python, env_cache)
+        newest = conda_build._solve(conda.relaxed(declared), python, env_cache)
+
+        # The interpreter's stand-in, and the package the lock names, exactly.
+        assert sorted((r.name.normalized, str(r.version), str(r.build)) for r in exact) == [
+            ("condaphys", "1.0", "pyh_0"),
+            ("python", python.version, "nbguard_0"),
+        ], lock.name
+        assert {r.name.normalized: str(r.version) for r in newest}["condaphys"] == "2.0"
+
+
+def test_an_unsolvable_environment_yml_names_the_spec(tmp_path: Path, env_cache: Path) -> None:
+    channel = build_channel(tmp_path)
+    environment = tmp_path / "environment.yml"
+    environment.write_text(
+        f"channels: [{channel.as_uri()}]\ndependencies:\n  - condaphys=9.9\n", encoding="utf-8"
+    )
+
+    with pytest.raises(ResolutionError, match="condaphys"):
+        conda_build._solve(conda.read(environment), interpreters.find(None), env_cache)
