@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from nbguard import __version__, fix, init, pipeline, settings
 from nbguard.ansi import printable
+from nbguard.envs import colab
 from nbguard.errors import NbguardError
 from nbguard.report import formats, json_report, nightly, terminal
 
@@ -101,6 +102,28 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="overwrite nbguard's workflow files and nbguard.toml (never an existing "
         "[tool.nbguard])",
+    )
+    colab_command = commands.add_parser(
+        "colab-snapshot",
+        help="save Google Colab's current runtime (Python, pip freeze) for the 'colab' env preset",
+        description="Fetch the Python version and pip freeze Colab publishes "
+        "(googlecolab/backend-info) and save them into COURSE, for envs with preset = 'colab'.",
+    )
+    colab_command.set_defaults(command_parser=colab_command)
+    colab_command.add_argument(
+        "course", nargs="?", default=".", type=Path, help="course root (default: .)"
+    )
+    colab_command.add_argument(
+        "--output",
+        type=Path,
+        default=settings.COLAB_SNAPSHOT,
+        help=f"where to save it, relative to the course (default: {settings.COLAB_SNAPSHOT})",
+    )
+    colab_command.add_argument(
+        "--source",
+        default=colab.SOURCE,
+        metavar="URL_OR_DIR",
+        help="where pip-freeze.txt and os-info.txt are read (default: googlecolab/backend-info)",
     )
     return parser
 
@@ -190,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "report":
             return _rerender(args, console)
+        if args.command == "colab-snapshot":
+            line = colab.save_snapshot(args.course, args.output, args.source)
+            console.print(escape(printable(line)), soft_wrap=True)
+            return 0
         if args.command == "init":
             for line in init.init(args.course, force=args.force):
                 console.print(escape(printable(line)))

@@ -21,10 +21,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 # The workflows a course gets, shipped as package data in nbguard/templates/.
 TEMPLATES = ("nbguard-pr.yml", "nbguard-nightly.yml", "nbguard-audit.yml")
 WORKFLOWS_DIR = Path(".github") / "workflows"
-# Where requirement files usually live, root first (repo2docker/Binder reads binder/ too).
-_REQUIREMENT_DIRS = ("", "binder", ".binder")
-_PINNED_NAMES = ("requirements.txt", "requirements.lock", "requirements-lock.txt")
-_LOOSE_NAMES = ("requirements.in", "environment.yml", "environment.yaml")
 _GLOB_SPECIALS = re.compile(r"[*?\[\]]")
 
 
@@ -41,6 +37,8 @@ class Guess:
     # An example for the commented parameters table: a notebook with a cell tagged
     # "parameters", its first parameter and that one's default; or placeholders.
     parameters: tuple[str, str, str] = ("homework/simulation.ipynb", "n_steps", "1000")
+    # The Python the locked env's file (or runtime.txt, .python-version) declares.
+    python: discover.DeclaredPython | None = None
 
 
 def template_text(name: str) -> str:
@@ -84,20 +82,23 @@ def guess_course(course: Path) -> Guess:
         globs: tuple[str, ...] = ("**/*.ipynb",)
     else:
         globs = tuple("*.ipynb" if f == "." else f"{f}/**/*.ipynb" for f in folders)
-    pinned = _first_file(course, _PINNED_NAMES)
-    loose = _first_file(course, _LOOSE_NAMES)
-    if pinned is None and loose is None:
+    pinned_path, loose_path = discover.requirement_files(course)
+    if pinned_path is None and loose_path is None:
         raise ConfigError(
-            f"no requirements.txt, requirements.in or environment.yml in {course}; "
-            "add the course's requirements, then run nbguard init again"
+            f"no requirements.txt, requirements.in, environment.yml or [project] dependencies "
+            f"in {course} (or its binder/); add the course's requirements, then run nbguard "
+            "init again"
         )
+    pinned = pinned_path.relative_to(course).as_posix() if pinned_path else None
+    loose = loose_path.relative_to(course).as_posix() if loose_path else None
     return Guess(
         notebooks=globs,
         folders=tuple(folders),
         count=len(found),
         pinned=pinned,
         loose=loose,
-        pinned_is_pinned=pinned is not None and _is_pinned(course / pinned),
+        pinned_is_pinned=pinned_path is not None and _is_pinned(pinned_path),
+        python=discover.declared_python(course, pinned_path or loose_path),
         parameters=_parameters_example(course, found) or Guess.parameters,
     )
 
@@ -118,17 +119,11 @@ def _parameters_example(course: Path, found: tuple[Notebook, ...]) -> tuple[str,
     return None
 
 
-def _first_file(course: Path, names: tuple[str, ...]) -> str | None:
-    for folder in _REQUIREMENT_DIRS:
-        for name in names:
-            relative = f"{folder}/{name}" if folder else name
-            if (course / relative).is_file():
-                return relative
-    return None
-
-
 def _is_pinned(path: Path) -> bool:
-    """Every requirement line names one exact version (pip-compile / uv pip compile output)."""
+    """Every requirement line names one exact version (pip-compile / uv pip compile output),
+    or the file is a conda lock."""
+    if path.name == "conda-lock.yml":
+        return True
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -162,9 +157,14 @@ def config_text(guess: Guess, *, prefix: str) -> str:
         f"notebooks = [{notebooks}]",
         '# exclude = ["**/scratch/**"]',
         "# timeout = 300            # seconds per cell",
-        "",
-        f"[{prefix}envs.locked]",
     ]
+    if any(name and name.endswith((".yml", ".yaml")) for name in (guess.pinned, guess.loose)):
+        lines += [
+            "# The conda environment is solved by conda (py-rattler) when nbguard[conda] is",
+            '# installed, else approximated with PyPI packages ("rattler" or "pypi" forces one):',
+            '# conda-solver = "auto"',
+        ]
+    lines += ["", f"[{prefix}envs.locked]"]
     if guess.pinned_is_pinned:
         lines.append(f"requirements = {_toml_str(locked)}  # pinned: installed as is")
     else:
@@ -174,8 +174,16 @@ def config_text(guess: Guess, *, prefix: str) -> str:
             '# (baseline = "stored").',
             f"requirements = {_toml_str(locked)}",
         ]
+    if guess.python is not None:
+        lines.append(
+            f"# python = {_toml_str(guess.python.version)}  # from {guess.python.origin}, "
+            "which nbguard follows unless set here"
+        )
+    else:
+        lines.append(
+            "# python = \"3.11\"          # last semester's Python (default: nbguard's own)"
+        )
     lines += [
-        "# python = \"3.11\"          # last semester's Python (default: nbguard's own)",
         "",
         f"[{prefix}envs.upcoming]",
         f"requirements = {_toml_str(upcoming)}  # resolved to the newest releases today",
@@ -191,6 +199,12 @@ def config_text(guess: Guess, *, prefix: str) -> str:
         "#",
         f"# [{prefix}parameter-sets.ci]",
         f"# {example}  # a smaller value, for pull requests",
+    ]
+    lines += [
+        "",
+        "# What students get on Google Colab: `nbguard colab-snapshot` saves its runtime.",
+        f"# [{prefix}envs.colab]",
+        '# preset = "colab"',
     ]
     return head + "\n".join(lines) + "\n"
 

@@ -296,6 +296,8 @@ class EnvInfo:
     # The canonical names the env's requirements input asks for itself (its direct
     # requirements), which reports list before the packages they pull in; () when unknown.
     requirements: tuple[str, ...] = ()
+    # What a user should know about how it was built: packages a preset left out.
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:

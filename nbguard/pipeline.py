@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from nbguard import blame, discover, execute, fix, judge, proc, runspec
+from nbguard import blame, discover, envs, execute, fix, judge, proc, runspec
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import ConfigError, EnvironmentBuildError
 from nbguard.model import (
@@ -111,6 +111,9 @@ def run(
     started = time.monotonic()
     check_offline(config)
     interpreters = {spec.name: machine.interpreter(spec) for spec in config.envs}
+    for spec in config.envs:
+        for line in envs.notes(spec, interpreters[spec.name], runspec.build_options(config)):
+            seen.note(line)
     notebooks = find_notebooks(config) if notebooks is None else tuple(notebooks)
     runnable = [nb for nb in notebooks if nb.skip_reason is None]
     check_parameters(config, runnable)

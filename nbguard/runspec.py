@@ -71,7 +71,7 @@ def build_options(config: Config) -> envs.BuildOptions:
     sources = envs.Sources(
         config.find_links, config.index_url, config.extra_index_url, config.no_index
     )
-    return envs.BuildOptions(config.resolver, sources, config.cache_dir)
+    return envs.BuildOptions(config.resolver, sources, config.cache_dir, config.conda_solver)
 
 
 def notebook_parameters(config: Config, notebook: str) -> dict[str, object]:

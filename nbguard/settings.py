@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from nbguard import discover
 from nbguard.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -290,6 +291,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("image-threshold", _as_fraction, 0.01, "fraction of an image's drawn (non-background) pixels that may differ visibly before it counts as changed", "FRACTION"),
     Setting("parameters", _as_parameters, (), "papermill parameter for the notebooks matching a glob (a file name, or a path relative to the course), injected after the cell tagged 'parameters' in every env alike: NOTEBOOK:NAME=VALUE (TOML: a table)", "NOTEBOOK:NAME=VALUE", True, True, "param"),
     Setting("parameter-set", _as_str, None, "run with the named parameter set [tool.nbguard.parameter-sets.NAME] over the parameters table, e.g. a fast 'ci' set", "NAME"),
+    Setting("conda-solver", _one_of("auto", "rattler", "pypi"), "auto", "how an environment.yml or conda lock becomes an env: 'rattler' solves and installs it with conda's packages (py-rattler, `pip install 'nbguard[conda]'`), 'pypi' approximates it with PyPI packages, 'auto' the first when py-rattler is installed", "MODE"),
     Setting("replace", _as_replacements, (), "regex replacement applied to both runs' outputs before comparing, REGEX=>REPLACEMENT (TOML: a table)", "REGEX=>REPL", True, True),
 )  # fmt: skip
 
@@ -299,6 +301,7 @@ ENV_SETTINGS: tuple[Setting, ...] = (
     Setting("upgrade", _as_bool, False, "resolve ENV's requirements to the newest releases, ignoring pins", "ENV=BOOL"),
     Setting("prerelease", _as_bool, False, "let ENV take pre-releases", "ENV=BOOL"),
     Setting("pins", _as_str_list, (), "extra requirement or pin for ENV, e.g. upcoming='numpy<3'", "ENV=REQ", True),
+    Setting("preset", _one_of("colab"), None, "build ENV as a known platform: 'colab' installs the Google Colab runtime saved by `nbguard colab-snapshot` (its Python and pip freeze)", "ENV=NAME"),
 )  # fmt: skip
 _SETTING_BY_KEY = {setting.key: setting for setting in SETTINGS}
 _ENV_SETTING_BY_KEY = {setting.key: setting for setting in ENV_SETTINGS}
@@ -314,6 +317,10 @@ class EnvSpec:
     upgrade: bool = False
     prerelease: bool = False
     pins: tuple[str, ...] = ()
+    preset: str | None = None  # "colab": the saved Colab runtime is the requirements
+    # Where `python` came from when the course's files declared it rather than the config
+    # ("requirements.txt header", "binder/runtime.txt"); None when configured or not set.
+    python_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -362,6 +369,7 @@ class Config:
     tolerance: float
     abs_tolerance: float
     image_threshold: float
+    conda_solver: str
     replace: tuple[tuple[str, str], ...]
     parameters: tuple[ParameterRule, ...]
     parameter_set: str | None
@@ -592,13 +600,26 @@ def _env_specs(
                     f"(define more in [tool.nbguard.envs.{name}])"
                 )
             specs[name] = _env_spec(course, specs.get(name), name, table, anchor, source)
-    built = tuple(spec for spec in specs.values() if spec is not None)
+    built = tuple(_declared(course, spec) for spec in specs.values() if spec is not None)
     if not built:
         raise ConfigError(
             f"no requirements.txt, requirements.in or environment.yml in {course}; "
             "add one or configure [tool.nbguard.envs.NAME] with a requirements file"
         )
     return built
+
+
+def _declared(course: Path, spec: EnvSpec) -> EnvSpec:
+    """An env that installs its file as it is runs on the Python that file (or the course's
+    runtime.txt / .python-version) was made for, unless the config names one; so does a
+    preset's (Colab's Python). An upgrading env is today's, on nbguard's own Python unless
+    configured."""
+    if spec.python is not None or (spec.upgrade and spec.preset is None):
+        return spec
+    found = discover.declared_python(course, spec.requirements)
+    if found is None:
+        return spec
+    return replace(spec, python=found.version, python_from=found.origin)
 
 
 def _env_spec(
@@ -625,6 +646,8 @@ def _env_spec(
                 "existing requirements.txt, requirements.in or environment.yml"
             )
         values["requirements"] = path
+    if values.get("preset") is not None and "requirements" not in values:
+        values["requirements"] = preset_requirements(course, values["preset"])
     if spec is None:
         if "requirements" not in values:
             raise ConfigError(f"envs.{name} in {source} needs a requirements file")
@@ -635,24 +658,22 @@ def _env_spec(
 
 
 def _requirement_files(course: Path) -> tuple[Path | None, Path | None]:
-    """The course's pinned file and its loose one, by the usual names."""
-    pinned = next(
-        (
-            course / n
-            for n in ("requirements.txt", "requirements.lock", "requirements-lock.txt")
-            if (course / n).is_file()
-        ),
-        None,
-    )
-    loose = next(
-        (
-            course / n
-            for n in ("requirements.in", "environment.yml", "environment.yaml")
-            if (course / n).is_file()
-        ),
-        None,
-    )
-    return pinned, loose
+    """The course's pinned file and its loose one, by the usual names and places."""
+    return discover.requirement_files(course)
+
+
+COLAB_SNAPSHOT = Path(".nbguard") / "colab-snapshot.txt"
+
+
+def preset_requirements(course: Path, preset: str) -> Path:
+    """The requirements file a preset env installs: the Colab runtime saved in the course."""
+    path = course / COLAB_SNAPSHOT
+    if not path.is_file():
+        raise ConfigError(
+            f"the colab preset needs the Colab runtime saved in {path}: run "
+            "`nbguard colab-snapshot` (online) and commit the file"
+        )
+    return path
 
 
 def default_envs(course: Path) -> tuple[EnvSpec, ...]:

@@ -8,10 +8,15 @@ lockfiles     a resolution request → a lock file, cached by its inputs
 cache         the env cache: fingerprint, the marker written last, reuse checks, file locks
 builds        a course env from its spec; any lock → a ready venv; the course's package
 variants      blame's variant envs: a built env with a few packages pinned elsewhere
+conda         conda declarations read (environment.yml, conda locks); relaxed; PyPI approximation
+conda_build   conda envs solved and linked by py-rattler into a venv of the found interpreter
+declared      what the terminal says about how an env's declaration is read
+colab         the Google Colab runtime as an env: the saved snapshot, fetching a new one
 """
 
 from nbguard.envs.builds import build, install_course
 from nbguard.envs.cache import fingerprint
+from nbguard.envs.declared import notes
 from nbguard.envs.interpreters import interpreter_for
 from nbguard.envs.requirements import (
     KERNEL_REQUIREMENTS,
@@ -36,6 +41,7 @@ __all__ = [
     "fingerprint",
     "install_course",
     "interpreter_for",
+    "notes",
     "parse_pins",
     "requirement_lines",
 ]

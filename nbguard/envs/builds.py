@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from nbguard.envs import cache, lockfiles, resolvers
+from nbguard.envs import cache, conda, lockfiles, resolvers
 from nbguard.envs.interpreters import Interpreter
 from nbguard.envs.requirements import (
     KERNEL_REQUIREMENTS,
@@ -38,6 +38,14 @@ def build(
     A resolution or install that fails is returned as an EnvInfo with `error` (its notebooks
     become `env-failed`); only a broken nbguard setup (no resolver at all) raises.
     """
+    if spec.preset == "colab":
+        from nbguard.envs import colab  # it builds on this module
+
+        return colab.build(spec, options, interp, progress)
+    if conda.is_conda(spec.requirements) and conda.solver(options.conda_solver) == "rattler":
+        from nbguard.envs import conda_build  # it builds on this module
+
+        return conda_build.build(spec, options, interp, progress)
     started = time.monotonic()
     resolver = resolvers.for_options(options)
     progress(f"resolving {spec.name} ({resolver.name}, Python {interp.version})")

@@ -13,7 +13,6 @@ from functools import cache
 from pathlib import Path
 
 from nbguard import proc
-from nbguard.envs.requirements import conda_python
 from nbguard.errors import InterpreterNotFound
 from nbguard.settings import EnvSpec
 
@@ -57,12 +56,18 @@ def probe(executable: str) -> Interpreter | None:
 
 
 def interpreter_for(spec: EnvSpec) -> Interpreter:
-    """The interpreter an env asks for; an environment.yml's `python=3.x` counts when the env
-    names none. Raises InterpreterNotFound (exit 2) when it is not installed."""
-    request = spec.python
-    if request is None and spec.requirements is not None:
-        request = conda_python(spec.requirements)
-    return find(request)
+    """The interpreter an env asks for: the config's, or the one the course's files declare
+    for an env that installs them as they are (`spec.python_from` says which file). Raises
+    InterpreterNotFound (exit 2) when it is not installed."""
+    try:
+        return find(spec.python)
+    except InterpreterNotFound as exc:
+        if spec.python_from is None:
+            raise
+        raise InterpreterNotFound(
+            f"env {spec.name!r} asks for Python {spec.python} ({spec.python_from}): {exc}; "
+            f"or set [tool.nbguard.envs.{spec.name}] python to run it on another"
+        ) from None
 
 
 def find(request: str | None) -> Interpreter:

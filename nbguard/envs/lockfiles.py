@@ -14,6 +14,7 @@ from nbguard import proc
 from nbguard.ansi import strip_ansi
 from nbguard.envs.cache import file_lock
 from nbguard.envs.interpreters import Interpreter
+from nbguard.envs.requirements import canonical
 from nbguard.envs.resolvers import Resolver, reason
 from nbguard.errors import ResolutionError
 
@@ -89,6 +90,17 @@ _NO_WHEEL = re.compile(
     r"(?:([A-Za-z0-9][\w.-]*)==([\w.+!-]+) has no (?:usable )?wheels"
     r"|No matching distribution found for ([A-Za-z0-9][\w.-]*)==([\w.+!-]+))"
 )
+
+
+_LISTED = re.compile(
+    r"(?:^|: |, )([A-Za-z0-9][\w.-]*) [\w.+!-]+(?=(?:, [^,]+)* ha(?:s|ve) no wheel)"
+)
+
+
+def no_wheel(message: str) -> list[str]:
+    """The packages a wheels-only resolution's failure (as `_why` words it) names as having
+    no wheel, canonical names."""
+    return [canonical(match.group(1)) for match in _LISTED.finditer(message)]
 
 
 def _why(done: proc.Completed, interp: Interpreter) -> str:

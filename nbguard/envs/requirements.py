@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from nbguard import discover
 from nbguard.errors import ConfigError
 from nbguard.model import EnvInfo
 from nbguard.settings import EnvSpec
@@ -104,17 +105,22 @@ def requirement_lines(spec: EnvSpec) -> list[str]:
 
     A file in an env that does not upgrade is passed as it is (`-r file`). In an env that
     upgrades, `==` pins are dropped and everything else stays: ranges the instructor wrote,
-    extras, markers, URL requirements, index and editable options. An environment.yml is read
-    as its pip-installable dependencies.
+    extras, markers, URL requirements, index and editable options. A pyproject.toml gives its
+    `[project] dependencies`; a conda declaration its PyPI approximation (conda.approximate).
     """
     if spec.requirements is None:
         return []
     path = spec.requirements
-    if path.suffix in {".yml", ".yaml"}:
-        return _conda_requirements(path, keep_versions=not spec.upgrade)
+    if path.name == "pyproject.toml":
+        lines = expand_lines(discover.project_dependencies(path), path)
+        return lines if not spec.upgrade else [unpinned(line) for line in lines]
+    from nbguard.envs import conda  # builds on this module
+
+    if conda.is_conda(path):
+        return list(conda.approximate(conda.read(path), keep_versions=not spec.upgrade).lines)
     if not spec.upgrade:
         return [f"-r {path}"]
-    return [_unpinned(line) for line in _read_requirements(path)]
+    return [unpinned(line) for line in _read_requirements(path)]
 
 
 def direct_requirements(spec: EnvSpec) -> tuple[str, ...]:
@@ -128,7 +134,9 @@ def direct_requirements(spec: EnvSpec) -> tuple[str, ...]:
         return tuple(sorted(names))
     try:
         if path.suffix in {".yml", ".yaml"}:
-            lines = _conda_requirements(path, keep_versions=True)
+            from nbguard.envs import conda  # builds on this module
+
+            lines = list(conda.approximate(conda.read(path), keep_versions=True).lines)
         else:
             asked = _asked_for(path.read_text(encoding="utf-8", errors="replace"))
             source = path.with_suffix(".in")
@@ -168,7 +176,6 @@ def _asked_for(lock: str) -> set[str]:
 def _read_requirements(path: Path, seen: frozenset[Path] = frozenset()) -> list[str]:
     """Lines of a requirements file, `-r` includes followed, comments and `--hash` dropped,
     relative paths in options made absolute (the resolver reads a copy elsewhere)."""
-    lines: list[str] = []
     try:
         joined = path.read_text(encoding="utf-8").replace("\\\n", " ")
     except OSError as exc:
@@ -176,7 +183,17 @@ def _read_requirements(path: Path, seen: frozenset[Path] = frozenset()) -> list[
         raise ConfigError(
             f"cannot read requirements file {path}{included}: {exc.strerror}"
         ) from None
-    for raw in joined.splitlines():
+    return expand_lines(joined.splitlines(), path, seen)
+
+
+def expand_lines(
+    raw_lines: Sequence[str], path: Path, seen: frozenset[Path] = frozenset()
+) -> list[str]:
+    """Requirement lines read from `path` (a requirements file, or an environment.yml's pip
+    section): `-r` includes followed relative to it, comments and `--hash` dropped, relative
+    paths in options made absolute."""
+    lines: list[str] = []
+    for raw in raw_lines:
         line = _HASH.sub("", raw.split(" #", 1)[0]).strip()
         if not line or line.startswith("#") or line.startswith("--hash"):
             continue
@@ -194,7 +211,7 @@ def _read_requirements(path: Path, seen: frozenset[Path] = frozenset()) -> list[
     return lines
 
 
-def _unpinned(line: str) -> str:
+def unpinned(line: str) -> str:
     """A requirement line without its `==`/`===` clauses: `numpy[x]==1.26.4 ; python_version
     < "3.13"` → `numpy[x] ; python_version < "3.13"`; `scipy>=1.10,<2` stays as it is, and so
     do options and URL requirements (`pkg @ https://…`)."""
@@ -212,7 +229,7 @@ def _unpinned(line: str) -> str:
 # --- environment.yml -------------------------------------------------------------------------
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
+def load_yaml(path: Path) -> dict[str, Any]:
     import yaml  # papermill depends on PyYAML; only environment.yml needs it
 
     try:
@@ -229,43 +246,8 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-_CONDA_SPEC = re.compile(r"^(?:[\w.-]+::)?([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)$")
-
-
-def _conda_requirements(path: Path, *, keep_versions: bool) -> list[str]:
-    """pip requirements from an environment.yml: conda `name=1.2` means 1.2.*, `name=1.2.3=build`
-    means exactly 1.2.3, comparisons pass through; `python` and `pip` are not packages to
-    install (the env's Python is chosen from `python=`, see conda_python)."""
-    lines: list[str] = []
-    for dep in _load_yaml(path).get("dependencies", []) or []:
-        if isinstance(dep, dict):
-            pip_lines = [str(item) for item in dep.get("pip", []) or []]
-            lines += pip_lines if keep_versions else [_unpinned(line) for line in pip_lines]
-            continue
-        match = _CONDA_SPEC.match(str(dep).strip())
-        if match is None:
-            continue
-        name, spec = match.group(1), match.group(2).replace(" ", "")
-        if canonical(name) in {"python", "pip"}:
-            continue
-        if spec.startswith(("<", ">", "!", "~", "==")):
-            requirement = f"{name}{spec}"
-        elif spec.startswith("="):
-            version, _, build = spec[1:].partition("=")
-            exact = bool(build) or version.endswith("*")
-            requirement = f"{name}=={version}" if exact else f"{name}=={version}.*"
-        else:
-            requirement = name
-        lines.append(requirement if keep_versions else _unpinned(requirement))
-    return lines
-
-
 def conda_python(path: Path) -> str | None:
-    """The Python version an environment.yml asks for, if it names one."""
-    if path.suffix not in {".yml", ".yaml"}:
-        return None
-    for dep in _load_yaml(path).get("dependencies", []) or []:
-        match = re.match(r"^python\s*=+\s*(\d+\.\d+(?:\.\d+)?)", str(dep))
-        if match:
-            return match.group(1)
-    return None
+    """The Python version an environment.yml (or conda lock) asks for, if it names one."""
+    from nbguard.envs import conda  # builds on this module
+
+    return conda.read(path).python if conda.is_conda(path) else None

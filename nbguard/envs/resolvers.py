@@ -61,6 +61,8 @@ class BuildOptions:
     resolver: str  # "uv" or "pip-tools"
     sources: Sources
     cache_dir: Path
+    # How a conda declaration becomes an env: "rattler", "pypi" or "auto" (conda_build).
+    conda_solver: str = "auto"
 
 
 class Resolver(Protocol):

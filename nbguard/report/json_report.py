@@ -63,6 +63,8 @@ def _report(report: Report) -> dict[str, Any]:
                 "reused": env.reused,
                 "build_s": round(env.build_s, 3),
                 "error": env.error,
+                # Only where there is something to say (a preset that left packages out).
+                **({"notes": list(env.notes)} if env.notes else {}),
             }
             for name, env in report.envs.items()
         },

@@ -105,6 +105,8 @@ class LiveProgress:
                     f"env {info.name}: Python {info.python}, {len(info.packages)} packages, {how}"
                 )
                 self.console.print(f"[green]✓[/] {_safe(text)}")
+                for note in info.notes:
+                    self.console.print(f"  [yellow]![/] {_safe(note)}")
             else:
                 self.console.print(f"[red]✗ env {info.name}:[/] {_safe(str(info.error))}")
             self.progress.update(self._envs[info.name], completed=1, visible=False)

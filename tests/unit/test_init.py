@@ -126,6 +126,37 @@ def test_finds_requirements_in_binder_and_environment_yml(course: Path) -> None:
     }
 
 
+def test_proposes_the_locks_python_the_conda_solver_and_the_colab_preset(course: Path) -> None:
+    for name in ("requirements.txt", "requirements.in"):
+        (course / name).unlink()
+    header = "#    uv pip compile requirements.in --python-version 3.10 -o requirements.txt\n"
+    write(course / ".binder" / "requirements.txt", header + "numpy==1.26.4\n")
+    write(course / ".binder" / "environment.yml", "dependencies:\n  - python=3.10\n  - numpy\n")
+
+    init(course)
+
+    text = (course / "pyproject.toml").read_text(encoding="utf-8")
+    assert '# python = "3.10"  # from .binder/requirements.txt header' in text
+    assert '# conda-solver = "auto"' in text
+    assert '# preset = "colab"' in text
+    data = tomllib.loads(text)["tool"]["nbguard"]
+    assert data["envs"]["locked"] == {"requirements": ".binder/requirements.txt"}
+    assert data["envs"]["upcoming"]["requirements"] == ".binder/environment.yml"
+    # What init proposes in comments is what nbguard does without them.
+    assert settings.load(course).env("locked").python == "3.10"
+
+
+def test_proposes_a_pyproject_s_dependencies(course: Path) -> None:
+    for name in ("requirements.txt", "requirements.in"):
+        (course / name).unlink()
+    write(course / "pyproject.toml", '[project]\nname = "phys"\ndependencies = ["numpy"]\n')
+
+    init(course)
+
+    data = tomllib.loads((course / "pyproject.toml").read_text(encoding="utf-8"))
+    assert data["tool"]["nbguard"]["envs"]["upcoming"]["requirements"] == "pyproject.toml"
+
+
 def test_inline_tool_table_gets_nbguard_toml_instead(course: Path) -> None:
     write(course / "pyproject.toml", "tool = {ruff = {line-length = 100}}\n")
     lines = init(course)
@@ -282,7 +313,8 @@ def test_scripts_take_expressions_through_env(name: str) -> None:
 def test_nbguard_commands_use_existing_flags(name: str) -> None:
     commands, flags = _flags_used(name)
     assert any(command[:2] == ["nbguard", "run"] for command in commands), name
-    assert {command[1] for command in commands} <= {"run"}, commands
+    # Subcommands the templates may call: `run`, and `colab-snapshot` (the nightly refresh).
+    assert {command[1] for command in commands} <= {"run", "colab-snapshot"}, commands
     known = _run_flags() | EXPECTED_ADDITIONS
     unknown = sorted(set(flags) - known)
     assert not unknown, f"{name} uses flags nbguard run does not have: {unknown}"

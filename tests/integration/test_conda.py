@@ -1,0 +1,193 @@
+"""Integration tier: a course whose only environment file is a conda environment.yml, with a
+conda-only package from a local channel the test builds, solved and installed by py-rattler
+for both envs, its `pip:` section (a `-r` include) installed offline on top; and the Colab
+preset built from a saved snapshot."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+import tarfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from nbguard import cli
+from nbguard.envs import conda, conda_build, interpreters
+from nbguard.errors import ResolutionError
+from tests.support.conda_channel import build_channel
+from tests.support.courses import FIXTURES, make_course, snapshot
+from tests.support.procs import live_kernels
+from tests.support.wheels import offline_args
+
+PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _notebook(path: Path, source: str) -> None:
+    nb = new_notebook(cells=[new_code_cell(source)])
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "P"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def conda_course(tmp_path: Path) -> Path:
+    channel = build_channel(tmp_path)
+    course = tmp_path / "course"
+    course.mkdir()
+    # The channel by a path relative to the environment.yml, as a course keeps its own.
+    (course / "environment.yml").write_text(
+        "name: phys\n"
+        f"channels:\n  - ../{channel.name}\n"
+        "dependencies:\n"
+        f"  - python={PYTHON}\n"
+        "  - pip\n"
+        "  - condaphys=1.0\n"
+        "  - pip:\n"
+        "      - -r pip-requirements.txt\n",
+        encoding="utf-8",
+    )
+    (course / "pip-requirements.txt").write_text("nbguard-demo-wobble==1.0\n", encoding="utf-8")
+    _notebook(course / "energy.ipynb", "import condaphys\nprint(condaphys.energy(2.0, 3.0))")
+    _notebook(course / "mean.ipynb", "import wobble\nprint(wobble.mean([1.0, 2.0, 3.0]))")
+    return course
+
+
+def test_an_environment_yml_course_runs_end_to_end_in_conda_envs(
+    conda_course: Path,
+    fixture_wheels: Path,
+    env_cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = snapshot(conda_course)
+    report = conda_course.parent / "report.json"
+    args = ["run", str(conda_course), *offline_args(env_cache, fixture_wheels)]
+    args += ["--conda-solver", "rattler", "--report", str(report)]
+
+    assert cli.main(args) == 1
+
+    out = capsys.readouterr().out
+    assert f"env locked: Python {PYTHON}." in out
+    assert "(from environment.yml python spec)" in out
+    assert "env locked: environment.yml solved by conda (py-rattler), as declared" in out
+    assert "env upcoming: environment.yml solved by conda (py-rattler), relaxed" in out
+    data = json.loads(report.read_text())
+    assert data["envs"]["locked"]["packages"]["condaphys"] == "1.0"
+    assert data["envs"]["upcoming"]["packages"]["condaphys"] == "2.0"
+    assert data["envs"]["locked"]["packages"]["nbguard-demo-wobble"] == "1.0"
+    notebooks = {nb["path"]: nb for nb in data["notebooks"]}
+    energy = notebooks["energy.ipynb"]
+    assert energy["verdict"] == "broken"
+    assert energy["runs"]["locked"]["status"] == "ok"
+    assert energy["runs"]["upcoming"]["error"]["evalue"] == (
+        "module 'condaphys' has no attribute 'energy'"
+    )
+    assert (energy["culprit"]["package"], energy["culprit"]["from"], energy["culprit"]["to"]) == (
+        "condaphys",
+        "1.0",
+        "2.0",
+    )
+    assert notebooks["mean.ipynb"]["runs"]["locked"]["status"] == "ok"
+
+    # The second run reuses both conda envs from the cache.
+    assert cli.main(args) == 1
+    again = json.loads(report.read_text())
+    assert again["envs"]["locked"]["reused"] and again["envs"]["upcoming"]["reused"]
+    assert again["envs"]["locked"]["fingerprint"] == data["envs"]["locked"]["fingerprint"]
+    assert snapshot(conda_course) == before
+    assert not live_kernels(marker=str(env_cache))  # none of this run's kernels survives
+
+
+def test_the_colab_preset_builds_from_a_saved_snapshot(
+    tmp_path: Path,
+    fixture_wheels: Path,
+    env_cache: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    course = make_course(tmp_path, {"mean.ipynb": [MEAN]}, fixture_wheels)
+    with (course / "nbguard.toml").open("a", encoding="utf-8") as config:
+        config.write('\n[envs.colab]\npreset = "colab"\n')
+    # Colab's published files, with this machine's Python in os-info.txt so the test needs
+    # no second interpreter; the fixture's pip freeze as it is.
+    source = tmp_path / "backend-info"
+    source.mkdir()
+    shutil.copy(FIXTURES / "colab" / "pip-freeze.txt", source)
+    (source / "os-info.txt").write_text(f"Ubuntu 22.04.4 LTS\nPython {PYTHON}.99\n")
+    # A package published as a source distribution only: no wheel for this machine.
+    links = tmp_path / "sdists"
+    _sdist(links, "nbguard_demo_sdist_only", "1.0")
+    assert cli.main(["colab-snapshot", str(course), "--source", str(source)]) == 0
+    report = tmp_path / "report.json"
+    args = ["run", str(course), *offline_args(env_cache, links), "--report", str(report)]
+
+    assert cli.main(args) == 0
+
+    out = capsys.readouterr().out
+    assert f"env colab: Python {PYTHON}." in out
+    assert "(from .nbguard/colab-snapshot.txt header)" in out
+    data = json.loads(report.read_text())
+    colab = data["envs"]["colab"]
+    assert colab["packages"]["nbguard-demo-wobble"] == "1.0"
+    assert colab["notes"] == [
+        "left out of the Colab runtime: google-colab (installed from Colab's own disk), "
+        "nbguard-demo-sdist-only==1.0 (no wheel for this machine)"
+    ]
+    # Under the env's line in the terminal too (wrapped at the console's width).
+    assert "nbguard-demo-sdist-only==1.0 (no wheel for this machine)" in " ".join(out.split())
+    assert [nb["verdict"] for nb in data["notebooks"]] == ["ok"]
+
+
+MEAN = "import wobble\nprint(wobble.mean([1.0, 2.0, 3.0]))"
+
+
+def _sdist(folder: Path, name: str, version: str) -> None:
+    """A source distribution of `name` (just its metadata: it is never built)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    with tarfile.open(folder / f"{name}-{version}.tar.gz", "w:gz") as archive:
+        member = tarfile.TarInfo(f"{name}-{version}/PKG-INFO")
+        member.size = len(data)
+        archive.addfile(member, io.BytesIO(data))
+
+
+def test_conda_locks_solve_to_their_exact_builds_and_relax_to_the_newest(
+    tmp_path: Path, env_cache: Path
+) -> None:
+    channel = build_channel(tmp_path)
+    package = f"{channel.as_uri()}/noarch/condaphys-1.0-pyh_0.tar.bz2"
+    python = interpreters.find(None)
+    explicit = tmp_path / "spec-file.txt"
+    explicit.write_text(f"# platform: linux-64\n@EXPLICIT\n{package}#0123\n", encoding="utf-8")
+    conda_lock = tmp_path / "conda-lock.yml"
+    conda_lock.write_text(
+        "version: 1\npackage:\n"
+        f"- name: condaphys\n  version: '1.0'\n  manager: conda\n  platform: linux-64\n"
+        f"  url: {package}\n",
+        encoding="utf-8",
+    )
+
+    for lock in (explicit, conda_lock):
+        declared = conda.read(lock)
+        exact = conda_build._solve(declared, python, env_cache)
+        newest = conda_build._solve(conda.relaxed(declared), python, env_cache)
+
+        # The interpreter's stand-in, and the package the lock names, exactly.
+        assert sorted((r.name.normalized, str(r.version), str(r.build)) for r in exact) == [
+            ("condaphys", "1.0", "pyh_0"),
+            ("python", python.version, "nbguard_0"),
+        ], lock.name
+        assert {r.name.normalized: str(r.version) for r in newest}["condaphys"] == "2.0"
+
+
+def test_an_unsolvable_environment_yml_names_the_spec(tmp_path: Path, env_cache: Path) -> None:
+    channel = build_channel(tmp_path)
+    environment = tmp_path / "environment.yml"
+    environment.write_text(
+        f"channels: [{channel.as_uri()}]\ndependencies:\n  - condaphys=9.9\n", encoding="utf-8"
+    )
+
+    with pytest.raises(ResolutionError, match="condaphys"):
+        conda_build._solve(conda.read(environment), interpreters.find(None), env_cache)
