@@ -29,18 +29,22 @@ def judge(
     baseline_env: str,
     envs: Mapping[str, EnvInfo],
     options: compare.CompareOptions,
+    rerun: NotebookRun | None = None,
 ) -> NotebookReport:
     """One notebook's verdict: each env's run against the baseline's, with the inferred
-    culprit, the warnings that foreshadowed a break, and the fixes the libraries suggest."""
+    culprit, the warnings that foreshadowed a break, and the fixes the libraries suggest.
+    What differs between the baseline's run and `rerun` (its second run in the baseline env)
+    is volatile: masked, and listed as such."""
     # Runs that failed for want of Colab or the network say so.
     runs = {name: classify.classified(run) for name, run in runs.items()}
     baseline = runs[baseline_env]
     options = compare.options_for(notebook, options)
+    volatile = compare.volatility(notebook, baseline, rerun, options)
     comparisons = []
     for name, other in runs.items():
         if name == baseline_env:
             continue
-        comparison = compare.compare_runs(baseline, other, options)
+        comparison = compare.compare_runs(baseline, other, options, volatile)
         if baseline_env in envs:  # no culprit against stored outputs: no env to compare
             blamed = infer(comparison, baseline, other, envs[baseline_env], envs[name])
             if blamed is not None:
@@ -61,6 +65,7 @@ def judge(
         foreshadowing=tuple(dict.fromkeys(warned)),
         hints=_hints(runs, next((c.culprit for c in comparisons if c.culprit), None)),
         internal=internal,
+        rerun=rerun,
     )
 
 

@@ -223,6 +223,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tolerance", _as_tolerance, 1e-6, "relative difference numbers in outputs may show and still be equal (a notebook's or cell's metadata nbguard.tolerance overrides it)", "REL"),
     Setting("abs-tolerance", _as_tolerance, 1e-12, "absolute difference numbers near zero may show and still be equal", "ABS"),
     Setting("image-threshold", _as_fraction, 0.01, "fraction of an image's drawn (non-background) pixels that may differ visibly before it counts as changed", "FRACTION"),
+    Setting("volatile-rerun", _as_bool, True, "run each notebook whose outputs differ once more in the baseline env: what differs between the two baseline runs is volatile, masked and listed as such (--no-volatile-rerun: compare once)"),
     Setting("replace", _as_replacements, (), "regex replacement applied to both runs' outputs before comparing, REGEX=>REPLACEMENT (TOML: a table)", "REGEX=>REPL", True, True),
 )  # fmt: skip
 
@@ -293,6 +294,7 @@ class Config:
     abs_tolerance: float
     image_threshold: float
     replace: tuple[tuple[str, str], ...]
+    volatile_rerun: bool
 
     def env(self, name: str) -> EnvSpec:
         return next(spec for spec in self.envs if spec.name == name)

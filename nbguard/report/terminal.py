@@ -30,6 +30,8 @@ from nbguard.report.text import (
     first_line,
     internal_error,
     internal_line,
+    note_lines,
+    rerun_line,
     worst_first,
 )
 from nbguard.secret_env import REDACTED, redactor
@@ -153,6 +155,7 @@ def _detail(nb: Mapping[str, Any], baseline: str) -> str:
         lines += [f"cell {change['cell']}: {change_line(change)}" for change in changes[:3]]
         if len(changes) > 3:
             lines.append(f"… {len(changes) - 3} more changes in the JSON report")
+    lines += note_lines(nb)[:2]
     seen: set[tuple[str, str]] = set()
     for record in nb.get("foreshadowing") or []:
         seen.add((record["category"], record["message"]))
@@ -268,6 +271,8 @@ def render(data: Mapping[str, Any], console: Console, report_path: str | None = 
             f"blame: {cost['notebooks']} notebooks, {cost['envs_built']} envs built, "
             f"{cost['envs_used']} probe envs used, {cost['seconds']:.1f}s"
         )
+    if rerun_line(data):
+        console.print(f"[dim]{_safe(str(rerun_line(data)))}[/]")
     if data.get("interrupted"):
         console.print("[yellow]interrupted: the report holds the notebooks that finished[/]")
     if report_path:
