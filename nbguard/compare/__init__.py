@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
 from nbguard.compare import volatile
-from nbguard.compare.images import compare_images
+from nbguard.compare.images import RESCALED, compare_images
 from nbguard.compare.normalize import (
     NormalizedOutput,
     is_binary_mime,
@@ -412,6 +412,7 @@ def _compare_pair(
     # A display with a picture on both sides is the picture: its text fallback (`<Figure size
     # 360x216 with 1 Axes>`, which moves with the backend's dpi) is what no reader sees.
     pictures = _has_image(before) and _has_image(after)
+    cosmetic: list[str] = []  # how the same picture is shown differently
     # The representation a reader looks at first is compared first: a DataFrame whose values
     # moved is reported from its text/plain, not once more from its HTML.
     for mime in sorted(before.data.keys() | after.data.keys(), key=_display_order):
@@ -425,7 +426,7 @@ def _compare_pair(
         if mime not in before.data:
             shown = _truncate(_render_value(mime, after.data[mime]))
             return change("new-output", None, shown, *normalized, summary=f"new {mime}")
-        found = _compare_payload(pair, mime, before.data[mime], after.data[mime])
+        found = _compare_payload(pair, mime, before.data[mime], after.data[mime], cosmetic)
         if found is not None:
             return change(
                 found.kind,
@@ -438,7 +439,7 @@ def _compare_pair(
                 images=found.images,
             )
     if pictures:
-        return _cosmetic(pair, before, after)
+        return _cosmetic(pair, before, after, cosmetic)
     return None
 
 
@@ -446,13 +447,16 @@ def _has_image(output: Output) -> bool:
     return any(mime.startswith("image/") for mime in output.data)
 
 
-def _cosmetic(pair: _Pair, before: Output, after: Output) -> Note | None:
-    """The note for a picture that is the same but whose text fallback differs (its size)."""
+def _cosmetic(pair: _Pair, before: Output, after: Output, rescaled: list[str]) -> Note | None:
+    """The note for a picture that is the same but shown at another size, or whose text
+    fallback differs (`<Figure size 360x216 …>` → `<Figure size 500x300 …>`)."""
+    said = list(rescaled)
     old, new = before.data.get("text/plain"), after.data.get("text/plain")
-    if old is None or new is None or compare_text(old, new, pair.tolerance) is None:
+    if old is not None and new is not None and compare_text(old, new, pair.tolerance):
+        said.append(f"{_clip(old)} → {_clip(new)}")
+    if not said:
         return None
-    shown = f"{_clip(old)} → {_clip(new)}"
-    return Note(pair.env, pair.cell, "cosmetic", f"the same picture; its text differs: {shown}")
+    return Note(pair.env, pair.cell, "cosmetic", f"{RESCALED}: {'; '.join(said)}")
 
 
 def _clip(text: str, width: int = 60) -> str:
@@ -481,7 +485,11 @@ def _label(mime: str, summary: str | None) -> str | None:
     return f"[{mime}] {summary}"
 
 
-def _compare_payload(pair: _Pair, mime: str, before: str, after: str) -> _Found | None:
+def _compare_payload(
+    pair: _Pair, mime: str, before: str, after: str, cosmetic: list[str]
+) -> _Found | None:
+    """How one payload differs; None when it does not (a picture drawn at another size only
+    adds its sizes to `cosmetic`)."""
     if is_binary_mime(mime):
         if before == after:
             return None
@@ -490,6 +498,8 @@ def _compare_payload(pair: _Pair, mime: str, before: str, after: str) -> _Found 
             return _Found("text", old, new, ())
         same, description = _images_equal(mime, before, after, pair.options)
         if same:
+            if RESCALED in description:
+                cosmetic.append(description.split(": ", 1)[0])
             return None
         threshold = f"image_threshold={pair.options.image_threshold:g}"
         payloads = (mime, "".join(before.split()), "".join(after.split()))
