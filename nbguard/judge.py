@@ -44,7 +44,10 @@ def judge(
     for name, other in runs.items():
         if name == baseline_env:
             continue
-        comparison = compare.compare_runs(baseline, other, options, volatile)
+        compared = options
+        if baseline_env in envs and name in envs:
+            compared = replace(options, upgrades=_upgrades(envs[baseline_env], envs[name]))
+        comparison = compare.compare_runs(baseline, other, compared, volatile)
         if baseline_env in envs:  # no culprit against stored outputs: no env to compare
             blamed = infer(comparison, baseline, other, envs[baseline_env], envs[name])
             if blamed is not None:
@@ -67,6 +70,18 @@ def judge(
         internal=internal,
         rerun=rerun,
     )
+
+
+def _upgrades(baseline: EnvInfo, other: EnvInfo) -> tuple[tuple[str, str, str], ...]:
+    """(package, baseline version, other version) of each package, and python, that moved."""
+    moved = [
+        (name, version, other.packages[name])
+        for name, version in baseline.packages.items()
+        if other.packages.get(name) not in (None, version)
+    ]
+    if baseline.python and other.python and baseline.python != other.python:
+        moved.append((PYTHON, baseline.python, other.python))
+    return tuple(moved)
 
 
 def skipped(notebook: Notebook, env_names: list[str]) -> NotebookReport:

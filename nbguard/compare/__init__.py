@@ -21,7 +21,13 @@ from nbguard.compare.normalize import (
     normalize_text,
     normalize_text_traced,
 )
-from nbguard.compare.text import compare_html, compare_text, excerpts, html_as_text, mask_varying
+from nbguard.compare.text import (
+    compare_text,
+    excerpts,
+    html_as_text,
+    mask_upgrades,
+    mask_varying,
+)
 from nbguard.compare.volatile import CellVolatility, Volatility
 from nbguard.model import (
     VERDICTS,
@@ -55,6 +61,9 @@ class CompareOptions:
     image_threshold: float = 0.01
     # None: nbguard.images' perceptual comparison. Tests and other callers may pass their own.
     image_equal: ImageEqual | None = None
+    # (package, baseline version, other version) of each package (and python) that moved:
+    # a printed version of the upgrade itself is a note, not a change. Set per comparison.
+    upgrades: tuple[tuple[str, str, str], ...] = ()
 
 
 def options_for(notebook: Notebook, options: CompareOptions) -> CompareOptions:
@@ -438,25 +447,25 @@ def _compare_pair(
                 tolerance=found.tolerance,
                 images=found.images,
             )
-    if pictures:
-        return _cosmetic(pair, before, after, cosmetic)
-    return None
+    return _cosmetic(pair, before, after, cosmetic, pictures)
 
 
 def _has_image(output: Output) -> bool:
     return any(mime.startswith("image/") for mime in output.data)
 
 
-def _cosmetic(pair: _Pair, before: Output, after: Output, rescaled: list[str]) -> Note | None:
-    """The note for a picture that is the same but shown at another size, or whose text
-    fallback differs (`<Figure size 360x216 …>` → `<Figure size 500x300 …>`)."""
-    said = list(rescaled)
+def _cosmetic(
+    pair: _Pair, before: Output, after: Output, said: list[str], pictures: bool
+) -> Note | None:
+    """The note for an output that shows the same thing differently: a picture at another
+    size, or whose text fallback differs (`<Figure size 360x216 …>` → `<Figure size 500x300
+    …>`), the upgraded versions printed."""
     old, new = before.data.get("text/plain"), after.data.get("text/plain")
-    if old is not None and new is not None and compare_text(old, new, pair.tolerance):
-        said.append(f"{_clip(old)} → {_clip(new)}")
+    if pictures and old is not None and new is not None and compare_text(old, new, pair.tolerance):
+        said = [*said, f"its text {_clip(old)} → {_clip(new)}"]
     if not said:
         return None
-    return Note(pair.env, pair.cell, "cosmetic", f"{RESCALED}: {'; '.join(said)}")
+    return Note(pair.env, pair.cell, "cosmetic", "; ".join(said))
 
 
 def _clip(text: str, width: int = 60) -> str:
@@ -499,29 +508,30 @@ def _compare_payload(
         same, description = _images_equal(mime, before, after, pair.options)
         if same:
             if RESCALED in description:
-                cosmetic.append(description.split(": ", 1)[0])
+                cosmetic.append(f"{RESCALED}: {description.split(': ', 1)[0]}")
             return None
         threshold = f"image_threshold={pair.options.image_threshold:g}"
         payloads = (mime, "".join(before.split()), "".join(after.split()))
         return _Found("image", old, new, (threshold,), description or None, images=payloads)
+    html = mime == "text/html"
+    old, new = (html_as_text(before), html_as_text(after)) if html else (before, after)
+    applied: tuple[str, ...] = ("html-as-text",) if html else ()
     mask = pair.volatile.mask(mime, before) if pair.volatile is not None else None
-    if mask is not None:
-        assert pair.volatile is not None
+    if mask is not None and pair.volatile is not None:
         # The tokens that differ between two baseline runs, and their counterparts in the
         # other run, stand as <volatile> on both sides; everything around them still counts.
-        shown = (html_as_text(before), html_as_text(after)) if mime == "text/html" else None
-        old, new = mask_varying(*(shown or (before, after)), mask)
-        applied: tuple[str, ...] = ("html-as-text",) if shown else ()
-        difference = compare_text(old, new, pair.tolerance)
-        if difference is None:
-            return None
+        old, new = mask_varying(old, new, mask)
         applied += (f"volatile: {pair.volatile.reason}",)
-        difference = replace(difference, applied=(*applied, *difference.applied))
-    else:
-        compare = compare_html if mime == "text/html" else compare_text
-        difference = compare(before, after, pair.tolerance)
+    # The versions of the upgrade itself, printed ("numpy 1.21.2" → "numpy 2.5.5"): what
+    # the upgrade is, not what it changed.
+    old, new, printed = mask_upgrades(old, new, pair.options.upgrades)
+    difference = compare_text(old, new, pair.tolerance)
     if difference is None:
+        if printed:
+            cosmetic.append(f"prints the upgraded versions: {', '.join(printed)}")
         return None
+    applied += ("upgraded-versions",) if printed else ()
+    difference = replace(difference, applied=(*applied, *difference.applied))
     old, new = excerpts(difference.before, difference.after, pair.tolerance, _MAX_CHARS)
     return _Found(difference.kind, old, new, difference.applied, difference.summary, pair.tolerance)
 

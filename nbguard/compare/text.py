@@ -711,11 +711,63 @@ def mask_varying(before: str, after: str, varying: Varying) -> tuple[str, str]:
 
 
 def _masked(text: str, tokens: Sequence[_Token]) -> str:
-    if not tokens:
-        return text
+    return _replaced(text, tokens, dict.fromkeys(range(len(tokens)), VOLATILE)) if tokens else text
+
+
+def mask_upgrades(
+    before: str, after: str, upgrades: Sequence[tuple[str, str, str]]
+) -> tuple[str, str, tuple[str, ...]]:
+    """Both texts with each printed version of an upgrade (a token of `before` that is a
+    package's baseline version, whose counterpart in `after` is its new version) shown as
+    <version of PACKAGE>; and the upgrades found, as "numpy 1.21.2 → 2.5.5"."""
+    wanted = {old: (name, new) for name, old, new in upgrades if "." in old and old != new}
+    if not any(old in before for old in wanted):  # the common case, without tokenizing
+        return before, after, ()
+    old_tokens, new_tokens = _tokens(before), _tokens(after)
+    masked_old: dict[int, str] = {}
+    masked_new: dict[int, str] = {}
+    found: dict[str, None] = {}
+    words: dict[int, list[str]] = {}  # line → its words, lower case
+    for token in old_tokens:
+        if token.kind == "word":
+            words.setdefault(token.line, []).append(token.text.lower())
+    for tag, olds, news in _aligned(old_tokens, new_tokens):
+        if tag != "equal" and len(olds) != len(news):
+            continue
+        for i, j in zip(olds, news, strict=True):
+            token = old_tokens[i]
+            name, version = wanted.get(token.text, ("", ""))
+            if not name or new_tokens[j].text != version:
+                continue
+            if _printed_as_version(token, words.get(token.line, []), name):
+                masked_old[i] = masked_new[j] = f"<version of {name}>"
+                found[f"{name} {old_tokens[i].text} → {version}"] = None
+    if not found:
+        return before, after, ()
+    return (
+        _replaced(before, old_tokens, masked_old),
+        _replaced(after, new_tokens, masked_new),
+        tuple(found),
+    )
+
+
+def _printed_as_version(token: _Token, words: Sequence[str], package: str) -> bool:
+    """Whether a number that is some package's version is shown as one: it looks like a
+    version (1.21.2, after "version"), or the package's name is on its line (`words`) —
+    "wobble 1.0", a part of the name, as import names drop prefixes. A bare 1.0 that became
+    2.0 is a value."""
+    if token.kind == "word":
+        return True
+    parts = [part for part in re.split(r"[-_.]", package.lower()) if len(part) > 2]
+    return any(part in word for word in words for part in parts)
+
+
+def _replaced(text: str, tokens: Sequence[_Token], replacements: dict[int, str]) -> str:
     lines = text.split("\n")
-    # Right to left on each line, so earlier columns stay where they were.
-    for token in sorted(tokens, key=lambda t: (t.line, t.start), reverse=True):
+    # Right to left on each line, so the columns of the tokens still to replace stay put.
+    order = sorted(replacements, key=lambda k: (tokens[k].line, tokens[k].start), reverse=True)
+    for index in order:
+        token = tokens[index]
         line = lines[token.line]
-        lines[token.line] = line[: token.start] + VOLATILE + line[token.end :]
+        lines[token.line] = line[: token.start] + replacements[index] + line[token.end :]
     return "\n".join(lines)

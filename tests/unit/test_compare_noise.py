@@ -230,6 +230,35 @@ def test_versions_are_compared_as_text() -> None:
         assert "rel" not in difference.summary
 
 
+def test_the_upgrade_printed_is_a_note_not_a_change() -> None:
+    upgrades = (("nbguard-demo-wobble", "1.0", "2.0"), ("python", "3.9.18", "3.12.1"))
+    options = CompareOptions(upgrades=upgrades)
+    first = locked(cell(1, stdout("wobble version: 1.0\npython 3.9.18\n")), cell(2, result("1.0")))
+    other = upcoming(
+        cell(1, stdout("wobble version: 2.0\npython 3.12.1\n")), cell(2, result("2.0"))
+    )
+
+    comparison = compare_runs(first, other, options)
+
+    # The same two numbers as a value, with no version in sight, are a change.
+    assert [(c.cell, c.kind) for c in comparison.changes] == [(2, "value")]
+    (note,) = comparison.notes
+    assert (note.cell, note.kind) == (1, "cosmetic")
+    assert note.text == (
+        "prints the upgraded versions: nbguard-demo-wobble 1.0 → 2.0, python 3.9.18 → 3.12.1"
+    )
+
+
+def test_a_version_that_moved_elsewhere_than_the_upgrade_is_a_change() -> None:
+    options = CompareOptions(upgrades=(("nbguard-demo-wobble", "1.0", "2.0"),))
+    first = locked(cell(1, stdout("wobble version: 1.0\n")))
+    other = upcoming(cell(1, stdout("wobble version: 3.0\n")))
+
+    (change,) = compare_runs(first, other, options).changes
+
+    assert (change.kind, change.summary) == ("text", "wobble version: 1.0 → wobble version: 3.0")
+
+
 def test_numbers_next_to_ordinary_words_are_still_values() -> None:
     difference = compare_text("mean 3.5", "mean 3.11", Tolerance())
 
