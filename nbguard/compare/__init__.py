@@ -81,6 +81,10 @@ _MAX_CHARS = 4000
 _MAX_MATCHING = 400
 
 
+# The verdicts of comparisons that looked at outputs: only they have notes to show.
+_OUTPUTS_COMPARED = frozenset({"ok", "warnings", "changed", "broken"})
+
+
 def volatility(
     notebook: Notebook,
     baseline: NotebookRun,
@@ -127,7 +131,7 @@ def compare_runs(
             env=other.env,
             verdict=verdict,
             changes=tuple(sorted(changes, key=_importance)),
-            notes=tuple(notes) if found or end or verdict in ("ok", "warnings") else (),
+            notes=tuple(notes) if verdict in _OUTPUTS_COMPARED else (),
         )
 
     if "internal-error" in (baseline.status, other.status):

@@ -3,16 +3,18 @@ second baseline run masks, what the reports say, and the setting that turns it o
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from nbguard import pipeline, settings
 from nbguard.model import EnvInfo, Notebook, NotebookRun, Report
-from nbguard.report import json_report, junit, markdown
+from nbguard.report import json_report, junit, markdown, terminal
 from nbguard.report.html_page import render as render_html
 from tests.support.fakes import FakeBackend, Script, printed, write_course
 
@@ -88,6 +90,11 @@ def test_every_report_lists_the_volatile_cells(course: Path) -> None:
     assert line in render_html(data)
     assert line in junit.render(data)
     assert json.loads(json.dumps(data)) == data
+    console = Console(file=io.StringIO(), width=200)
+    terminal.render(data, console)
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert line in shown
+    assert "volatile outputs: 2 notebooks whose outputs differed ran once more in locked" in shown
 
 
 def test_without_the_rerun_a_timing_is_a_change(course: Path) -> None:
