@@ -311,8 +311,9 @@ def volatile_rerun(config: Config) -> Again | None:
     def again(notebook: Notebook, runs: Mapping[str, NotebookRun]) -> str | None:
         baseline = runs[config.baseline]
         compared = compare.options_for(notebook, options)
+        declared = compare.volatility(notebook, baseline, None, compared)  # tags, metadata
         differs = any(
-            compare.compare_runs(baseline, run, compared).verdict == "changed"
+            compare.compare_runs(baseline, run, compared, declared).verdict == "changed"
             for name, run in runs.items()
             if name != config.baseline
         )
