@@ -99,7 +99,7 @@ def _cell(
     if [o.kind for o in firsts] != [o.kind for o in seconds] or any(
         a.data.keys() != b.data.keys() for a, b in zip(firsts, seconds, strict=True)
     ):
-        return CellVolatility(reason, f"{len(firsts)} outputs → {len(seconds)}", whole=True)
+        return CellVolatility(reason, f"outputs: {len(firsts)} → {len(seconds)}", whole=True)
     payloads: set[str] = set()
     tokens: dict[tuple[str, str], frozenset[int]] = {}
     examples: list[str] = []
