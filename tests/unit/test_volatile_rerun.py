@@ -120,3 +120,12 @@ def test_a_rerun_that_fails_teaches_nothing(course: Path) -> None:
     timing = next(nb for nb in report.notebooks if nb.path == "timing.ipynb")
     assert timing.verdict == "changed"
     assert timing.notes == ()
+
+
+def test_a_note_quoting_hostile_output_is_escaped(course: Path) -> None:
+    data = json_report.to_json(audit(course, FakeBackend(PACKAGES, SCRIPTS)))
+    timing = next(nb for nb in data["notebooks"] if nb["path"] == "timing.ipynb")
+    timing["notes"][0]["text"] = "differs (<script>alert(1)</script> | `x` *y*)"
+
+    assert "<script>alert(1)</script>" not in render_html(data)
+    assert "<script>alert(1)</script>" not in markdown.render(data)
