@@ -88,6 +88,7 @@ def read_notebook(course: Path, relative: str) -> Notebook:
         language=language,
         skip_reason=_skip_reason(metadata, language, kernel_name),
         tolerance=Tolerance.from_metadata(_table(metadata.get("nbguard")).get("tolerance")),
+        volatile=_table(metadata.get("nbguard")).get("volatile") is True,
     )
 
 

@@ -29,18 +29,25 @@ def judge(
     baseline_env: str,
     envs: Mapping[str, EnvInfo],
     options: compare.CompareOptions,
+    rerun: NotebookRun | None = None,
 ) -> NotebookReport:
     """One notebook's verdict: each env's run against the baseline's, with the inferred
-    culprit, the warnings that foreshadowed a break, and the fixes the libraries suggest."""
+    culprit, the warnings that foreshadowed a break, and the fixes the libraries suggest.
+    What differs between the baseline's run and `rerun` (its second run in the baseline env)
+    is volatile: masked, and listed as such."""
     # Runs that failed for want of Colab or the network say so.
     runs = {name: classify.classified(run) for name, run in runs.items()}
     baseline = runs[baseline_env]
     options = compare.options_for(notebook, options)
+    volatile = compare.volatility(notebook, baseline, rerun, options)
     comparisons = []
     for name, other in runs.items():
         if name == baseline_env:
             continue
-        comparison = compare.compare_runs(baseline, other, options)
+        compared = options
+        if baseline_env in envs and name in envs:
+            compared = replace(options, upgrades=_upgrades(envs[baseline_env], envs[name]))
+        comparison = compare.compare_runs(baseline, other, compared, volatile)
         if comparison.verdict == "warnings" and not (
             _counted(baseline, options) or _counted(other, options)
         ):
@@ -66,7 +73,20 @@ def judge(
         foreshadowing=tuple(dict.fromkeys(warned)),
         hints=_hints(runs, next((c.culprit for c in comparisons if c.culprit), None), options),
         internal=internal,
+        rerun=rerun,
     )
+
+
+def _upgrades(baseline: EnvInfo, other: EnvInfo) -> tuple[tuple[str, str, str], ...]:
+    """(package, baseline version, other version) of each package, and python, that moved."""
+    moved = [
+        (name, version, other.packages[name])
+        for name, version in baseline.packages.items()
+        if other.packages.get(name) not in (None, version)
+    ]
+    if baseline.python and other.python and baseline.python != other.python:
+        moved.append((PYTHON, baseline.python, other.python))
+    return tuple(moved)
 
 
 def skipped(notebook: Notebook, env_names: list[str]) -> NotebookReport:

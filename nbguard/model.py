@@ -72,6 +72,7 @@ class Notebook:
     language: str  # from language_info / kernelspec ("python" when absent)
     skip_reason: str | None = None  # set when config or metadata excludes it
     tolerance: Tolerance | None = None  # from the notebook's metadata nbguard.tolerance
+    volatile: bool = False  # metadata nbguard.volatile: its numbers and images vary by run
 
 
 # Whose code a warning points at (its stacklevel-resolved file): the course's own (a cell, a
@@ -136,6 +137,7 @@ class CellResult:
     # runs, but its outputs are not compared.
     ignore_output: bool = False
     tolerance: Tolerance | None = None  # from the cell's metadata nbguard.tolerance
+    volatile: bool = False  # tagged nbguard-volatile: its numbers and images vary by run
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,24 @@ class Change:
         return shown
 
 
+# A difference nbguard saw and did not count: `volatile` differs between two runs of the same
+# env (or is tagged so), `cosmetic` shows the same thing differently (a figure's size).
+NoteKind = Literal["volatile", "cosmetic"]
+
+
+@dataclass(frozen=True)
+class Note:
+    """A difference that is not a change, said so the report hides nothing."""
+
+    env: str
+    cell: int
+    kind: NoteKind
+    text: str  # "differs between two locked runs (took 0.059 s → took 0.062 s)"
+
+    def to_json(self) -> dict[str, object]:
+        return {"env": self.env, "cell": self.cell, "kind": self.kind, "text": self.text}
+
+
 @dataclass(frozen=True)
 class Culprit:
     package: str  # distribution name, or "python"
@@ -279,6 +299,7 @@ class Comparison:
     changes: tuple[Change, ...] = ()
     culprit: Culprit | None = None
     hidden: tuple[HiddenBreak, ...] = ()  # later breaks blame's probes revealed
+    notes: tuple[Note, ...] = ()  # volatile and cosmetic differences, not counted
 
 
 @dataclass(frozen=True)
@@ -372,10 +393,21 @@ class NotebookReport:
     fix: Fix | None = None  # with --fix, for a broken notebook: the verified fix
     # The papermill parameters the notebook ran with, the same in every env.
     parameters: Mapping[str, object] = field(default_factory=dict)
+    # The notebook's second run in the baseline env, which told volatile outputs from changes.
+    rerun: NotebookRun | None = None
 
     @property
     def changes(self) -> tuple[Change, ...]:
         return tuple(change for comp in self.comparisons for change in comp.changes)
+
+    @property
+    def notes(self) -> tuple[Note, ...]:
+        # The baseline's volatility is the same against every env: listed once.
+        unique: dict[tuple[int, str, str], Note] = {}
+        for comparison in self.comparisons:
+            for note in comparison.notes:
+                unique.setdefault((note.cell, note.kind, note.text), note)
+        return tuple(unique.values())
 
     @property
     def culprit(self) -> Culprit | None:

@@ -12,16 +12,16 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from nbguard import blame, discover, envs, execute, fix, judge, proc, runspec
+from nbguard import blame, compare, discover, envs, execute, fix, judge, proc, runspec
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import ConfigError, EnvironmentBuildError
 from nbguard.model import (
@@ -91,6 +91,12 @@ class Execution:
     envs: Mapping[str, EnvInfo]
     runs: Mapping[tuple[str, str], NotebookRun]
     interrupted: bool = False
+    # Notebook path → its second run in the baseline env, for those whose outputs differed.
+    reruns: Mapping[str, NotebookRun] = field(default_factory=dict)
+
+
+# Given a notebook's finished runs (env name → run): the env to run it once more in, or None.
+Again = Callable[[Notebook, Mapping[str, NotebookRun]], str | None]
 
 
 def run(
@@ -120,9 +126,12 @@ def run(
     seen.planned(len(notebooks), len(runnable) * len(config.envs), [s.name for s in config.envs])
     with _scratch() as scratch:
         runner = Runner(config, machine, scratch)
-        execution = execute_all(config, runner, interpreters, runnable, seen)
+        again = volatile_rerun(config)
+        execution = execute_all(config, runner, interpreters, runnable, seen, again)
         runs = {**execution.runs, **stored_runs(config, runnable, execution.interrupted)}
-        reports = with_parameters(config, judge_all(config, notebooks, runs, execution.envs))
+        reports = with_parameters(
+            config, judge_all(config, notebooks, runs, execution.envs, execution.reruns)
+        )
         cost, interrupted = None, execution.interrupted
         if config.blame and not interrupted and config.baseline in execution.envs:
             reports, cost, interrupted = _confirm_culprits(
@@ -252,12 +261,19 @@ def execute_all(
     interpreters: Mapping[str, Interpreter],
     notebooks: Sequence[Notebook],
     seen: Observer,
+    again: Again | None = None,
 ) -> Execution:
     """Build the envs side by side; each env's notebooks start as soon as it is ready, so the
-    first env's kernels run while the second still installs. `config.jobs` kernels at once."""
+    first env's kernels run while the second still installs. `config.jobs` kernels at once.
+    A notebook `again` names an env for, once its runs are all in, runs there once more in
+    the same pool."""
     cancelled = threading.Event()
 
     told = threading.Lock()  # held once the sandbox's absence has been said
+    ready: dict[str, EnvInfo] = {}
+    finished: dict[str, dict[str, NotebookRun]] = {}
+    tally = threading.Lock()  # finished
+    reruns: list[tuple[str, Future[NotebookRun]]] = []
 
     def run_one(notebook: Notebook, env: EnvInfo) -> NotebookRun:
         if cancelled.is_set():
@@ -268,7 +284,27 @@ def execute_all(
         if note is not None and told.acquire(blocking=False):
             seen.note(note)  # once per audit, not once per kernel
         seen.run_finished(result)
+        if again is not None:
+            follow_up(notebook, result)
         return result
+
+    def follow_up(notebook: Notebook, result: NotebookRun) -> None:
+        with tally:
+            runs = finished.setdefault(notebook.path, {})
+            runs[result.env] = result
+            if len(runs) < len(config.envs):
+                return
+        assert again is not None
+        name = guarded("comparing", partial(again, notebook, runs), lambda _: None)
+        if name is not None and not cancelled.is_set():
+            # Submitted before this run's future completes: every re-run is queued by the time
+            # the first runs are all gathered.
+            reruns.append((notebook.path, workers.submit(rerun_one, notebook, ready[name])))
+
+    def rerun_one(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+        if cancelled.is_set():
+            raise KeyboardInterrupt  # queued before Ctrl-C: never started
+        return runner.run(notebook, env)
 
     with (
         ThreadPoolExecutor(max_workers=len(config.envs), thread_name_prefix="env") as builders,
@@ -279,6 +315,7 @@ def execute_all(
             spec = config.env(name)
             env = runner.backend.build(spec, interpreters[name], lambda t: seen.env_step(name, t))
             env = runner.prepare(env)
+            ready[name] = env
             seen.env_ready(env)
             if name == config.baseline and not env.ok:
                 # Nothing can be compared with an env that does not exist: every notebook
@@ -293,6 +330,7 @@ def execute_all(
         try:
             queued = [run for _, runs in _gather(builds) for run in runs]
             _gather(queued)
+            _gather(future for _, future in reruns)
             interrupted = False
         except BaseException as stop:
             # Interrupted, or an env build hit a setup error: start nothing more, stop what
@@ -307,12 +345,36 @@ def execute_all(
             # What finished by now; not the runs whose kernels are killed next.
             built = [future.result() for future in _finished(builds)]
             runs = [run.result() for _, futures in built for run in _finished(futures)]
+            again_runs = {path: f.result() for path, f in reruns if _finished([f])}
             runner.backend.stop_kernels()
     return Execution(
         envs={env.name: env for env, _ in built},
         runs={(run.notebook, run.env): run for run in runs},
         interrupted=interrupted,
+        reruns=again_runs,
     )
+
+
+def volatile_rerun(config: Config) -> Again | None:
+    """With volatile-rerun: a notebook whose outputs differ from the baseline's in some env
+    runs once more in the baseline env; what differs between the two is volatile. Only the
+    notebooks that differ pay for it (with the stored outputs as baseline, none can)."""
+    if not config.volatile_rerun or config.baseline == execute.STORED:
+        return None
+    options = runspec.compare_options(config)
+
+    def again(notebook: Notebook, runs: Mapping[str, NotebookRun]) -> str | None:
+        baseline = runs[config.baseline]
+        compared = compare.options_for(notebook, options)
+        declared = compare.volatility(notebook, baseline, None, compared)  # tags, metadata
+        differs = any(
+            compare.compare_runs(baseline, run, compared, declared).verdict == "changed"
+            for name, run in runs.items()
+            if name != config.baseline
+        )
+        return config.baseline if differs else None
+
+    return again
 
 
 def _first_line(text: str) -> str:
@@ -354,9 +416,10 @@ def judge_all(
     notebooks: Sequence[Notebook],
     runs: Mapping[tuple[str, str], NotebookRun],
     envs: Mapping[str, EnvInfo],
+    reruns: Mapping[str, NotebookRun] | None = None,
 ) -> list[NotebookReport]:
     """A report for every notebook that ran in every env (after an interruption, some did
-    not: nothing to compare) and for every skipped one."""
+    not: nothing to compare) and for every skipped one; `reruns` tell volatile outputs."""
     names = _env_names(config)
     reports = []
     for notebook in notebooks:
@@ -367,7 +430,8 @@ def judge_all(
             name: runs[(notebook.path, name)] for name in names if (notebook.path, name) in runs
         }
         if len(nb_runs) == len(names):
-            reports.append(_judged(config, notebook, nb_runs, envs))
+            rerun = (reruns or {}).get(notebook.path)
+            reports.append(_judged(config, notebook, nb_runs, envs, rerun))
     return reports
 
 
@@ -376,12 +440,13 @@ def _judged(
     notebook: Notebook,
     runs: dict[str, NotebookRun],
     envs: Mapping[str, EnvInfo],
+    rerun: NotebookRun | None = None,
 ) -> NotebookReport:
     def failed(error: InternalError) -> NotebookReport:
         return NotebookReport(notebook.path, "internal-error", runs, internal=error)
 
     options = runspec.compare_options(config)
-    work = partial(judge.judge, notebook, runs, config.baseline, envs, options)
+    work = partial(judge.judge, notebook, runs, config.baseline, envs, options, rerun)
     return guarded("comparing", work, failed)
 
 

@@ -292,6 +292,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("parameters", _as_parameters, (), "papermill parameter for the notebooks matching a glob (a file name, or a path relative to the course), injected after the cell tagged 'parameters' in every env alike: NOTEBOOK:NAME=VALUE (TOML: a table)", "NOTEBOOK:NAME=VALUE", True, True, "param"),
     Setting("parameter-set", _as_str, None, "run with the named parameter set [tool.nbguard.parameter-sets.NAME] over the parameters table, e.g. a fast 'ci' set", "NAME"),
     Setting("conda-solver", _one_of("auto", "rattler", "pypi"), "auto", "how an environment.yml or conda lock becomes an env: 'rattler' solves and installs it with conda's packages (py-rattler, `pip install 'nbguard[conda]'`), 'pypi' approximates it with PyPI packages, 'auto' the first when py-rattler is installed", "MODE"),
+    Setting("volatile-rerun", _as_bool, True, "run each notebook whose outputs differ once more in the baseline env: what differs between the two baseline runs is volatile, masked and listed as such (--no-volatile-rerun: compare once)"),
     Setting("replace", _as_replacements, (), "regex replacement applied to both runs' outputs before comparing, REGEX=>REPLACEMENT (TOML: a table)", "REGEX=>REPL", True, True),
 )  # fmt: skip
 
@@ -373,6 +374,7 @@ class Config:
     replace: tuple[tuple[str, str], ...]
     parameters: tuple[ParameterRule, ...]
     parameter_set: str | None
+    volatile_rerun: bool
 
     def env(self, name: str) -> EnvSpec:
         return next(spec for spec in self.envs if spec.name == name)

@@ -10,22 +10,32 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
-from nbguard.compare.images import compare_images
+from nbguard.compare import volatile
+from nbguard.compare.images import RESCALED, compare_images
 from nbguard.compare.normalize import (
     NormalizedOutput,
     is_binary_mime,
+    mask_numbers,
     mask_volatile_numbers,
     normalize_outputs_traced,
     normalize_text,
     normalize_text_traced,
 )
-from nbguard.compare.text import compare_html, compare_text, excerpts, html_as_text
+from nbguard.compare.text import (
+    compare_text,
+    excerpts,
+    html_as_text,
+    mask_upgrades,
+    mask_varying,
+)
+from nbguard.compare.volatile import CellVolatility, Volatility
 from nbguard.model import (
     VERDICTS,
     CellResult,
     Change,
     ChangeKind,
     Comparison,
+    Note,
     Notebook,
     NotebookRun,
     Output,
@@ -54,6 +64,9 @@ class CompareOptions:
     # Whether warnings raised inside libraries (not pointing at the course's code) count for
     # the `warnings` verdict and fix hints too (nbguard.judge applies it).
     library_warnings: bool = False
+    # (package, baseline version, other version) of each package (and python) that moved:
+    # a printed version of the upgrade itself is a note, not a change. Set per comparison.
+    upgrades: tuple[tuple[str, str, str], ...] = ()
 
 
 def options_for(notebook: Notebook, options: CompareOptions) -> CompareOptions:
@@ -71,18 +84,57 @@ _MAX_CHARS = 4000
 _MAX_MATCHING = 400
 
 
-def compare_runs(
-    baseline: NotebookRun, other: NotebookRun, options: CompareOptions = CompareOptions()
-) -> Comparison:
-    """The verdict on `other` measured against `baseline`, with the cell-level changes."""
+# The verdicts of comparisons that looked at outputs: only they have notes to show.
+_OUTPUTS_COMPARED = frozenset({"ok", "warnings", "changed", "broken"})
 
-    def comparison(verdict: Verdict, changes: Sequence[Change] = ()) -> Comparison:
+
+def volatility(
+    notebook: Notebook,
+    baseline: NotebookRun,
+    rerun: NotebookRun | None,
+    options: CompareOptions = CompareOptions(),
+) -> Volatility:
+    """The baseline's cells whose outputs vary: what differs between its run and `rerun` (a
+    second run in the same env), and what the notebook's tags and metadata declare."""
+    found: dict[int, CellVolatility] = {}
+    if rerun is not None:
+        tolerances = {cell.index: _cell_tolerance(cell, None, options) for cell in baseline.cells}
+        found = volatile.learned(
+            baseline,
+            rerun,
+            options.replacements,
+            lambda index: tolerances.get(index, options.tolerance),
+            lambda mime, before, after: _images_equal(mime, before, after, options)[0],
+        )
+    return {**found, **volatile.declared(notebook, baseline.cells)}
+
+
+def compare_runs(
+    baseline: NotebookRun,
+    other: NotebookRun,
+    options: CompareOptions = CompareOptions(),
+    volatile: Volatility | None = None,
+) -> Comparison:
+    """The verdict on `other` measured against `baseline`, with the cell-level changes (the
+    most important first) and the differences not counted (`volatile` outputs, cosmetic
+    ones)."""
+    varying = volatile or {}
+
+    def comparison(
+        verdict: Verdict, found: Sequence[Change | Note] = (), end: Sequence[Change] = ()
+    ) -> Comparison:
+        changes = [*(c for c in found if isinstance(c, Change)), *end]
+        notes = [
+            *(varying[cell].note(other.env, cell) for cell in sorted(varying)),
+            *(n for n in found if isinstance(n, Note)),
+        ]
         return Comparison(
             notebook=baseline.notebook,
             baseline=baseline.env,
             env=other.env,
             verdict=verdict,
-            changes=tuple(changes),
+            changes=tuple(sorted(changes, key=_importance)),
+            notes=tuple(notes) if verdict in _OUTPUTS_COMPARED else (),
         )
 
     if "internal-error" in (baseline.status, other.status):
@@ -90,12 +142,12 @@ def compare_runs(
     if baseline.status == "skipped" or other.status == "skipped":
         return comparison("skipped")
     if not baseline.failed and not other.failed:
-        changes = _output_changes(baseline, other, options)
-        if changes:
-            return comparison("changed", changes)
+        found = _output_changes(baseline, other, options, varying)
+        if any(isinstance(change, Change) for change in found):
+            return comparison("changed", found)
         if baseline.warnings or other.warnings:
-            return comparison("warnings")
-        return comparison("ok")
+            return comparison("warnings", found)
+        return comparison("ok", found)
     if not other.failed:
         return comparison("fixed", [_fixed_change(baseline, other, options)])
     if baseline.failed and _failure_signature(baseline, options) == _failure_signature(
@@ -103,16 +155,14 @@ def compare_runs(
     ):
         return comparison("already-broken")
     # A new failure, possibly hiding behind an old one. Outputs that differ in cells both
-    # runs completed come first: they are often the first sign of what went wrong.
+    # runs completed are listed after it: they are often the first sign of what went wrong.
     stop = _failure_cell(other)
     if baseline.failed:
         stop = min(stop, _failure_cell(baseline))
     return comparison(
         "broken",
-        [
-            *_output_changes(baseline, other, options, stop=stop),
-            _error_change(baseline, other, options),
-        ],
+        _output_changes(baseline, other, options, varying, stop=stop),
+        [_error_change(baseline, other, options)],
     )
 
 
@@ -126,34 +176,60 @@ def notebook_verdict(comparisons: Sequence[Comparison]) -> Verdict:
 
 # --- outputs -------------------------------------------------------------------------------
 
+# What a reader acts on first: an error, then a value or its printed form, then other text,
+# outputs that came or went, and pictures last.
+_IMPORTANCE: dict[str, int] = {
+    "error": 0,
+    "repr": 1,
+    "value": 1,
+    "text": 2,
+    "missing-output": 3,
+    "new-output": 3,
+    "image": 4,
+}
+
+
+def _importance(change: Change) -> int:
+    return _IMPORTANCE.get(change.kind, len(_IMPORTANCE))
+
 
 def _output_changes(
-    baseline: NotebookRun, other: NotebookRun, options: CompareOptions, stop: int | None = None
-) -> list[Change]:
+    baseline: NotebookRun,
+    other: NotebookRun,
+    options: CompareOptions,
+    varying: Volatility,
+    stop: int | None = None,
+) -> list[Change | Note]:
     before_cells = {cell.index: cell for cell in baseline.cells}
     after_cells = {cell.index: cell for cell in other.cells}
-    changes: list[Change] = []
+    found: list[Change | Note] = []
     for index in sorted(before_cells.keys() | after_cells.keys()):
         if stop is not None and index >= stop:
             break
         before_cell, after_cell = before_cells.get(index), after_cells.get(index)
+        varies = varying.get(index)
+        whole = varies is not None and varies.whole
         before = normalize_outputs_traced(
-            _compared_outputs(before_cell, after_cell), baseline, options.replacements
+            _compared_outputs(before_cell, after_cell, whole), baseline, options.replacements
         )
         after = normalize_outputs_traced(
-            _compared_outputs(after_cell, before_cell), other, options.replacements
+            _compared_outputs(after_cell, before_cell, whole), other, options.replacements
         )
-        pair = _Pair(other.env, index, _cell_tolerance(before_cell, after_cell, options), options)
-        changes.extend(_cell_changes(pair, before, after))
-    return changes
+        tolerance = _cell_tolerance(before_cell, after_cell, options)
+        pair = _Pair(other.env, index, tolerance, options, varies)
+        found.extend(_cell_changes(pair, before, after))
+    return found
 
 
-def _compared_outputs(cell: CellResult | None, counterpart: CellResult | None) -> list[Output]:
+def _compared_outputs(
+    cell: CellResult | None, counterpart: CellResult | None, volatile: bool = False
+) -> list[Output]:
     if cell is None:
         return []
-    if cell.ignore_output or (counterpart is not None and counterpart.ignore_output):
-        # Tagged nbguard-ignore-output on either side: what it prints is not compared, but an
-        # error it raises (an expected one, in a raises-exception cell) still is.
+    if volatile or cell.ignore_output or (counterpart is not None and counterpart.ignore_output):
+        # Tagged nbguard-ignore-output on either side (or outputs that come and go between
+        # two runs of the baseline): what it prints is not compared, but an error it raises
+        # (an expected one, in a raises-exception cell) still is.
         return [o for o in cell.outputs if o.kind == "error"]
     return list(cell.outputs)
 
@@ -177,18 +253,19 @@ class _Pair:
     cell: int
     tolerance: Tolerance
     options: CompareOptions
+    volatile: CellVolatility | None = None  # what of this cell's baseline outputs varies
 
 
 def _cell_changes(
     pair: _Pair, before: Sequence[NormalizedOutput], after: Sequence[NormalizedOutput]
-) -> list[Change]:
+) -> list[Change | Note]:
     # Align on exact keys so one inserted or removed output is reported as such instead of
     # shifting every output after it; within a stretch that differs, outputs equal in
     # substance are matched first, and what remains pairs up in order.
     matcher = difflib.SequenceMatcher(
         a=[_key(o.output) for o in before], b=[_key(o.output) for o in after], autojunk=False
     )
-    changes: list[Change] = []
+    changes: list[Change | Note] = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag != "equal":
             changes += _stretch_changes(pair, before[i1:i2], after[j1:j2])
@@ -197,18 +274,21 @@ def _cell_changes(
 
 def _stretch_changes(
     pair: _Pair, before: Sequence[NormalizedOutput], after: Sequence[NormalizedOutput]
-) -> list[Change]:
-    found: dict[tuple[int, int], Change | None] = {}
+) -> list[Change | Note]:
+    found: dict[tuple[int, int], Change | Note | None] = {}
 
-    def compared(i: int, j: int) -> Change | None:
+    def compared(i: int, j: int) -> Change | Note | None:
         if (i, j) not in found:
             found[i, j] = _compare_pair(pair, before[i], after[j])
         return found[i, j]
 
+    def alike(i: int, j: int) -> bool:
+        return not isinstance(compared(i, j), Change)
+
     matches: list[tuple[int, int]] = []
     if len(before) * len(after) <= _MAX_MATCHING:
-        matches = _longest_matching(len(before), len(after), lambda i, j: compared(i, j) is None)
-    changes: list[Change] = []
+        matches = _longest_matching(len(before), len(after), alike)
+    changes: list[Change | Note] = []
     i = j = 0
     for next_i, next_j in [*matches, (len(before), len(after))]:
         gap = min(next_i - i, next_j - j)
@@ -238,6 +318,10 @@ def _stretch_changes(
                     _all_applied(new),
                 )
             )
+        if next_i < len(before) and next_j < len(after):
+            matched = compared(next_i, next_j)  # alike: None, or a cosmetic note
+            if matched is not None:
+                changes.append(matched)
         i, j = next_i + 1, next_j + 1
     return changes
 
@@ -289,8 +373,11 @@ def _all_applied(output: NormalizedOutput) -> tuple[str, ...]:
     return _union(*output.applied.values())
 
 
-def _compare_pair(pair: _Pair, old: NormalizedOutput, new: NormalizedOutput) -> Change | None:
-    """None when two outputs are equal in substance; else the one change that says how not."""
+def _compare_pair(
+    pair: _Pair, old: NormalizedOutput, new: NormalizedOutput
+) -> Change | Note | None:
+    """None when two outputs are equal in substance (or a note, when they differ only in
+    form); else the one change that says how not."""
     before, after = old.output, new.output
 
     def change(
@@ -338,9 +425,15 @@ def _compare_pair(pair: _Pair, old: NormalizedOutput, new: NormalizedOutput) -> 
             *_all_applied(old),
             *_all_applied(new),
         )
+    # A display with a picture on both sides is the picture: its text fallback (`<Figure size
+    # 360x216 with 1 Axes>`, which moves with the backend's dpi) is what no reader sees.
+    pictures = _has_image(before) and _has_image(after)
+    cosmetic: list[str] = []  # how the same picture is shown differently
     # The representation a reader looks at first is compared first: a DataFrame whose values
     # moved is reported from its text/plain, not once more from its HTML.
     for mime in sorted(before.data.keys() | after.data.keys(), key=_display_order):
+        if (pictures and mime == "text/plain") or (pair.volatile and pair.volatile.skips(mime)):
+            continue
         normalized = (*old.applied.get(mime, ()), *new.applied.get(mime, ()))
         if mime not in after.data:
             shown = _truncate(_render_value(mime, before.data[mime]))
@@ -349,7 +442,7 @@ def _compare_pair(pair: _Pair, old: NormalizedOutput, new: NormalizedOutput) -> 
         if mime not in before.data:
             shown = _truncate(_render_value(mime, after.data[mime]))
             return change("new-output", None, shown, *normalized, summary=f"new {mime}")
-        found = _compare_payload(pair, mime, before.data[mime], after.data[mime])
+        found = _compare_payload(pair, mime, before.data[mime], after.data[mime], cosmetic)
         if found is not None:
             return change(
                 found.kind,
@@ -361,7 +454,30 @@ def _compare_pair(pair: _Pair, old: NormalizedOutput, new: NormalizedOutput) -> 
                 tolerance=found.tolerance,
                 images=found.images,
             )
-    return None
+    return _cosmetic(pair, before, after, cosmetic, pictures)
+
+
+def _has_image(output: Output) -> bool:
+    return any(mime.startswith("image/") for mime in output.data)
+
+
+def _cosmetic(
+    pair: _Pair, before: Output, after: Output, said: list[str], pictures: bool
+) -> Note | None:
+    """The note for an output that shows the same thing differently: a picture at another
+    size, or whose text fallback differs (`<Figure size 360x216 …>` → `<Figure size 500x300
+    …>`), the upgraded versions printed."""
+    old, new = before.data.get("text/plain"), after.data.get("text/plain")
+    if pictures and old is not None and new is not None and compare_text(old, new, pair.tolerance):
+        said = [*said, f"its text {_clip(old)} → {_clip(new)}"]
+    if not said:
+        return None
+    return Note(pair.env, pair.cell, "cosmetic", "; ".join(said))
+
+
+def _clip(text: str, width: int = 60) -> str:
+    line = text.strip().split("\n")[0]
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -385,7 +501,11 @@ def _label(mime: str, summary: str | None) -> str | None:
     return f"[{mime}] {summary}"
 
 
-def _compare_payload(pair: _Pair, mime: str, before: str, after: str) -> _Found | None:
+def _compare_payload(
+    pair: _Pair, mime: str, before: str, after: str, cosmetic: list[str]
+) -> _Found | None:
+    """How one payload differs; None when it does not (a picture drawn at another size only
+    adds its sizes to `cosmetic`)."""
     if is_binary_mime(mime):
         if before == after:
             return None
@@ -394,14 +514,31 @@ def _compare_payload(pair: _Pair, mime: str, before: str, after: str) -> _Found 
             return _Found("text", old, new, ())
         same, description = _images_equal(mime, before, after, pair.options)
         if same:
+            if RESCALED in description:
+                cosmetic.append(f"{RESCALED}: {description.split(': ', 1)[0]}")
             return None
         threshold = f"image_threshold={pair.options.image_threshold:g}"
         payloads = (mime, "".join(before.split()), "".join(after.split()))
         return _Found("image", old, new, (threshold,), description or None, images=payloads)
-    compare = compare_html if mime == "text/html" else compare_text
-    difference = compare(before, after, pair.tolerance)
+    html = mime == "text/html"
+    old, new = (html_as_text(before), html_as_text(after)) if html else (before, after)
+    applied: tuple[str, ...] = ("html-as-text",) if html else ()
+    mask = pair.volatile.mask(mime, before) if pair.volatile is not None else None
+    if mask is not None and pair.volatile is not None:
+        # The tokens that differ between two baseline runs, and their counterparts in the
+        # other run, stand as <volatile> on both sides; everything around them still counts.
+        old, new = mask_varying(old, new, mask)
+        applied += (f"volatile: {pair.volatile.reason}",)
+    # The versions of the upgrade itself, printed ("numpy 1.21.2" → "numpy 2.5.5"): what
+    # the upgrade is, not what it changed.
+    old, new, printed = mask_upgrades(old, new, pair.options.upgrades)
+    difference = compare_text(old, new, pair.tolerance)
     if difference is None:
+        if printed:
+            cosmetic.append(f"prints the upgraded versions: {', '.join(printed)}")
         return None
+    applied += ("upgraded-versions",) if printed else ()
+    difference = replace(difference, applied=(*applied, *difference.applied))
     old, new = excerpts(difference.before, difference.after, pair.tolerance, _MAX_CHARS)
     return _Found(difference.kind, old, new, difference.applied, difference.summary, pair.tolerance)
 
@@ -491,7 +628,9 @@ def _failure_signature(run: NotebookRun, options: CompareOptions) -> tuple[str, 
     """What makes two failures the same failure (see compare_runs)."""
 
     def masked(text: str) -> str:
-        return mask_volatile_numbers(normalize_text(text, run, options.replacements))
+        # Every number: the same exception in the same cell whose message differs only by one
+        # (a tolerance printed as 1e-08 or 1.4901161193847656e-08) is the same failure.
+        return mask_numbers(mask_volatile_numbers(normalize_text(text, run, options.replacements)))
 
     if run.status == "env-failed":
         # Two envs that cannot be built fail the same way only if they say the same thing;

@@ -27,6 +27,13 @@ _MAX_SIDE = 1000
 # different pictures: bbox_inches="tight" moves a couple of pixels, a new figsize many.
 _MAX_SIZE_CHANGE = 0.05
 _MIN_SIZE_SLACK = 2
+# Images whose width and height scale alike (within this) may be one figure drawn at another
+# dpi (matplotlib's inline backend moved from 72 to 100): compared shrunk to half the smaller
+# one, where a line's width and a glyph's hinting no longer show, the plot still does.
+_MAX_ASPECT_CHANGE = 0.03
+_MIN_RESCALED_SIDE = 48
+# Said of two such images: the same picture, only its size differs (a cosmetic note).
+RESCALED = "the same picture at another size"
 _WHITE = (255, 255, 255)
 
 RGB = tuple[int, int, int]
@@ -137,6 +144,8 @@ def _compare_pixels(
     old_size, new_size = _box_size(old.box), _box_size(new.box)
     content = f"content {_scaled(old_size, factor)} → {_scaled(new_size, factor)}"
     if any(_too_different(o, n) for o, n in zip(old_size, new_size, strict=True)):
+        if _same_aspect(before.size, after.size):
+            return _rescaled(mime, before, after, threshold, head)
         return False, f"{head}: sizes differ too much to compare ({content})"
 
     moved = (new.box[0] - old.box[0]) * factor, (new.box[1] - old.box[1]) * factor
@@ -153,6 +162,26 @@ def _compare_pixels(
         notes.append(f"differences in region x {x0}–{x1}, y {y0}–{y1}")
     summary = f"{head}: {_percent(best.fraction)} of drawn pixels differ"
     return best.fraction <= threshold, summary + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _same_aspect(old: tuple[int, int], new: tuple[int, int]) -> bool:
+    scales = new[0] / old[0], new[1] / old[1]
+    return abs(scales[0] - scales[1]) <= _MAX_ASPECT_CHANGE * max(scales)
+
+
+def _rescaled(
+    mime: str, before: Image.Image, after: Image.Image, threshold: float, head: str
+) -> tuple[bool, str]:
+    """Two images of one shape and different sizes, compared at a common smaller size."""
+    small = min((before, after), key=lambda image: image.width)
+    size = (max(small.width // 2, _MIN_RESCALED_SIDE), max(small.height // 2, _MIN_RESCALED_SIDE))
+    old = before.resize(size, Image.Resampling.BILINEAR)
+    new = after.resize(size, Image.Resampling.BILINEAR)
+    same, found = _compare_pixels(mime, old, new, threshold)
+    detail = found.split(": ", 1)[-1]
+    if same:
+        return True, f"{head}: {RESCALED} (compared at {_size(old)}: {detail})"
+    return False, f"{head}: compared at {_size(old)}, {detail}"
 
 
 def _side(image: Image.Image, factor: int) -> _Side:

@@ -238,6 +238,15 @@ def mask_volatile_numbers(text: str) -> str:
     return _OBJECT_ID.sub("<ID>", text)
 
 
+# Any number as printed: sign, digits, separators, decimals, exponent. Not a name's digits.
+_ANY_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?(?![\w])")
+
+
+def mask_numbers(text: str) -> str:
+    """Every number in `text` as <N>: what two messages of one failure keep in common."""
+    return _ANY_NUMBER.sub("<N>", text)
+
+
 _TEXT_MIMES = frozenset({"stdout", "stderr", "application/json", "application/javascript"})
 
 

@@ -42,11 +42,12 @@ _SHORT = 160
 _LINE_WIDTH = 200
 
 # A number is what a reader would call one: digits with optional sign, thousands separators,
-# decimals and exponent, or nan/inf. Never the digits of a name (float64, Line2D, x1) nor a
-# component of a dotted version (the 4 of 1.26.4): the look-behind keeps those out.
+# decimals and exponent, or nan/inf. Never the digits of a name (float64, Line2D, x1). A
+# version (1.26.4, v2.0.1, 2.0.0rc1) is one word: compared as text, never within tolerance.
 _TOKEN = re.compile(
     r"""
-    (?P<number>(?<![\w.])[-+]?(?:
+    (?P<version>(?<![\w.])(?:[vV]\d+(?:\.\d+)+|\d+(?:\.\d+){2,})(?:[-+.]?[A-Za-z]+\d*)*(?!\w))
+  | (?P<number>(?<![\w.])[-+]?(?:
         (?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d*)?(?:[eE][-+]?\d+)?
       | \.\d+(?:[eE][-+]?\d+)?
       | (?:nan|NaN|NAN|inf|Inf|INF|[Ii]nfinity)(?!\w)
@@ -57,6 +58,11 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 _WHITESPACE = re.compile(r"\s+")
+# A two-part number right after one of these words or marks is a version too ("Python 3.5",
+# "__version__: 3.11", "numpy==1.21"): 3.5 → 3.11 is a text change, not a value that moved 11%.
+_VERSION_WORD = re.compile(r"(?i)(?:^|[._])(?:version|python|py)$|^v$")
+_VERSION_MARKS = ("==", ">=", "<=", "~=", "!=")
+_TWO_PART = re.compile(r"\d+\.\d+")
 
 # Marks that only wrap a value: brackets, quotes and list separators. `(1, 2)` and `[1, 2]`,
 # `dtype='int64'` and `dtype=int64` hold the same values.
@@ -87,8 +93,16 @@ def _tokens(text: str) -> list[_Token]:
     # when one number gets a digit longer, and re-wrap arrays at a fixed width.
     tokens: list[_Token] = []
     for line_number, line in enumerate(text.split("\n")):
+        word, marks = "", ""  # the last word on the line, and the marks since
         for match in _TOKEN.finditer(line):
-            kind: _TokenKind = "number" if match["number"] else "word" if match["word"] else "mark"
+            kind: _TokenKind = "number" if match["number"] else "mark" if match["mark"] else "word"
+            version = _VERSION_WORD.search(word.rstrip("_")) or marks.endswith(_VERSION_MARKS)
+            if kind == "number" and version and _TWO_PART.fullmatch(match.group()):
+                kind = "word"
+            if kind == "mark":
+                marks += match.group()
+            else:
+                word, marks = (match.group() if kind == "word" else ""), ""
             tokens.append(_Token(kind, match.group(), line_number, match.start(), match.end()))
     return tokens
 
@@ -625,3 +639,135 @@ def compare_html(before: str, after: str, tolerance: Tolerance) -> Difference | 
     if difference is None:
         return None
     return replace(difference, applied=("html-as-text", *difference.applied))
+
+
+# --- volatile tokens ------------------------------------------------------------------------
+
+# What stands where a volatile token was, on both sides of a comparison.
+VOLATILE = "<volatile>"
+# The volatile tokens of a text: their indexes, or every number.
+ALL_NUMBERS: Literal["numbers"] = "numbers"
+Varying = frozenset[int] | Literal["numbers"]
+# Above this many tokens in all, two texts line up position by position, or not at all.
+_MAX_ALIGNED_TOKENS = 50_000
+
+
+def _token_key(token: _Token) -> str:
+    return "#" if token.kind == "number" else token.text
+
+
+def _aligned(old: Sequence[_Token], new: Sequence[_Token]) -> list[tuple[str, range, range]]:
+    """(tag, old indexes, new indexes) of the two token sequences laid over each other by their
+    shape: numbers match numbers whatever their value, other tokens match themselves."""
+    if len(old) + len(new) > _MAX_ALIGNED_TOKENS:
+        # Position by position, as long as a search would take: as many tokens, or none line up.
+        tag = "equal" if len(old) == len(new) else "replace"
+        return [(tag, range(len(old)), range(len(new)))]
+    keys_old, keys_new = [_token_key(t) for t in old], [_token_key(t) for t in new]
+    return [
+        (tag, range(i1, i2), range(j1, j2)) for tag, i1, i2, j1, j2 in _opcodes(keys_old, keys_new)
+    ]
+
+
+def varying_tokens(first: str, second: str, tolerance: Tolerance) -> frozenset[int] | None:
+    """The tokens of `first` that `second`, a run of the same code in the same env, shows
+    differently: numbers beyond `tolerance`, words in the same place. None when the texts do
+    not line up token for token (lines come and go): the whole text varies."""
+    old, new = _tokens(first), _tokens(second)
+    varying: set[int] = set()
+    for tag, olds, news in _aligned(old, new):
+        if tag == "equal":
+            varying.update(
+                i
+                for i, j in zip(olds, news, strict=True)
+                if not _tokens_equal(old[i], new[j], tolerance)
+            )
+        elif tag == "replace" and len(olds) == len(news):
+            varying.update(olds)
+        else:
+            return None
+    return frozenset(varying)
+
+
+def mask_varying(before: str, after: str, varying: Varying) -> tuple[str, str]:
+    """Both texts with the volatile tokens of `before` (`varying_tokens`), and the tokens of
+    `after` in their place, shown as <volatile>; ALL_NUMBERS: every number on both sides."""
+    old, new = _tokens(before), _tokens(after)
+    if isinstance(varying, str):  # ALL_NUMBERS
+        return (
+            _masked(before, [t for t in old if t.kind == "number"]),
+            _masked(after, [t for t in new if t.kind == "number"]),
+        )
+    masked_old: list[_Token] = []
+    masked_new: list[_Token] = []
+    for tag, olds, news in _aligned(old, new):
+        lined_up = tag == "equal" or len(olds) == len(news)
+        for k, i in enumerate(olds):
+            if i in varying:
+                masked_old.append(old[i])
+                if lined_up:
+                    masked_new.append(new[news[k]])
+    return _masked(before, masked_old), _masked(after, masked_new)
+
+
+def _masked(text: str, tokens: Sequence[_Token]) -> str:
+    return _replaced(text, tokens, dict.fromkeys(range(len(tokens)), VOLATILE)) if tokens else text
+
+
+def mask_upgrades(
+    before: str, after: str, upgrades: Sequence[tuple[str, str, str]]
+) -> tuple[str, str, tuple[str, ...]]:
+    """Both texts with each printed version of an upgrade (a token of `before` that is a
+    package's baseline version, whose counterpart in `after` is its new version) shown as
+    <version of PACKAGE>; and the upgrades found, as "numpy 1.21.2 → 2.5.5"."""
+    wanted = {old: (name, new) for name, old, new in upgrades if "." in old and old != new}
+    if not any(old in before for old in wanted):  # the common case, without tokenizing
+        return before, after, ()
+    old_tokens, new_tokens = _tokens(before), _tokens(after)
+    masked_old: dict[int, str] = {}
+    masked_new: dict[int, str] = {}
+    found: dict[str, None] = {}
+    words: dict[int, list[str]] = {}  # line → its words, lower case
+    for token in old_tokens:
+        if token.kind == "word":
+            words.setdefault(token.line, []).append(token.text.lower())
+    for tag, olds, news in _aligned(old_tokens, new_tokens):
+        if tag != "equal" and len(olds) != len(news):
+            continue
+        for i, j in zip(olds, news, strict=True):
+            token = old_tokens[i]
+            name, version = wanted.get(token.text, ("", ""))
+            if not name or new_tokens[j].text != version:
+                continue
+            if _printed_as_version(token, words.get(token.line, []), name):
+                masked_old[i] = masked_new[j] = f"<version of {name}>"
+                found[f"{name} {old_tokens[i].text} → {version}"] = None
+    if not found:
+        return before, after, ()
+    return (
+        _replaced(before, old_tokens, masked_old),
+        _replaced(after, new_tokens, masked_new),
+        tuple(found),
+    )
+
+
+def _printed_as_version(token: _Token, words: Sequence[str], package: str) -> bool:
+    """Whether a number that is some package's version is shown as one: it looks like a
+    version (1.21.2, after "version"), or the package's name is on its line (`words`) —
+    "wobble 1.0", a part of the name, as import names drop prefixes. A bare 1.0 that became
+    2.0 is a value."""
+    if token.kind == "word":
+        return True
+    parts = [part for part in re.split(r"[-_.]", package.lower()) if len(part) > 2]
+    return any(part in word for word in words for part in parts)
+
+
+def _replaced(text: str, tokens: Sequence[_Token], replacements: dict[int, str]) -> str:
+    lines = text.split("\n")
+    # Right to left on each line, so the columns of the tokens still to replace stay put.
+    order = sorted(replacements, key=lambda k: (tokens[k].line, tokens[k].start), reverse=True)
+    for index in order:
+        token = tokens[index]
+        line = lines[token.line]
+        lines[token.line] = line[: token.start] + replacements[index] + line[token.end :]
+    return "\n".join(lines)

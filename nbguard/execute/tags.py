@@ -13,6 +13,9 @@ from nbguard.model import CellResult, CellStatus, Output, Tolerance
 _SKIP_TAGS = frozenset({"skip-execution", "nbguard-skip", "nbval-skip"})
 _ALLOWED_ERROR_TAGS = frozenset({"raises-exception", "nbval-raises-exception"})
 _IGNORE_OUTPUT_TAGS = frozenset({"nbguard-ignore-output", "nbval-ignore-output"})
+# Outputs that vary from run to run (random draws, timings): their numbers and images are not
+# compared, their words and errors still are.
+VOLATILE_TAG = "nbguard-volatile"
 _MARKERS = {
     "NBVAL_SKIP": _SKIP_TAGS,
     "NBVAL_RAISES_EXCEPTION": _ALLOWED_ERROR_TAGS,
@@ -27,6 +30,7 @@ class CellFlags:
     allowed_error: bool
     ignore_output: bool
     tolerance: Tolerance | None
+    volatile: bool = False
 
 
 def cell_flags(cell: Any) -> CellFlags:
@@ -40,6 +44,7 @@ def cell_flags(cell: Any) -> CellFlags:
         allowed_error=bool(tags & _ALLOWED_ERROR_TAGS),
         ignore_output=bool(tags & _IGNORE_OUTPUT_TAGS),
         tolerance=Tolerance.from_metadata(own.get("tolerance")) if isinstance(own, dict) else None,
+        volatile=VOLATILE_TAG in tags or (isinstance(own, dict) and own.get("volatile") is True),
     )
 
 
@@ -54,4 +59,5 @@ def cell_result(
         allowed_error=flags.allowed_error,
         ignore_output=flags.ignore_output,
         tolerance=flags.tolerance,
+        volatile=flags.volatile,
     )

@@ -15,6 +15,7 @@ from nbguard.model import VERDICTS
 from nbguard.report.text import (
     internal_error,
     internal_line,
+    note_lines,
     parameters_line,
     tolerance,
     worst_first,
@@ -352,6 +353,7 @@ def _notebook(index: int, nb: Mapping[str, Any], data: Mapping[str, Any], baseli
     if not nb.get("skip_reason"):
         out.append(_runs(_map(nb.get("runs")), baseline))
     out.append(_changes([c for c in _list(nb.get("changes")) if isinstance(c, Mapping)], baseline))
+    out.append(_notes(nb))
     out.append(_warnings(_map(nb.get("runs"))))
     out.append("</section>")
     return "\n".join(part for part in out if part)
@@ -405,6 +407,14 @@ def _foreshadowing(nb: Mapping[str, Any], baseline: str) -> str:
         f'<div class="foreshadow"><strong>Foreshadowed:</strong> {_e(env)} already warned '
         "about this:<ul>" + "".join(f"<li>{_warning_text(r)}</li>" for r in records) + "</ul></div>"
     )
+
+
+def _notes(nb: Mapping[str, Any]) -> str:
+    lines = note_lines(nb)
+    if not lines:
+        return ""
+    items = "".join(f"<li>{_e(line)}</li>" for line in lines)
+    return f'<div class="small"><strong>Not counted as changes:</strong><ul>{items}</ul></div>'
 
 
 def _hints(nb: Mapping[str, Any]) -> str:

@@ -91,7 +91,13 @@ def _notebook(nb: NotebookReport) -> dict[str, Any]:
         "internal_error": nb.internal.to_json() if nb.internal else None,
         "fix": nb.fix.to_json() if nb.fix else None,
         "parameters": dict(nb.parameters),
+        "notes": [note.to_json() for note in nb.notes],
+        "volatile_rerun": _rerun(nb.rerun) if nb.rerun else None,
     }
+
+
+def _rerun(run: NotebookRun) -> dict[str, Any]:
+    return {"env": run.env, "status": run.status, "duration_s": round(run.duration_s, 3)}
 
 
 def _run(run: NotebookRun) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from nbguard.report.text import (
     first_line,
     internal_error,
     internal_line,
+    note_lines,
 )
 
 # XML 1.0 allows only tab, LF, CR and these ranges; one NUL in a notebook's output would
@@ -65,6 +66,7 @@ def _body(nb: Mapping[str, Any], env: str, baseline: str) -> str:
         lines.append(f"cell {change['cell']}: {change_line(change)}")
         if change.get("kind") != "image":  # base64 pictures help no one in a test report
             lines.append(change_diff(change, baseline))
+    lines += note_lines(nb)
     for record in nb.get("foreshadowing") or []:
         lines.append(
             f"{baseline} already warned, cell {record['cell']}: "

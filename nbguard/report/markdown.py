@@ -17,6 +17,7 @@ from nbguard.report.text import (
     first_line,
     internal_error,
     internal_line,
+    note_lines,
     parameters_line,
     worst_first,
 )
@@ -125,7 +126,7 @@ def _what(nb: Mapping[str, Any], baseline: str) -> list[str]:
         if len(records) > 1:
             lines.append(f"… {len(records) - 1} more warnings")
         return lines
-    return []
+    return note_lines(nb)[:1]
 
 
 def _warnings(nb: Mapping[str, Any], baseline: str) -> list[Mapping[str, Any]]:
@@ -195,6 +196,7 @@ def _details(nb: Mapping[str, Any], baseline: str) -> str:
             parts.append("_the image changed: both pictures are in the HTML report_")
         else:
             parts.append(fenced(change_diff(_clean_change(change), baseline), "diff"))
+    parts += [text(line) for line in note_lines(nb)]
     for record in nb.get("foreshadowing") or []:
         parts.append(
             f"⚠ {text(baseline)} already warned, cell {record['cell']}: "

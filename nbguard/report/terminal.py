@@ -31,7 +31,9 @@ from nbguard.report.text import (
     first_line,
     internal_error,
     internal_line,
+    note_lines,
     parameters_line,
+    rerun_line,
     worst_first,
 )
 from nbguard.secret_env import REDACTED, redactor
@@ -157,6 +159,7 @@ def _detail(nb: Mapping[str, Any], baseline: str, library_warnings: bool = False
     items += [(3, _hidden(hidden)) for hidden in nb.get("hidden_breaks") or []]
     if verdict == "changed":
         items += [(1, f"cell {c['cell']}: {change_line(c)}") for c in nb.get("changes") or []]
+    items += [(3, line) for line in note_lines(nb)[:2]]
     shown: set[tuple[str, str]] = set()
     for record in nb.get("foreshadowing") or []:
         shown.add((record["category"], record["message"]))
@@ -384,6 +387,8 @@ def render(data: Mapping[str, Any], console: Console, report_path: str | None = 
             f"{cost['envs_used']} probe envs used, {cost['seconds']:.1f}s"
         )
     _fixes(data, console)
+    if rerun_line(data):
+        console.print(f"[dim]{_safe(str(rerun_line(data)))}[/]")
     if data.get("interrupted"):
         console.print("[yellow]interrupted: the report holds the notebooks that finished[/]")
     if report_path:

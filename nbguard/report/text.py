@@ -90,6 +90,29 @@ def change_line(change: Mapping[str, Any]) -> str:
     return f"{kind}: {first_line(after or before, 80)}"
 
 
+def note_lines(nb: Mapping[str, Any]) -> list[str]:
+    """`cell 1: volatile — differs between two locked runs (…)`: each difference the
+    comparison saw and did not count, and why."""
+    notes = [note for note in nb.get("notes") or [] if isinstance(note, Mapping)]
+    return [
+        f"cell {n.get('cell')}: {n.get('kind')} — {first_line(n.get('text'), 160)}" for n in notes
+    ]
+
+
+def rerun_line(data: Mapping[str, Any]) -> str | None:
+    """What telling volatile outputs from changes cost: the notebooks run once more."""
+    reruns = [nb.get("volatile_rerun") for nb in data.get("notebooks") or []]
+    done = [run for run in reruns if isinstance(run, Mapping)]
+    if not done:
+        return None
+    seconds = sum(float(run.get("duration_s") or 0) for run in done)
+    envs = ", ".join(sorted({str(run.get("env")) for run in done}))
+    return (
+        f"volatile outputs: {len(done)} notebooks whose outputs differed ran once more in "
+        f"{envs} ({seconds:.1f}s of kernel time)"
+    )
+
+
 def tolerance(change: Mapping[str, Any]) -> Tolerance | None:
     """The tolerance a change's texts were compared with; None when compared as they are."""
     found = change.get("tolerance")

@@ -820,7 +820,8 @@ def test_broken_also_lists_earlier_output_changes() -> None:
     comparison = compare_runs(baseline, other)
 
     assert comparison.verdict == "broken"
-    assert [(c.cell, c.kind) for c in comparison.changes] == [(1, "value"), (2, "error")]
+    # The error first (what matters most), then what differed on the way to it.
+    assert [(c.cell, c.kind) for c in comparison.changes] == [(2, "error"), (1, "value")]
 
 
 @pytest.mark.parametrize(

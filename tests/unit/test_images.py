@@ -200,11 +200,30 @@ def test_a_plot_against_a_blank_image_is_different() -> None:
 
 
 def test_completely_different_sizes_are_different() -> None:
-    small = _b64(_plot().resize((320, 240), Image.Resampling.LANCZOS))
+    squeezed = _b64(_plot().resize((320, 400), Image.Resampling.LANCZOS))
 
-    for same, description in _both_ways("image/png", _png(), small):
+    for same, description in _both_ways("image/png", _png(), squeezed):
         assert not same
         assert "sizes differ too much to compare" in description
+
+
+def test_the_same_plot_at_another_dpi_is_the_same_picture() -> None:
+    # matplotlib's inline backend drew at 72 dpi, now at 100: every side 1.39 times longer.
+    larger = _b64(_plot().resize((890, 667), Image.Resampling.LANCZOS))
+
+    for same, description in _both_ways("image/png", _png(), larger):
+        assert same, description
+        assert "the same picture at another size" in description
+
+
+def test_another_plot_at_another_dpi_is_different() -> None:
+    larger = _b64(_plot("line").resize((890, 667), Image.Resampling.LANCZOS))
+
+    for same, description in _both_ways("image/png", _png(), larger):
+        assert not same
+        assert description.startswith("image/png 640×480 → 890×667: compared at 320×240") or (
+            description.startswith("image/png 890×667 → 640×480: compared at 320×240")
+        )
 
 
 # --- knobs and limits ----------------------------------------------------------------------

@@ -120,7 +120,8 @@ def test_k_executes_only_the_selected_notebooks(
     result = nbguard(pytester, "course", "-k", "changed")
 
     result.assert_outcomes(failed=1)
-    assert sorted(backend.executed) == [
+    # The changed notebook also runs once more in the baseline env (volatile outputs).
+    assert sorted(set(backend.executed)) == [
         ("b_changed.ipynb", "locked"),
         ("b_changed.ipynb", "upcoming"),
     ]
