@@ -104,7 +104,10 @@ def run(config: Config, observer: Observer | None = None, backend: Backend | Non
     machine = backend or Machine(runspec.build_options(config))
     started = time.monotonic()
     check_offline(config)
-    interpreters = {spec.name: machine.interpreter(spec) for spec in config.envs}
+    # Side by side: finding a Python probes candidate executables, a process each.
+    with ThreadPoolExecutor(max_workers=len(config.envs), thread_name_prefix="python") as pool:
+        found = list(pool.map(machine.interpreter, config.envs))
+    interpreters = {spec.name: python for spec, python in zip(config.envs, found, strict=True)}
     notebooks = find_notebooks(config)
     runnable = [nb for nb in notebooks if nb.skip_reason is None]
     seen.planned(len(notebooks), len(runnable) * len(config.envs), [s.name for s in config.envs])

@@ -135,14 +135,16 @@ def _stamp_matches(target: Path, started: list[object]) -> bool:
 
 def _files(target: Path) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
-    for directory, dirnames, filenames in os.walk(target):
+    root = str(target)
+    for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        # String work per folder, not per file (no relpath): a walk stats thousands of files.
+        prefix = directory[len(root) + 1 :] + os.sep if directory != root else ""
         for name in filenames:
-            path = f"{directory}{os.sep}{name}"  # a str join: a walk stats thousands of files
-            relative = os.path.relpath(path, target)
+            relative = prefix + name
             if relative in _UNLISTED:
                 continue
-            info = os.lstat(path)
+            info = os.lstat(f"{directory}{os.sep}{name}")
             found[relative] = [info.st_size, info.st_mtime_ns]
     return found
 
