@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
+import functools
 import hashlib
 import json
 import os
@@ -90,7 +91,7 @@ class Memo:
         code = self._code(notebook)
         if code is None or env.fingerprint is None:
             return None
-        inputs = [FORMAT, __version__, notebook.path, code, env.name, env.fingerprint]
+        inputs = [FORMAT, _executor(), notebook.path, code, env.name, env.fingerprint]
         inputs.append(self._settings_text())
         return hashlib.sha256(json.dumps(inputs).encode()).hexdigest()[:32]
 
@@ -214,6 +215,16 @@ class Memo:
                 total -= size
 
 
+@functools.cache
+def _executor() -> str:
+    """nbguard's version and the code that makes a run (this package, the kernel's capture
+    included): a changed executor, even in a checkout between releases, runs afresh."""
+    digest = hashlib.sha256(__version__.encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
 def code_digest(path: Path) -> str | None:
     """What a notebook asks a kernel to do: its cells' kinds and order, the code cells'
     sources, and the metadata that changes how a cell runs or is judged (tags, nbguard's
@@ -263,6 +274,7 @@ def course_reads(record: Path, scratch: Path, course: Path) -> tuple[str, ...] |
 
 
 def _inside(path: str, roots: tuple[Path, ...]) -> str | None:
+    path = os.path.normpath(path)  # "course/../../etc" is not inside the course
     for root in roots:
         with contextlib.suppress(ValueError):
             return PurePosixPath(path).relative_to(root.as_posix()).as_posix()

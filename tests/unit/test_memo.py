@@ -235,6 +235,7 @@ def test_the_kernels_record_becomes_course_paths(tmp_path: Path) -> None:
         ["f", f"{course}/data/raw.csv"],  # the course itself, by its absolute path
         ["f", "/etc/hosts"],
         ["f", f"{tmp_path}/run/tmp/x"],
+        ["f", f"{scratch}/../../../etc/passwd"],  # a notebook writing its own record
     ]
     record.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
