@@ -18,6 +18,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from rich.console import Console
 
 from nbguard import pipeline, settings
+from nbguard.envs.interpreters import Interpreter
 from nbguard.execute import ExecOptions, Memo
 from nbguard.execute.memo import code_digest, course_reads, decode_run, encode_run
 from nbguard.model import (
@@ -31,6 +32,7 @@ from nbguard.model import (
     WarningRecord,
 )
 from nbguard.report import json_report, terminal
+from nbguard.runner import Runner
 from tests.support.fakes import FakeBackend, printed, write_course
 
 ENV = EnvInfo("upcoming", "3.11.7", {"wobble": "2.0"}, "fp-1", Path("/env/bin/python"))
@@ -381,7 +383,7 @@ def test_a_fresh_run_is_a_real_execution_whatever_the_cache_holds(tmp_path: Path
     scripts = {("a.ipynb", "locked"): replace(printed("a.ipynb", "locked", "1"), reads=())}
     backend = FakeBackend({"locked": {}, "upcoming": {}}, scripts)
     config = settings.load(course, {"cache-dir": str(tmp_path / "cache")})
-    runner = pipeline.Runner(config, backend, tmp_path / "scratch")
+    runner = Runner(config, backend, tmp_path / "scratch")
     env = EnvInfo("locked", "3.11.7", {}, "fp", Path("/fake/bin/python"))
     notebook = pipeline.find_notebooks(config)[0]
 
@@ -393,3 +395,30 @@ def test_a_fresh_run_is_a_real_execution_whatever_the_cache_holds(tmp_path: Path
 
     assert [run.cached for run in runs] == [False, True, False]
     assert len(backend.executed) == 2
+
+
+class _PinnedFingerprints(FakeBackend):
+    """Envs whose fingerprint follows their packages, as real ones do."""
+
+    def build(
+        self, spec: settings.EnvSpec, interpreter: Interpreter, progress: Callable[[str], None]
+    ) -> EnvInfo:
+        env = super().build(spec, interpreter, progress)
+        return replace(env, fingerprint=json.dumps(sorted(env.packages.items())))
+
+
+def test_when_one_upcoming_package_moved_only_the_upcoming_runs_execute(tmp_path: Path) -> None:
+    course = write_course(tmp_path, ["a.ipynb", "b.ipynb"])
+    scripts = {
+        (nb, env): replace(printed(nb, env, "same"), reads=())
+        for nb in ("a.ipynb", "b.ipynb")
+        for env in ("locked", "upcoming")
+    }
+    config = settings.load(course, {"cache-dir": str(tmp_path / "cache")})
+    last_night = {"locked": {"wobble": "1.0"}, "upcoming": {"wobble": "2.0"}}
+    pipeline.run(config, backend=_PinnedFingerprints(last_night, scripts))
+    tonight = _PinnedFingerprints({**last_night, "upcoming": {"wobble": "2.1"}}, scripts)
+
+    pipeline.run(config, backend=tonight)
+
+    assert sorted(tonight.executed) == [("a.ipynb", "upcoming"), ("b.ipynb", "upcoming")]
