@@ -176,9 +176,9 @@ class Memo:
             if not stat.S_ISDIR(info.st_mode):
                 return "not-a-folder"
             names = sorted(
-                entry.name
-                for entry in path.iterdir()
-                if not any(fnmatch.fnmatch(entry.name, p) for p in self.options.copy_ignore)
+                item.name
+                for item in path.iterdir()
+                if not any(fnmatch.fnmatch(item.name, p) for p in self.options.copy_ignore)
             )
             return "names:" + hashlib.sha256("\0".join(names).encode()).hexdigest()
         if not stat.S_ISREG(info.st_mode):
