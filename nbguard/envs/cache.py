@@ -31,12 +31,11 @@ _LOCK_FILE = "nbguard-lock.txt"  # the lock an env was installed from, kept insi
 # added, removed or changed since (a planted .pth, a pip uninstall) shows as a difference.
 # Bytecode caches are left out: Python writes them on import wherever it may.
 _MANIFEST = "nbguard-manifest.json"
-# The interpreter a kernel last started from, while the files were the manifest's: with both
+# Beside the env (not in it, where it would be a file the manifest does not know): the
+# interpreter a kernel last started from while the files were the manifest's. With both
 # unchanged, that check's answer stands and the next run need not start a Python to ask again.
-_STARTED = "nbguard-kernel-started.json"
-_UNLISTED = frozenset(
-    {_MARKER, f"{_MARKER}.tmp", _MANIFEST, f"{_MANIFEST}.tmp", _STARTED, f"{_STARTED}.tmp"}
-)
+_STARTED = ".started.json"
+_UNLISTED = frozenset({_MARKER, f"{_MARKER}.tmp", _MANIFEST, f"{_MANIFEST}.tmp"})
 
 # Envs this process has seen start a kernel: the check costs a Python start-up, once.
 _VERIFIED: set[Path] = set()
@@ -121,16 +120,17 @@ def _started_stamp(target: Path) -> list[object]:
 
 def _write_stamp(target: Path, started: list[object]) -> None:
     with contextlib.suppress(OSError):
-        stamp = target / f"{_STARTED}.tmp"
+        stamp = target.with_suffix(f"{_STARTED}.tmp")
         stamp.write_text(json.dumps(started), encoding="utf-8")
-        stamp.replace(target / _STARTED)
+        stamp.replace(target.with_suffix(_STARTED))
 
 
 def _stamp_matches(target: Path, started: list[object]) -> bool:
     try:
-        return bool(started) and json.loads((target / _STARTED).read_text("utf-8")) == started
+        known = json.loads(target.with_suffix(_STARTED).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
+    return bool(started) and known == started
 
 
 def _files(target: Path) -> dict[str, list[int]]:
