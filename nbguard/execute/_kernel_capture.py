@@ -369,6 +369,8 @@ _install()
 _READ_EVENTS = {"open": "f", "os.listdir": "d", "os.scandir": "d"}
 # A notebook that opens more distinct paths than this gets no record at all (never reused).
 MAX_READS = 20000
+# Installed packages (the env's, or a run's pip layer over it) are never course files.
+_INSTALLED = ("/site-packages/", "/dist-packages/")
 
 
 class _Reads:
@@ -393,7 +395,12 @@ class _Reads:
             text = "." if path is None else os.fsdecode(path)
             # Not Path.resolve(): no symlink walk in a hook that runs on every open.
             entry = (kind, os.path.abspath(text))  # noqa: PTH100
-            if entry in self.seen or entry[1].startswith(self.own) or entry[1] == self.target:
+            if (
+                entry in self.seen
+                or entry[1].startswith(self.own)
+                or any(folder in entry[1] for folder in _INSTALLED)
+                or entry[1] == self.target
+            ):
                 return
             self.seen.add(entry)
             self.fresh.append(entry)
