@@ -6,24 +6,21 @@ changed, and a run after one notebook's code changed.
 The course is copied first (the edit is made to the copy; the course is only read). Run 1
 executes every notebook (`--no-cache`, so the envs may be warm but no run is reused), run 2
 changes nothing, run 3 follows a new code cell appended to one notebook that ran in every
-env. Each run is a separate `nbguard run` process, timed from outside: wall time, and the
-CPU time of it and everything it started (kernels, resolvers), which a busy machine inflates
-less. Prints the ratios the execution cache is judged by: run 2 / run 1 (bar: 0.05) and run 3
-against that one notebook's own runs in run 1 (bar: about that), and checks that runs 1 and 2
-give the same verdicts.
+env. Each run is a separate `nbguard run` process, timed from outside (wall time). Prints
+the ratios the execution cache is judged by: run 2 / run 1 (bar: 0.05) and run 3 against
+that one notebook's own runs in run 1 (bar: about that), and checks that runs 1 and 2 give
+the same verdicts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,29 +32,15 @@ from nbguard import settings
 _IGNORED = shutil.ignore_patterns(".git", ".nbguard", ".ipynb_checkpoints", "__pycache__", ".venv")
 
 
-@dataclass(frozen=True)
-class Timing:
-    wall: float
-    cpu: float  # of nbguard, its kernels and resolvers: what a busy machine does not inflate
-
-    def __str__(self) -> str:
-        return f"{self.wall:7.1f}s wall {self.cpu:6.1f}s CPU"
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _run(course: Path, report: Path, extra: list[str]) -> tuple[Timing, dict[str, Any]]:
+def _run(course: Path, report: Path, extra: list[str]) -> tuple[float, dict[str, Any]]:
     argv = [sys.executable, "-m", "nbguard", "run", str(course), "--report", str(report), *extra]
-    started, cpu = time.perf_counter(), _cpu()
+    started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    timing = Timing(time.perf_counter() - started, _cpu() - cpu)
+    elapsed = time.perf_counter() - started
     if done.returncode not in (0, 1):
         raise SystemExit(f"nbguard failed ({done.returncode}): {done.stderr.strip()[-800:]}")
     data: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
-    return timing, data
+    return elapsed, data
 
 
 def _runs(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -132,21 +115,17 @@ def main() -> int:
         extra = ["--cache-dir", str(cache), *args.nbguard_args]
 
         first, one = _run(course, reports / "run1.json", [*extra, "--no-cache"])
-        print(f"run 1 (every notebook executed): {first}  {_cached(one)}")
+        print(f"run 1 (every notebook executed): {first:7.1f}s  {_cached(one)}")
         second, two = _run(course, reports / "run2.json", extra)
-        print(f"run 2 (nothing changed):         {second}  {_cached(two)}")
+        print(f"run 2 (nothing changed):         {second:7.1f}s  {_cached(two)}")
         edited, cost = _edit_one(course, two)
         third, three = _run(course, reports / "run3.json", extra)
-        print(f"run 3 (one notebook edited):     {third}  {_cached(three)}  [{edited}]")
+        print(f"run 3 (one notebook edited):     {third:7.1f}s  {_cached(three)}  [{edited}]")
 
     same = _verdicts(one) == _verdicts(two)
+    print(f"run 2 / run 1: {second / first:.3f}  (bar: 0.05; same verdicts: {same})")
     print(
-        f"run 2 / run 1: {second.wall / first.wall:.3f} wall, {second.cpu / first.cpu:.3f} CPU"
-        f"  (bar: 0.05; same verdicts: {same})"
-    )
-    print(
-        f"run 3 - run 2: {third.wall - second.wall:.1f}s wall, {third.cpu - second.cpu:.1f}s CPU;"
-        f" that notebook's two runs took {cost:.1f}s in run 1"
+        f"run 3 - run 2: {third - second:.1f}s; that notebook's two runs took {cost:.1f}s in run 1"
     )
     return 0 if same else 1
 
