@@ -181,6 +181,11 @@ class NotebookRun:
     # How the kernel was isolated, e.g. "bwrap: read-only system and env, private home/tmp,
     # pid namespace" or "none: <why not>"; "" when no kernel started.
     isolation: str = ""
+    # What the run read of the course, course-relative POSIX paths: files it opened, and
+    # folders it listed (ending in "/"); None when they were not recorded (no kernel, or
+    # its record was lost), and then the run is never reused (execute/memo.py).
+    reads: tuple[str, ...] | None = None
+    cached: bool = False  # taken from the execution cache, not executed again
 
     @property
     def failed(self) -> bool:

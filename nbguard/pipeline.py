@@ -116,7 +116,10 @@ def run(
     machine = backend or Machine(runspec.build_options(config))
     started = time.monotonic()
     check_offline(config)
-    interpreters = {spec.name: machine.interpreter(spec) for spec in config.envs}
+    # Side by side: finding a Python probes candidate executables, a process each.
+    with ThreadPoolExecutor(max_workers=len(config.envs), thread_name_prefix="python") as pool:
+        found = list(pool.map(machine.interpreter, config.envs))
+    interpreters = {spec.name: python for spec, python in zip(config.envs, found, strict=True)}
     for spec in config.envs:
         for line in envs.notes(spec, interpreters[spec.name], runspec.build_options(config)):
             seen.note(line)
@@ -304,7 +307,7 @@ def execute_all(
     def rerun_one(notebook: Notebook, env: EnvInfo) -> NotebookRun:
         if cancelled.is_set():
             raise KeyboardInterrupt  # queued before Ctrl-C: never started
-        return runner.run(notebook, env)
+        return runner.run(notebook, env, again=True)
 
     with (
         ThreadPoolExecutor(max_workers=len(config.envs), thread_name_prefix="env") as builders,

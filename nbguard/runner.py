@@ -2,7 +2,8 @@
 the one boundary where a failure of nbguard's own code becomes a notebook's status.
 
 A run gets a workdir of its own, the course's package installed for its env (course-code =
-"install"), the env's kernel options and a pip layer of its own. What touches the machine
+"install"), the env's kernel options and a pip layer of its own; a run nothing of which
+changed since is taken from the execution cache (execute/memo.py). What touches the machine
 (resolvers, venvs, kernels) sits behind `Backend`, so the fast tests drive the pipeline with
 a fake one.
 """
@@ -155,6 +156,14 @@ class Runner:
         self._installing = threading.Lock()  # the course copy and its installs
         self._sites: dict[str, Path | str] = {}  # env fingerprint → course site, or why not
         self._numbers = itertools.count(1)
+        self.memo = execute.Memo(
+            config.cache_dir / "runs",
+            config.course,
+            self.options,
+            course_code=config.course_code,
+            limit=config.exec_cache_size,
+            reuse=config.cache,
+        )
 
     def prepare(self, env: EnvInfo) -> EnvInfo:
         """`env` ready for kernels: with course-code = "install", the course's package is
@@ -164,9 +173,14 @@ class Runner:
         site = self._course_site(env)
         return replace(env, error=site) if isinstance(site, str) else env
 
-    def run(self, notebook: Notebook, env: EnvInfo) -> NotebookRun:
-        """`notebook` executed in `env`. Whatever the notebook does comes back as the run's
-        status; so does an env that could not be built, and nbguard's own failure."""
+    def run(
+        self, notebook: Notebook, env: EnvInfo, *, fresh: bool = False, again: bool = False
+    ) -> NotebookRun:
+        """`notebook` executed in `env`, or its earlier run from the execution cache while
+        nothing it depends on changed (`fresh`: execute it whatever the cache holds; `again`:
+        a second run that tells noise from change, cached apart from the first so that the
+        two are always two real executions). Whatever the notebook does comes back as the
+        run's status; so does an env that could not be built, and nbguard's own failure."""
         if not env.ok:
             reason = env.error or "the env could not be built"
             return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=reason)
@@ -175,15 +189,22 @@ class Runner:
             workdir = self.scratch / "runs" / env.name / str(next(self._numbers))
 
         def execute_it() -> NotebookRun:
+            parameters = self.parameters(notebook.path)
+            key = self.memo.key(notebook, env, parameters, again=again)
+            cached = None if key is None or fresh else self.memo.get(key, notebook, env)
+            if cached is not None:
+                return cached
             site = self._course_site(env) if self.install_course else None
             if isinstance(site, str):
                 return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=site)
             assert env.interpreter is not None
             options = replace(
-                runspec.kernel_options(self.options, env.interpreter, site),
-                parameters=self.parameters(notebook.path),
+                runspec.kernel_options(self.options, env.interpreter, site), parameters=parameters
             )
-            return self.backend.execute(notebook, self.course, env, options, workdir)
+            run = self.backend.execute(notebook, self.course, env, options, workdir)
+            if key is not None:
+                self.memo.put(key, run)
+            return run
 
         def internal(error: InternalError) -> NotebookRun:
             return NotebookRun(

@@ -265,7 +265,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("no-index", _as_bool, False, "use only --find-links, never a package index (offline)"),
     Setting("course-code", _one_of("path", "install", "none"), "path", "how notebooks import the course's own modules: 'path' puts the course root (and src/) on the kernel's PYTHONPATH; 'install' installs the course's package (its pyproject.toml/setup.py) for the kernels, outside the cached env", "MODE"),
     Setting("python-path", _as_str_list, (), "more course directories to put on the kernel's PYTHONPATH", "DIR", True, True),
-    Setting("cache-dir", _as_str, None, "where environments are kept (default: $NBGUARD_CACHE_DIR or ~/.cache/nbguard)", "DIR"),
+    Setting("cache-dir", _as_str, None, "where environments and cached runs are kept (default: $NBGUARD_CACHE_DIR or ~/.cache/nbguard)", "DIR"),
+    Setting("cache", _as_bool, True, "reuse a notebook's earlier run in an env while its code cells, the env, the run settings and the course files it read are unchanged (--no-cache: execute every notebook again; the fresh runs are still stored)"),
+    Setting("exec-cache-size", _as_size, 2 * 1024**3, "disk space the execution cache (CACHE/runs) may take, e.g. 2G (0: no limit); the least recently used runs go first", "SIZE"),
     Setting("report", _as_str, DEFAULT_REPORT, "where to write the JSON report (relative: to the current directory)", "FILE"),
     Setting("html", _as_str, None, "also write the report as one self-contained HTML page", "FILE"),
     Setting("markdown", _as_str, None, "also write a Markdown summary (e.g. \"$GITHUB_STEP_SUMMARY\")", "FILE"),
@@ -347,6 +349,8 @@ class Config:
     course_code: str
     python_path: tuple[str, ...]
     cache_dir: Path
+    cache: bool
+    exec_cache_size: int | None
     report: Path
     html: Path | None
     markdown: Path | None

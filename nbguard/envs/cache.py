@@ -31,6 +31,10 @@ _LOCK_FILE = "nbguard-lock.txt"  # the lock an env was installed from, kept insi
 # added, removed or changed since (a planted .pth, a pip uninstall) shows as a difference.
 # Bytecode caches are left out: Python writes them on import wherever it may.
 _MANIFEST = "nbguard-manifest.json"
+# Beside the env (not in it, where it would be a file the manifest does not know): the
+# interpreter a kernel last started from while the files were the manifest's. With both
+# unchanged, that check's answer stands and the next run need not start a Python to ask again.
+_STARTED = ".started.json"
 _UNLISTED = frozenset({_MARKER, f"{_MARKER}.tmp", _MANIFEST, f"{_MANIFEST}.tmp"})
 
 # Envs this process has seen start a kernel: the check costs a Python start-up, once.
@@ -92,23 +96,55 @@ def problem(target: Path, fp: str) -> str | None:
     changed = _changed_files(target)
     if changed:
         return changed
-    if not kernel_starts(target / "bin" / "python").ok:
-        return "a kernel no longer starts in it"
+    started = _started_stamp(target)
+    if not _stamp_matches(target, started):
+        if not kernel_starts(target / "bin" / "python").ok:
+            return "a kernel no longer starts in it"
+        _write_stamp(target, started)
     with _VERIFIED_LOCK:
         _VERIFIED.add(target)
     return None
 
 
+def _started_stamp(target: Path) -> list[object]:
+    """What a kernel check's answer depends on besides the env's own files (which the
+    manifest holds): the base interpreter the venv runs, and the manifest itself."""
+    python = os.path.realpath(target / "bin" / "python")
+    try:
+        info = Path(python).stat()
+        manifest = hashlib.sha256((target / _MANIFEST).read_bytes()).hexdigest()
+    except OSError:
+        return []
+    return [python, info.st_size, info.st_mtime_ns, manifest]
+
+
+def _write_stamp(target: Path, started: list[object]) -> None:
+    with contextlib.suppress(OSError):
+        stamp = target.with_suffix(f"{_STARTED}.tmp")
+        stamp.write_text(json.dumps(started), encoding="utf-8")
+        stamp.replace(target.with_suffix(_STARTED))
+
+
+def _stamp_matches(target: Path, started: list[object]) -> bool:
+    try:
+        known = json.loads(target.with_suffix(_STARTED).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(started) and known == started
+
+
 def _files(target: Path) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
-    for directory, dirnames, filenames in os.walk(target):
+    root = str(target)
+    for directory, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        # String work per folder, not per file (no relpath): a walk stats thousands of files.
+        prefix = directory[len(root) + 1 :] + os.sep if directory != root else ""
         for name in filenames:
-            path = f"{directory}{os.sep}{name}"  # a str join: a walk stats thousands of files
-            relative = os.path.relpath(path, target)
+            relative = prefix + name
             if relative in _UNLISTED:
                 continue
-            info = os.lstat(path)
+            info = os.lstat(f"{directory}{os.sep}{name}")
             found[relative] = [info.st_size, info.st_mtime_ns]
     return found
 
@@ -161,6 +197,7 @@ def mark_complete(target: Path, fp: str, python: str, name: str) -> None:
     manifest = target / f"{_MANIFEST}.tmp"
     manifest.write_text(json.dumps(_files(target)), encoding="utf-8")
     manifest.replace(target / _MANIFEST)
+    _write_stamp(target, _started_stamp(target))  # its kernel started just now (builds.py)
     marker = {"format": _ENV_FORMAT, "fingerprint": fp, "python": python, "env": name}
     partial = target / f"{_MARKER}.tmp"
     partial.write_text(json.dumps(marker, indent=2), encoding="utf-8")

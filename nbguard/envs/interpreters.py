@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -107,20 +108,32 @@ def _from_path(request: str) -> Interpreter:
     return found
 
 
-def _candidates(wanted: tuple[int, ...]) -> list[str]:
-    """Executables that may be the wanted version, most specific first, without duplicates."""
+def _candidates(wanted: tuple[int, ...]) -> Iterator[str]:
+    """Executables that may be the wanted version, most specific first, without duplicates;
+    lazily, so a hit on PATH or in pyenv costs no `uv python find` (seconds, every run)."""
     major_minor = ".".join(str(part) for part in wanted[:2])
+    seen: set[str] = set()
     names = [f"python{major_minor}"] if len(wanted) >= 2 else []
-    names += [f"python{wanted[0]}", "python"]
+    sources: tuple[Callable[[], list[str]], ...] = (
+        lambda: _on_path([*names, f"python{wanted[0]}", "python"]),
+        lambda: _pyenv_pythons(wanted),
+        lambda: _uv_pythons(major_minor),
+    )
+    for source in sources:
+        for executable in source():
+            if executable not in seen:
+                seen.add(executable)
+                yield executable
+
+
+def _on_path(names: list[str]) -> list[str]:
     found: list[str] = []
     for name in names:
         for directory in os.environ.get("PATH", "").split(os.pathsep):
             executable = Path(directory) / name
             if directory and executable.is_file() and os.access(executable, os.X_OK):
                 found.append(str(executable))
-    found += _pyenv_pythons(wanted)
-    found += _uv_pythons(major_minor)
-    return list(dict.fromkeys(found))
+    return found
 
 
 def _pyenv_pythons(wanted: tuple[int, ...]) -> list[str]:

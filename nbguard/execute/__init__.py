@@ -16,6 +16,7 @@ The modules, in the order a notebook meets them:
 - ``failures``: why a cell did not finish, in words a course author can act on
 - ``cascade``: which later errors only follow from an earlier failed cell
 - ``outputs``: nbformat outputs as model Outputs, warning records and cell errors
+- ``memo``: the execution cache: a run reused while nothing it depends on changed
 - ``stored``: the outputs saved in the file as the run of the pseudo-env ``stored``
 - ``parameters``: papermill parameters checked against a notebook and injected into its run
 - ``_kernel_capture``: runs inside every kernel and records deprecation warnings
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from nbguard.execute import parameters
 from nbguard.execute.kernels import kill_all_kernels
+from nbguard.execute.memo import Memo
 from nbguard.execute.notebook import execute_notebook
 from nbguard.execute.options import ExecOptions
 from nbguard.execute.outputs import CAPTURE_MIME
@@ -39,6 +41,7 @@ __all__ = [
     "STORED",
     "UNREADABLE",
     "ExecOptions",
+    "Memo",
     "copy_course",
     "execute_notebook",
     "kill_all_kernels",

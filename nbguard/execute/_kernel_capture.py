@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -401,3 +403,90 @@ def _install() -> None:
 
 
 _install()
+
+
+# -- what the notebook reads: the execution cache's dependencies ---------------------------
+#
+# An audit hook sees every file a cell opens (open(), io.open_code() for imports, os.open)
+# and every folder it lists (os.listdir, os.scandir, which glob and pathlib use); after each
+# cell the new paths are appended to READS_FILE (given by the loader), one JSON line each.
+# nbguard keeps those inside the course and keys a cached run on their contents. Files a
+# C library opens itself (HDF5, netCDF) raise no audit event and are not seen.
+
+_READ_EVENTS = {"open": "f", "os.listdir": "d", "os.scandir": "d"}
+# A notebook that opens more distinct paths than this gets no record at all (never reused).
+MAX_READS = 20000
+# Installed packages (the env's, or a run's pip layer over it) are never course files.
+_INSTALLED = ("/site-packages/", "/dist-packages/")
+
+
+class _Reads:
+    def __init__(self, target: str) -> None:
+        self.target = target
+        # The interpreter's own files are never the course's: not worth remembering.
+        self.own = tuple(
+            {p.rstrip("/") + "/" for p in (sys.prefix, sys.base_prefix, sys.exec_prefix) if p}
+        )
+        self.seen: set[tuple[str, str]] = set()
+        self.fresh: list[tuple[str, str]] = []
+        self.overflow = False
+
+    def hook(self, event: str, args: tuple[Any, ...]) -> None:
+        kind = _READ_EVENTS.get(event)
+        if kind is None or self.overflow:
+            return
+        try:  # an audit hook that raises would fail the notebook's own call
+            path = args[0] if args else None
+            if isinstance(path, int):
+                return  # a file descriptor: its path was seen when it was opened
+            text = "." if path is None else os.fsdecode(path)
+            # Not Path.resolve(): no symlink walk in a hook that runs on every open.
+            entry = (kind, os.path.abspath(text))  # noqa: PTH100
+            if (
+                entry in self.seen
+                or entry[1].startswith(self.own)
+                or any(folder in entry[1] for folder in _INSTALLED)
+                or entry[1] == self.target
+            ):
+                return
+            self.seen.add(entry)
+            self.fresh.append(entry)
+            if len(self.seen) > MAX_READS:
+                self.overflow = True
+        except Exception:
+            pass
+
+    def post_run_cell(self, *_args: Any) -> None:
+        try:
+            if self.overflow:
+                lines = json.dumps(["overflow", ""]) + "\n"
+            else:
+                lines = "".join(json.dumps(list(entry)) + "\n" for entry in self.fresh)
+            self.fresh = []
+            if lines:
+                with Path(self.target).open("a", encoding="utf-8") as file:
+                    file.write(lines)
+        except Exception:
+            pass
+
+
+def _install_reads() -> None:
+    target = _GLOBALS.pop("READS_FILE", None)
+    if not isinstance(target, str) or not hasattr(sys, "addaudithook"):
+        return  # no record: nbguard executes this notebook every time
+    try:
+        shell = importlib.import_module("IPython").get_ipython()
+    except ImportError:
+        return
+    if shell is None:
+        return
+    reads = _Reads(target)
+    try:  # the file exists from the start: an empty one means "read nothing"
+        Path(target).open("a", encoding="utf-8").close()
+    except OSError:
+        return
+    sys.addaudithook(reads.hook)
+    shell.events.register("post_run_cell", reads.post_run_cell)
+
+
+_install_reads()

@@ -67,10 +67,12 @@ def write_kernelspec(
     memory_limit: int | None = None,
     prefix: tuple[str, ...] = (),
     capture_key: Path | None = None,
+    reads_file: Path | None = None,
 ) -> Path:
     """A kernelspec naming the env's interpreter by absolute path, with warning capture and
     the memory limit, if any, started under `prefix` (the sandbox); the capture reads (and
-    deletes) the key its records carry from `capture_key`."""
+    deletes) the key its records carry from `capture_key`, and appends the paths the notebook
+    reads to `reads_file`."""
     kernels = workdir / "kernels"
     spec_dir = kernels / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
@@ -78,6 +80,8 @@ def write_kernelspec(
     # user's. A statement, not an expression, so IPython keeps the returned globals out of
     # Out/_ (a trailing semicolon does not help: exec_lines are not in the history).
     key = {"KEY_FILE": str(capture_key)} if capture_key is not None else {}
+    if reads_file is not None:
+        key["READS_FILE"] = str(reads_file)
     loader = f"if __import__('runpy').run_path({str(_CAPTURE_SOURCE)!r}, {key!r}): pass"
     spec = {
         "argv": [

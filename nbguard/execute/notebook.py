@@ -21,6 +21,7 @@ from nbguard.execute.launch import (
     transport,
     write_kernelspec,
 )
+from nbguard.execute.memo import course_reads
 from nbguard.execute.options import ExecOptions
 from nbguard.execute.overlay import make_overlay
 from nbguard.execute.parameters import inject, restore_cells
@@ -31,6 +32,7 @@ from nbguard.execute.session import Job, run
 from nbguard.model import Notebook, NotebookRun, RunStatus
 
 _SANDBOXED_PID = 2
+_READS_FILE = "reads.jsonl"  # where the kernel's capture lists what the notebook read
 
 
 def execute_notebook(
@@ -106,7 +108,12 @@ def execute_notebook(
                 python=python,
                 cwd=cwd,
                 kernels_dir=write_kernelspec(
-                    workdir, kernel_python, options.memory_limit, sandbox.prefix, key_file
+                    workdir,
+                    kernel_python,
+                    options.memory_limit,
+                    sandbox.prefix,
+                    key_file,
+                    workdir / _READS_FILE,
                 ),
                 env=env,
                 workdir=workdir,
@@ -128,6 +135,7 @@ def execute_notebook(
         reason=outcome.reason,
         later_errors=outcome.later_errors,
         isolation=sandbox.description,
+        reads=course_reads(workdir / _READS_FILE, scratch, course_root),
     )
     return restore_cells(ran, inserted)
 

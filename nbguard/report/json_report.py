@@ -110,6 +110,7 @@ def _run(run: NotebookRun) -> dict[str, Any]:
         "warnings": [record.to_json() for record in run.warnings],
         "internal_error": run.internal.to_json() if run.internal else None,
         "isolation": run.isolation,
+        "cached": run.cached,
     }
 
 

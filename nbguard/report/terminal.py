@@ -380,6 +380,15 @@ def render(data: Mapping[str, Any], console: Console, report_path: str | None = 
         if n
     )
     console.print(f"{counts or 'no notebooks found'} in {float(data.get('duration_s') or 0):.1f}s")
+    runs = [
+        run
+        for nb in data.get("notebooks") or []
+        for env, run in (nb.get("runs") or {}).items()
+        if env != "stored" and run.get("status") != "skipped"
+    ]
+    cached = sum(bool(run.get("cached")) for run in runs)
+    if cached:
+        console.print(f"{cached} of {len(runs)} runs from the execution cache (nothing changed)")
     cost = data.get("blame")
     if cost:
         console.print(

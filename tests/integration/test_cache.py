@@ -110,12 +110,18 @@ def test_a_damaged_or_half_built_env_is_rebuilt(
     cache = tmp_path / "cache"
     first = _run(course, cache, tmp_path / "1.json")
     assert _built(first)
+    assert first["notebooks"][0]["runs"]["locked"]["cached"] is False
     _forget_verified(monkeypatch)
-    assert _run(course, cache, tmp_path / "2.json")["envs"]["locked"]["reused"] is True
+    second = _run(course, cache, tmp_path / "2.json")
+    assert second["envs"]["locked"]["reused"] is True
+    # Nothing changed: the notebook's run comes from the execution cache.
+    assert second["notebooks"][0]["runs"]["locked"]["cached"] is True
 
     DAMAGE[damage](_env_dir(cache, first))
     _forget_verified(monkeypatch)
-    third = _run(course, cache, tmp_path / "3.json")
+    # --no-cache: a real kernel in the rebuilt env, not the run from before the damage.
+    third = _run(course, cache, tmp_path / "3.json", "--no-cache")
+    assert third["notebooks"][0]["runs"]["locked"]["cached"] is False
     assert _built(third)
     assert _env_dir(cache, third) == _env_dir(cache, first)
     (nb,) = third["notebooks"]

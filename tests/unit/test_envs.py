@@ -453,3 +453,34 @@ def test_a_hash_pinned_files_hashes_go_back_on_the_resolved_lock(tmp_path: Path)
     assert locked.splitlines()[0] == "numpy==1.26.4 --hash=sha256:aaa --hash=sha256:bbb"
     assert "six==1.16.0" in locked.splitlines() and "ipykernel==7.0" in locked.splitlines()
     assert requirements.with_hashes(resolved, {}) == resolved
+
+
+def test_a_reused_env_starts_no_python_to_check_its_kernel_until_its_interpreter_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "envs" / "0123456789abcdef"
+    (target / "bin").mkdir(parents=True)
+    base = tmp_path / "base" / "python3.11"  # a venv's python links to the one it was made from
+    base.parent.mkdir()
+    base.write_text("")
+    (target / "bin" / "python").symlink_to(base)
+    cache.mark_complete(target, "fp", "3.11.7", "locked")  # just after its kernel started
+    checks: list[Path] = []
+
+    def kernel_starts(python: Path) -> proc.Completed:
+        checks.append(python)
+        return proc.Completed(("python",), 0, "", "")
+
+    monkeypatch.setattr(cache, "kernel_starts", kernel_starts)
+    cache._VERIFIED.discard(target)  # a new nbguard process
+    assert cache.problem(target, "fp") is None
+    assert checks == []
+    assert sorted(p.name for p in target.parent.iterdir()) == [
+        "0123456789abcdef",
+        "0123456789abcdef.started.json",  # beside the env: never a file of the env itself
+    ]
+
+    base.write_text("#!")  # the Python it was made from was reinstalled
+    cache._VERIFIED.discard(target)
+    assert cache.problem(target, "fp") is None
+    assert checks == [target / "bin" / "python"]
