@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nbguard import pipeline, settings
 from nbguard.blame import search as search_module
-from nbguard.blame.search import PYTHON, Outcome, Question, Seen, find
+from nbguard.blame.search import PYTHON, Direction, Outcome, Question, Seen, find
 from nbguard.envs.interpreters import Interpreter
 from nbguard.model import Culprit, EnvInfo, Notebook, NotebookRun
 from tests.support.fakes import FakeBackend, printed, raised, write_course
@@ -57,7 +57,9 @@ class FakeProber:
     story: Story
     needs: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     lifts: Mapping[str, str] = field(default_factory=dict)
-    asked: list[str] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)  # the probes built, in order
+    resolved: list[str] = field(default_factory=list)  # the probes only resolved
+    noise: Outcome | None = None  # what running the notebook again in `before` shows
 
     @property
     def lifted(self) -> dict[str, str]:
@@ -91,6 +93,17 @@ class FakeProber:
         shown = ", ".join(f"{n} {self.before.packages[n]} → {v}" for n, v in pins.items())
         label = f"on Python {self.before.python}, bump {shown}"
         return self._probe(label, self.before, pins, python=self.before.python)
+
+    def moves(self, direction: Direction, names: Sequence[str]) -> tuple[str, ...] | None:
+        self.resolved.append(f"{direction} {', '.join(names)}")
+        dry = replace(self, story=lambda _, __: "same", asked=[], resolved=[])
+        seen = dry.revert(names) if direction == "revert" else dry.upgrade(names)
+        return None if seen.outcome == "unbuilt" else seen.moved
+
+    def again(self) -> Seen:
+        self.asked.append(f"{self.before.name} again")
+        outcome = self.noise or self.story(self.before.python, self.before.packages)
+        return Seen(f"{self.before.name}", self.before.python, {}, outcome, DETAIL[outcome])
 
     def _probe(
         self,
@@ -385,6 +398,7 @@ class ProbingBackend(FakeBackend):
         progress: Callable[[str], None],
         wheels_only: bool = False,
         lift: bool = False,
+        resolve_only: bool = False,
     ) -> EnvInfo:
         packages = {**base.packages, **pins}
         fp = "fp-" + ",".join(f"{n}={v}" for n, v in sorted(packages.items()))
