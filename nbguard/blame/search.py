@@ -418,6 +418,10 @@ def _minimal_group(trail: _Trail, direction: Direction, packages: Sequence[str])
     probe, shows = trail.probe(direction), _SHOWS[direction]
 
     def holds(names: tuple[str, ...]) -> bool | None:
+        if trail.prober.moves(direction, names) != ():
+            # It would move other packages too (or cannot be resolved): no answer, and
+            # resolving it said so in seconds, without building it.
+            return None
         seen = probe(names)
         if not seen.clean:
             return None

@@ -322,6 +322,51 @@ def test_a_forced_bump_that_drags_its_dependency_along_is_isolated_on_the_old_py
     ]
 
 
+def test_a_pair_needing_fewer_envs_is_chosen_by_resolving_before_building() -> None:
+    """The lifted packages run on 3.12. Reverting wobble on top of this semester's releases
+    drags numpy back (wobble 1.0 needs numpy 1.26): resolved, not built. Upgrading wobble from
+    the lifted env drags gadget up; gadget alone at 2.0 runs: two envs confirm wobble."""
+    before = env("locked", "3.9.18", numpy="1.21", gadget="1.0", wobble="1.0")
+    after = env("upcoming", "3.12.1", numpy="2.0", gadget="2.0", wobble="2.0")
+    needs = {("wobble", "1.0"): ("numpy", "1.26"), ("wobble", "2.0"): ("gadget", "2.0")}
+    story = fails_when(lambda _, p: p["wobble"] == "2.0")
+    prober = FakeProber(before, after, story, needs=needs, lifts={"numpy": "1.26"})
+
+    culprit, reason = blame(prober, "wobble", "gadget", PYTHON)
+
+    assert culprit == "wobble"
+    assert "envs that differ only in wobble, on Python 3.12.1" in reason
+    assert prober.asked == [
+        "locked packages lifted to Python 3.12.1",
+        "from locked, upgrade wobble 1.0 → 2.0",
+        "from locked, only gadget → 2.0",
+    ]
+    assert prober.resolved == ["revert wobble", "upgrade wobble"]
+
+
+def test_an_output_that_changes_between_two_runs_of_the_running_env_is_never_confirmed() -> (
+    None
+):
+    """A clock printed: every env "changes the same way", so any probe would seem to
+    confirm the first candidate; one more run in locked shows it is noise."""
+    prober = FakeProber(LOCKED, UPCOMING, fails_when(lambda _, __: True), noise="same")
+
+    culprit, reason = blame(prober, "gadget", "wobble", fails="changes the same way")
+
+    assert culprit is None
+    assert reason == "the outputs differ between two runs in locked too"
+    assert prober.asked == ["locked again"]
+
+
+def test_a_reproducible_output_change_costs_one_run_of_the_running_env_more() -> None:
+    prober = FakeProber(LOCKED, UPCOMING, fails_when(lambda _, p: p["gadget"] == "2.0"))
+
+    culprit, _ = blame(prober, "gadget", "wobble", fails="changes the same way")
+
+    assert culprit == "gadget"
+    assert prober.asked[0] == "locked again"
+
+
 def test_a_revert_that_cannot_be_built_is_the_reason_nothing_was_confirmed() -> None:
     """gizmo is new this semester and needs wobble 2.0: wobble 1.0 cannot go back in."""
     before = env("locked", "3.11.9", wobble="1.0")
