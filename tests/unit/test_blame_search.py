@@ -344,9 +344,7 @@ def test_a_pair_needing_fewer_envs_is_chosen_by_resolving_before_building() -> N
     assert prober.resolved == ["revert wobble", "upgrade wobble"]
 
 
-def test_an_output_that_changes_between_two_runs_of_the_running_env_is_never_confirmed() -> (
-    None
-):
+def test_an_output_that_changes_between_two_runs_of_the_running_env_is_never_confirmed() -> None:
     """A clock printed: every env "changes the same way", so any probe would seem to
     confirm the first candidate; one more run in locked shows it is noise."""
     prober = FakeProber(LOCKED, UPCOMING, fails_when(lambda _, __: True), noise="same")
