@@ -117,12 +117,11 @@ class Probes:
         return self._moved(env, base, set(pins) if wanted is None else wanted)
 
     def again(self) -> Seen:
-        label = f"{self.before.name} itself"
-        self.progress(f"blame {self.notebook.path}: run again in {label}")
+        name = self.before.name
+        self.progress(f"blame {self.notebook.path}: run again in {name}")
         outcome, detail, _ = self._run(self.before)
-        seen = Seen(label, self.before.python, self.before.packages, outcome, detail)
-        self.step(f"run again in {label}: {detail}")
-        return seen
+        self.step(f"run again in {name}: {detail}")
+        return Seen(name, self.before.python, self.before.packages, outcome, detail)
 
     def _revert(self, names: Sequence[str]) -> _Asked:
         reference = self.lifted or self.before
