@@ -9,6 +9,7 @@ the runner, and a probe that nbguard itself fails on."""
 from __future__ import annotations
 
 import ast
+import itertools
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -513,4 +514,30 @@ def test_a_spent_blame_budget_leaves_the_culprit_inferred_and_says_so(tmp_path: 
 
     assert nb.culprit is not None and nb.culprit.evidence == "inferred"
     assert nb.culprit.reason.endswith("not confirmed: blame budget of 1e-09 s spent")
+    assert ("nb.ipynb", "upcoming-probe") not in backend.executed
+
+
+def test_an_unseeded_draw_the_notebook_prints_is_noise_no_probe_is_built_for(
+    tmp_path: Path,
+) -> None:
+    draws = itertools.count(17, 31)
+
+    def draw(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+        return printed(notebook.path, env.name, f"sample: {next(draws) % 97} apples")
+
+    scripts = {("nb.ipynb", env): draw for env in ("locked", "upcoming", "upcoming-probe")}
+    backend = ProbingBackend(TWO_MOVED, scripts)
+    course = write_course(tmp_path, ["nb.ipynb"])
+    config = settings.load(course, {"cache-dir": str(tmp_path / "cache"), "blame": True})
+
+    report = pipeline.run(config, backend=backend)
+
+    (nb,) = report.notebooks
+    assert nb.verdict == "changed"
+    assert nb.culprit is None or nb.culprit.evidence == "inferred"
+    assert report.blame is not None
+    assert report.blame.steps["nb.ipynb"][-1] == (
+        "→ not confirmed: the outputs differ between two runs in locked too"
+    )
+    assert backend.executed.count(("nb.ipynb", "locked")) == 2  # the audit's run, and again
     assert ("nb.ipynb", "upcoming-probe") not in backend.executed
