@@ -13,6 +13,7 @@ envs, untimed unless --skip-warmup; then, each a separate process timed from out
           of DIR (the course's envs stay; uv's own download cache stays warm: it is not
           nbguard's probe cache)
   warm    the same again: probes and blames answered from DIR
+  plain   once more: the plain time is the mean of both (the load of a shared machine moves)
 
 It prints the seconds, what blame added over plain as a ratio (issue 10's bar: at most 1.5x
 cold, 0.2x warm), how many culprits the cold run confirmed, and each notebook's culprit.
@@ -104,14 +105,20 @@ def main() -> int:
 
     if not args.skip_warmup:
         timed("warmup")
-    plain = timed("plain")
+    before = timed("plain")
     removed = _forget_probes(cache)
     cold = timed("cold", "--blame")
     warm = timed("warm", "--blame")
+    # Plain once more, and the mean of both: on a shared machine the load moves meanwhile.
+    after = timed("plain-again")
+    plain = (before + after) / 2
 
     rows, confirmed = _culprits(reports / "cold.json")
     added_cold, added_warm = cold - plain, warm - plain
-    print(f"{course.name}: plain {plain:.1f} s (envs built)")
+    print(
+        f"{course.name}: plain {plain:.1f} s (envs built; {before:.1f} s before, "
+        f"{after:.1f} s after)"
+    )
     print(
         f"cold probes ({removed} probe envs deleted; uv's download cache stays warm): "
         f"{cold:.1f} s, blame added {added_cold:.1f} s = {added_cold / plain:.2f}x plain "
