@@ -473,6 +473,7 @@ def _confirm_culprits(
     if wanted:
         seen.note(f"confirming the culprits of {wanted} notebooks by rebuilding envs…")
     cancelled = threading.Event()
+    kernels = threading.BoundedSemaphore(max(1, config.jobs))
     contexts = {
         name: blame.BlameContext(
             runner=runner,
@@ -486,6 +487,7 @@ def _confirm_culprits(
             build_sdists=config.blame_sdists,
             budget_s=config.blame_budget,
             stop=cancelled,
+            kernels=kernels,
         )
         for name, interpreter in interpreters.items()
     }
@@ -506,8 +508,9 @@ def _confirm_culprits(
         )
         return guarded("confirming the culprit", work, _blame_failed)
 
-    # Every blame at once, `config.jobs` at a time: probes two notebooks share (one "numpy
-    # reverted" env) are resolved and built once, the second waiting on the env cache's lock.
+    # Every blame at once, `config.jobs` kernels at a time (twice as many blames: one builds
+    # while another runs): probes two notebooks share (one "numpy reverted" env) are resolved
+    # and built once, the second waiting on the env cache's lock.
     blamed = [
         (nb, index)
         for nb in reports
@@ -516,7 +519,8 @@ def _confirm_culprits(
     ]
     results: dict[tuple[str, str], blame.BlameResult | InternalError] = {}
     interrupted = False
-    with ThreadPoolExecutor(max_workers=max(1, config.jobs), thread_name_prefix="blame") as pool:
+    workers = 2 * max(1, config.jobs)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blame") as pool:
         futures = [pool.submit(confirm_one, nb, index) for nb, index in blamed]
         try:
             _gather(futures)

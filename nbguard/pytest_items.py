@@ -207,6 +207,7 @@ class SharedEnvs:
         progress: Progress,
         wheels_only: bool = False,
         lift: bool = False,
+        resolve_only: bool = False,
     ) -> EnvInfo:
         return self.backend.build_variant(
             name,
@@ -217,6 +218,7 @@ class SharedEnvs:
             progress=progress,
             wheels_only=wheels_only,
             lift=lift,
+            resolve_only=resolve_only,
         )
 
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None:

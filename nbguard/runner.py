@@ -67,6 +67,7 @@ class Backend(Protocol):
         progress: Progress,
         wheels_only: bool = False,
         lift: bool = False,
+        resolve_only: bool = False,
     ) -> EnvInfo: ...
 
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None: ...
@@ -106,6 +107,7 @@ class Machine:
         progress: Progress,
         wheels_only: bool = False,
         lift: bool = False,
+        resolve_only: bool = False,
     ) -> EnvInfo:
         return envs.build_variant(
             name,
@@ -117,6 +119,7 @@ class Machine:
             progress=progress,
             wheels_only=wheels_only,
             lift=lift,
+            resolve_only=resolve_only,
         )
 
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None:

@@ -46,6 +46,9 @@ class BlameContext:
     build_sdists: bool = False  # probes may build from source (blame-sdists); else wheels only
     budget_s: float | None = None  # the blame-budget setting, for the reason when it is spent
     stop: threading.Event | None = None  # set on Ctrl-C: no further probe starts
+    # Held while a probe's notebook runs: blames outnumber them, so one blame's env is built
+    # (resolver, downloads, links: mostly waiting) while another's kernel runs.
+    kernels: threading.Semaphore | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ def confirm(
         build_sdists=context.build_sdists,
         deadline=context.deadline,
         stop=context.stop,
+        kernels=context.kernels,
     )
     question = search.Question(
         before,

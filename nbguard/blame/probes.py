@@ -10,12 +10,17 @@ from collections.abc import Callable, Mapping, Sequence
 
 from nbguard import compare
 from nbguard.blame.infer import KERNEL_MACHINERY
-from nbguard.blame.search import Outcome, Seen
+from nbguard.blame.search import Direction, Outcome, Seen
 from nbguard.envs.interpreters import Interpreter
 from nbguard.model import Comparison, EnvInfo, Notebook, NotebookRun
 from nbguard.runner import Runner
 
 FAILING = frozenset({"broken", "changed"})
+
+# A probe as asked, before it is built: its label, the env it varies, the pins, the
+# interpreter, the packages asked to move (None: the pins), whether the rest moves as little
+# as it can (the lowest fitting versions).
+_Asked = tuple[str, EnvInfo, dict[str, str], Interpreter, set[str] | None, bool]
 
 
 class OutOfBudget(Exception):
@@ -48,6 +53,7 @@ class Probes:
         build_sdists: bool = False,
         deadline: float | None = None,
         stop: threading.Event | None = None,
+        kernels: threading.Semaphore | None = None,
     ) -> None:
         self.runner, self.prerelease = runner, prerelease
         self.old_interp, self.interp = interpreters
@@ -56,6 +62,7 @@ class Probes:
         self.before_run, self.after_run = runs
         self.ignored, self.progress = ignored, progress
         self.wheels_only, self.deadline, self.stop = not build_sdists, deadline, stop
+        self.kernels = kernels
         self.fails = fails_text(target)
         assert before.fingerprint is not None and after.fingerprint is not None
         self.runs: dict[str, tuple[Outcome, str, NotebookRun | None]] = {
@@ -79,6 +86,46 @@ class Probes:
         return ".".join((self.after.python or "?").split(".")[:2])
 
     def revert(self, names: Sequence[str]) -> Seen:
+        return self._asked(self._revert(names))
+
+    def upgrade(self, names: Sequence[str]) -> Seen:
+        asked = self._upgrade(names)
+        return asked if isinstance(asked, Seen) else self._asked(asked)
+
+    def _asked(self, asked: _Asked) -> Seen:
+        label, base, pins, interp, wanted, nearest = asked
+        return self._probe(label, base, pins, interp, wanted, nearest=nearest)
+
+    def moves(self, direction: Direction, names: Sequence[str]) -> tuple[str, ...] | None:
+        asked = self._revert(names) if direction == "revert" else self._upgrade(names)
+        if isinstance(asked, Seen):
+            return None
+        _, base, pins, interp, wanted, nearest = asked
+        env = self.runner.backend.build_variant(
+            f"{self.after.name}-probe",
+            interp,
+            base,
+            dict(pins),
+            prerelease=self.prerelease,
+            progress=self.progress,
+            wheels_only=self.wheels_only,
+            lift=nearest,
+            resolve_only=True,
+        )
+        if env.error is not None:
+            return None
+        return self._moved(env, base, set(pins) if wanted is None else wanted)
+
+    def again(self) -> Seen:
+        name = self.before.name
+        self.progress(f"blame {self.notebook.path}: run again in {name}")
+        # The audit's own second baseline run when it made one (the execution cache keeps
+        # it apart from the first): never the first run served back as if it were another.
+        outcome, detail, _ = self._run(self.before, again=True)
+        self.step(f"run again in {name}: {detail}")
+        return Seen(name, self.before.python, self.before.packages, outcome, detail)
+
+    def _revert(self, names: Sequence[str]) -> _Asked:
         reference = self.lifted or self.before
         pins = {name: reference.packages.get(name, self.before.packages[name]) for name in names}
         shown = []
@@ -92,9 +139,9 @@ class Probes:
                 )
             shown.append(text)
         label = "revert " + fold(shown)
-        return self._probe(label, self.after, pins, self.interp)
+        return label, self.after, pins, self.interp, None, False
 
-    def upgrade(self, names: Sequence[str]) -> Seen:
+    def _upgrade(self, names: Sequence[str]) -> _Asked | Seen:
         reference = self.lifted or self.before
         old, new = reference.packages, self.after.packages
         shown = [f"{n} {old.get(n, '(absent)')} → {new.get(n, '(absent)')}" for n in names]
@@ -108,8 +155,7 @@ class Probes:
             detail = f"cannot be built: {', '.join(gone)} is not in {self.after.name}"
             return Seen(label, self.after.python, {}, "unbuilt", detail)
         pins = self._reference_pins() | {name: self.after.packages[name] for name in names}
-        nearest = self.lifted is not None
-        return self._probe(label, reference, pins, self.interp, asked=set(names), nearest=nearest)
+        return label, reference, pins, self.interp, set(names), self.lifted is not None
 
     def python(self) -> Seen:
         label = f"{self.before.name} packages lifted to Python {self._new_python}"
@@ -215,19 +261,7 @@ class Probes:
             self.lifted = env
             label += _bumps(base, env, self.ignored)
         wanted = set(pins) if asked is None else asked
-        moved = tuple(
-            sorted(
-                name
-                for name in set(env.packages) | set(base.packages)
-                if name not in wanted
-                and name not in self.ignored
-                and env.packages.get(name) != base.packages.get(name)
-                # A dependency the pins newly need (zipp for matplotlib 3.7 on 3.9) is
-                # added, not moved: nothing of the base changed for it.
-                and name in base.packages
-                and not lift
-            )
-        )
+        moved = () if lift else self._moved(env, base, wanted)
         if not env.reused:
             self.built += 1
         cost = "new env" if not env.reused else "env from the cache"
@@ -251,8 +285,26 @@ class Probes:
         self.step(f"{label}{along}: {detail} [{cost}]")
         return seen
 
-    def _run(self, env: EnvInfo) -> tuple[Outcome, str, NotebookRun | None]:
-        run = self.runner.run(self.notebook, env)
+    def _moved(self, env: EnvInfo, base: EnvInfo, wanted: set[str]) -> tuple[str, ...]:
+        return tuple(
+            sorted(
+                name
+                for name in set(env.packages) | set(base.packages)
+                if name not in wanted
+                and name not in self.ignored
+                and env.packages.get(name) != base.packages.get(name)
+                # A dependency the pins newly need (zipp for matplotlib 3.7 on 3.9) is
+                # added, not moved: nothing of the base changed for it.
+                and name in base.packages
+            )
+        )
+
+    def _run(self, env: EnvInfo, *, again: bool = False) -> tuple[Outcome, str, NotebookRun | None]:
+        if self.kernels is None:
+            run = self.runner.run(self.notebook, env, again=again)
+        else:
+            with self.kernels:
+                run = self.runner.run(self.notebook, env, again=again)
         if run.status == "env-failed":  # the course's own package cannot be installed there
             return "unbuilt", f"cannot be built: {one_line(run.reason or '')}", None
         if run.status == "internal-error":

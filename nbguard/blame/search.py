@@ -72,6 +72,16 @@ class Prober(Protocol):
         it."""
         ...
 
+    def moves(self, direction: Direction, names: Sequence[str]) -> tuple[str, ...] | None:
+        """What `revert` or `upgrade` of `names` would move besides them, from its resolution
+        alone (seconds, no env built, nothing run); None when it cannot be resolved."""
+        ...
+
+    def again(self) -> Seen:
+        """The notebook run once more in the running env itself: an output that changes
+        there too is noise (a clock, a random seed), which no probe may confirm."""
+        ...
+
 
 @dataclass(frozen=True)
 class Question:
@@ -107,6 +117,12 @@ def find(question: Question, prober: Prober) -> Finding:
     candidates = question.candidates
     if not candidates:
         return Finding(None, "no package changed between the envs")
+    if question.fails != "fails the same way":
+        # An output that differs between two runs of one env would "change the same way" in
+        # every probe, and any probe would seem to confirm a culprit.
+        control = prober.again()
+        if control.outcome in ("same", "other"):
+            return Finding(None, f"the outputs differ between two runs in {control.probe} too")
     packages = [c for c in candidates if c != PYTHON]
     if trail.python_moved:
         found = _python(trail, packages)
@@ -115,7 +131,9 @@ def find(question: Question, prober: Prober) -> Finding:
         if trail.python().outcome == "same":
             # Python or a forced bump: no revert on the new Python can take either back.
             return Finding(None, _why_not(trail, candidates))
-    if packages:
+    if packages and trail.python_moved and trail.python().outcome == "gone":
+        _nearest_pair(trail, packages[0])
+    elif packages:
         trail.revert([packages[0]])
         if trail.python_moved and not _pairs(trail, packages):
             _upgrade_alone(trail, packages[0])
@@ -264,6 +282,26 @@ def _python(trail: _Trail, packages: Sequence[str]) -> Culprit | None:
     return None
 
 
+def _nearest_pair(trail: _Trail, name: str) -> None:
+    """The lifted packages run on the new Python: `name` is probed between them and the
+    failing env by the pair needing the fewest new envs, told by resolving before building.
+    A revert that moves nothing else pairs with the failing env, an upgrade from the lifted
+    env that moves nothing else with the lifted env (one env each); else the upgrade and
+    what it moved without it (two: reverting on top of this semester's releases drags more
+    along than upgrading from last semester's lifted to the new Python). The revert comes
+    last when no pair was found."""
+    if trail.prober.moves("revert", [name]) == ():
+        trail.revert([name])
+    elif trail.prober.moves("upgrade", [name]) == ():
+        trail.upgrade([name])
+    else:
+        _upgrade_alone(trail, name)
+    if not _pairs(trail, [name]):
+        trail.revert([name])
+    if not _pairs(trail, [name]):
+        _upgrade_alone(trail, name)
+
+
 def _upgrade_alone(trail: _Trail, name: str) -> None:
     """`name` upgraded from the running env (lifted), and, when the resolver moved other
     packages along, those packages at the same versions without it: the pair a revert that
@@ -380,6 +418,10 @@ def _minimal_group(trail: _Trail, direction: Direction, packages: Sequence[str])
     probe, shows = trail.probe(direction), _SHOWS[direction]
 
     def holds(names: tuple[str, ...]) -> bool | None:
+        if trail.prober.moves(direction, names) != ():
+            # It would move other packages too (or cannot be resolved): no answer, and
+            # resolving it said so in seconds, without building it.
+            return None
         seen = probe(names)
         if not seen.clean:
             return None

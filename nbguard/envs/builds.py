@@ -149,8 +149,9 @@ def _install(
     if not done.ok:
         return f"cannot install env {name!r}: {resolvers.reason(done)}"
     pending.replace(cache.lock_path(target))
-    check = cache.kernel_starts(target / "bin" / "python")
-    if not check.ok:
+    # A probe's notebook run tells as much, at once (a kernel that cannot start is an answer).
+    check = cache.kernel_starts(target / "bin" / "python") if not probe else None
+    if check is not None and not check.ok:
         return f"a kernel cannot start in env {name!r}: {resolvers.reason(check)}"
     cache.mark_complete(target, fp, interp.version, name)
     return None

@@ -187,7 +187,7 @@ class _Uv:
             # named pip" where a student's Jupyter works. Best effort: without a pip wheel
             # (an offline course that ships none) the env is built without it.
             seed: list[str | Path] = [self.uv, "pip", "install", "--quiet", "--no-deps"]
-            seed += ["--link-mode", "copy", "pip"]
+            seed += ["--link-mode", "hardlink" if probe else "copy", "pip"]
             proc.run([*seed, "--python", target / "bin" / "python", *self._args()], env=_quiet_uv())
         return done
 

@@ -16,6 +16,7 @@ from nbguard.envs.requirements import (
     canonical,
     line_name,
     lock_requirements,
+    parse_pins,
 )
 from nbguard.envs.resolvers import BuildOptions, Resolver
 from nbguard.errors import ResolutionError
@@ -33,6 +34,7 @@ def build_variant(
     progress: Progress = lambda _: None,
     wheels_only: bool = False,
     lift: bool = False,
+    resolve_only: bool = False,
 ) -> EnvInfo:
     """`base`'s packages on `interp`, with `pins` (name → version) installed exactly and every
     other package kept at base's version where the pins allow it: the resolver gets base's
@@ -44,7 +46,9 @@ def build_variant(
     `lift`: base's packages at the lowest versions ≥ base's that install on `interp` (base's
     lock lifted to another Python with the smallest bumps). `wheels_only`: a version with no
     wheel for `interp` makes the resolution fail in seconds, naming it, instead of a build.
-    Either makes a probe env: no bytecode compiled."""
+    Either makes a probe env: no bytecode compiled. `resolve_only`: the lock's packages
+    without building the env (no fingerprint, no interpreter): what the env would hold, in
+    the seconds a resolution takes, so blame builds only the probes that can answer."""
     started = time.monotonic()
     resolver = resolvers.for_options(options)
     wanted = {canonical(package): version for package, version in pins.items()}
@@ -60,6 +64,8 @@ def build_variant(
         lock = lockfiles.resolve(request, interp, resolver, options.cache_dir)
     except ResolutionError as exc:
         return failed(name, interp, str(exc), started)
+    if resolve_only:
+        return EnvInfo(name, interp.version, parse_pins(lock), None)
     return materialize(
         name, interp, lock, resolver, options.cache_dir, progress, started, probe=probe
     )

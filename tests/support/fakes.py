@@ -77,6 +77,7 @@ class FakeBackend:
         progress: Callable[[str], None],
         wheels_only: bool = False,
         lift: bool = False,
+        resolve_only: bool = False,
     ) -> EnvInfo:
         return EnvInfo(name, PYTHON, {}, None, error="the fake backend builds no probe envs")
 

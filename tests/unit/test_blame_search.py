@@ -9,6 +9,7 @@ the runner, and a probe that nbguard itself fails on."""
 from __future__ import annotations
 
 import ast
+import itertools
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from nbguard import pipeline, settings
 from nbguard.blame import search as search_module
-from nbguard.blame.search import PYTHON, Outcome, Question, Seen, find
+from nbguard.blame.search import PYTHON, Direction, Outcome, Question, Seen, find
 from nbguard.envs.interpreters import Interpreter
 from nbguard.model import Culprit, EnvInfo, Notebook, NotebookRun
 from tests.support.fakes import FakeBackend, printed, raised, write_course
@@ -57,7 +58,9 @@ class FakeProber:
     story: Story
     needs: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     lifts: Mapping[str, str] = field(default_factory=dict)
-    asked: list[str] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)  # the probes built, in order
+    resolved: list[str] = field(default_factory=list)  # the probes only resolved
+    noise: Outcome | None = None  # what running the notebook again in `before` shows
 
     @property
     def lifted(self) -> dict[str, str]:
@@ -91,6 +94,17 @@ class FakeProber:
         shown = ", ".join(f"{n} {self.before.packages[n]} → {v}" for n, v in pins.items())
         label = f"on Python {self.before.python}, bump {shown}"
         return self._probe(label, self.before, pins, python=self.before.python)
+
+    def moves(self, direction: Direction, names: Sequence[str]) -> tuple[str, ...] | None:
+        self.resolved.append(f"{direction} {', '.join(names)}")
+        dry = replace(self, story=lambda _, __: "same", asked=[], resolved=[])
+        seen = dry.revert(names) if direction == "revert" else dry.upgrade(names)
+        return None if seen.outcome == "unbuilt" else seen.moved
+
+    def again(self) -> Seen:
+        self.asked.append(f"{self.before.name} again")
+        outcome = self.noise or self.story(self.before.python, self.before.packages)
+        return Seen(f"{self.before.name}", self.before.python, {}, outcome, DETAIL[outcome])
 
     def _probe(
         self,
@@ -309,6 +323,49 @@ def test_a_forced_bump_that_drags_its_dependency_along_is_isolated_on_the_old_py
     ]
 
 
+def test_a_pair_needing_fewer_envs_is_chosen_by_resolving_before_building() -> None:
+    """The lifted packages run on 3.12. Reverting wobble on top of this semester's releases
+    drags numpy back (wobble 1.0 needs numpy 1.26): resolved, not built. Upgrading wobble from
+    the lifted env drags gadget up; gadget alone at 2.0 runs: two envs confirm wobble."""
+    before = env("locked", "3.9.18", numpy="1.21", gadget="1.0", wobble="1.0")
+    after = env("upcoming", "3.12.1", numpy="2.0", gadget="2.0", wobble="2.0")
+    needs = {("wobble", "1.0"): ("numpy", "1.26"), ("wobble", "2.0"): ("gadget", "2.0")}
+    story = fails_when(lambda _, p: p["wobble"] == "2.0")
+    prober = FakeProber(before, after, story, needs=needs, lifts={"numpy": "1.26"})
+
+    culprit, reason = blame(prober, "wobble", "gadget", PYTHON)
+
+    assert culprit == "wobble"
+    assert "envs that differ only in wobble, on Python 3.12.1" in reason
+    assert prober.asked == [
+        "locked packages lifted to Python 3.12.1",
+        "from locked, upgrade wobble 1.0 → 2.0",
+        "from locked, only gadget → 2.0",
+    ]
+    assert prober.resolved == ["revert wobble", "upgrade wobble"]
+
+
+def test_an_output_that_changes_between_two_runs_of_the_running_env_is_never_confirmed() -> None:
+    """A clock printed: every env "changes the same way", so any probe would seem to
+    confirm the first candidate; one more run in locked shows it is noise."""
+    prober = FakeProber(LOCKED, UPCOMING, fails_when(lambda _, __: True), noise="same")
+
+    culprit, reason = blame(prober, "gadget", "wobble", fails="changes the same way")
+
+    assert culprit is None
+    assert reason == "the outputs differ between two runs in locked too"
+    assert prober.asked == ["locked again"]
+
+
+def test_a_reproducible_output_change_costs_one_run_of_the_running_env_more() -> None:
+    prober = FakeProber(LOCKED, UPCOMING, fails_when(lambda _, p: p["gadget"] == "2.0"))
+
+    culprit, _ = blame(prober, "gadget", "wobble", fails="changes the same way")
+
+    assert culprit == "gadget"
+    assert prober.asked[0] == "locked again"
+
+
 def test_a_revert_that_cannot_be_built_is_the_reason_nothing_was_confirmed() -> None:
     """gizmo is new this semester and needs wobble 2.0: wobble 1.0 cannot go back in."""
     before = env("locked", "3.11.9", wobble="1.0")
@@ -385,6 +442,7 @@ class ProbingBackend(FakeBackend):
         progress: Callable[[str], None],
         wheels_only: bool = False,
         lift: bool = False,
+        resolve_only: bool = False,
     ) -> EnvInfo:
         packages = {**base.packages, **pins}
         fp = "fp-" + ",".join(f"{n}={v}" for n, v in sorted(packages.items()))
@@ -456,4 +514,38 @@ def test_a_spent_blame_budget_leaves_the_culprit_inferred_and_says_so(tmp_path: 
 
     assert nb.culprit is not None and nb.culprit.evidence == "inferred"
     assert nb.culprit.reason.endswith("not confirmed: blame budget of 1e-09 s spent")
+    assert ("nb.ipynb", "upcoming-probe") not in backend.executed
+
+
+def test_an_unseeded_draw_the_notebook_prints_is_noise_no_probe_is_built_for(
+    tmp_path: Path,
+) -> None:
+    draws = itertools.count(17, 31)
+
+    def draw(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+        return printed(notebook.path, env.name, f"sample: {next(draws) % 97} apples")
+
+    scripts = {("nb.ipynb", env): draw for env in ("locked", "upcoming", "upcoming-probe")}
+    backend = ProbingBackend(TWO_MOVED, scripts)
+    course = write_course(tmp_path, ["nb.ipynb"])
+    cache = str(tmp_path / "cache")
+    # With the audit's volatile re-run the draw is masked and nothing is left to blame ...
+    audit = settings.load(course, {"cache-dir": cache, "blame": True})
+    (masked,) = pipeline.run(audit, backend=backend).notebooks
+    assert masked.verdict == "ok"
+    assert ("nb.ipynb", "upcoming-probe") not in backend.executed
+    # ... and without it, blame's own control run keeps the noise from confirming a culprit.
+    backend.executed.clear()
+    config = settings.load(course, {"cache-dir": cache, "blame": True, "volatile-rerun": False})
+
+    report = pipeline.run(config, backend=backend)
+
+    (nb,) = report.notebooks
+    assert nb.verdict == "changed"
+    assert nb.culprit is None or nb.culprit.evidence == "inferred"
+    assert report.blame is not None
+    assert report.blame.steps["nb.ipynb"][-1] == (
+        "→ not confirmed: the outputs differ between two runs in locked too"
+    )
+    assert backend.executed.count(("nb.ipynb", "locked")) == 2  # the audit's run, and again
     assert ("nb.ipynb", "upcoming-probe") not in backend.executed

@@ -1,0 +1,148 @@
+"""What `--blame` adds to a run's wall time on any course: plain, cold probes, warm probes.
+
+    python benchmarks/blame.py COURSE --cache-dir DIR [--jobs N] [--seed-cache DIR]
+                               [--skip-warmup] [-- extra nbguard run options]
+
+DIR is the benchmark's own env cache (its probe envs are deleted): give a fresh folder, and
+with --seed-cache a cache holding the course's built envs, which are copied in (hard links)
+so the course envs need not be built again. First a plain run builds (or checks) the course's
+envs, untimed unless --skip-warmup; then, each a separate process timed from outside:
+
+  plain   `nbguard run COURSE`, envs built
+  cold    `nbguard run COURSE --blame` after deleting every probe env, probe lock and blame
+          of DIR (the course's envs stay; uv's own download cache stays warm: it is not
+          nbguard's probe cache)
+  warm    the same again: probes and blames answered from DIR
+  plain   once more: the plain time is the mean of both (the load of a shared machine moves)
+
+It prints the seconds, what blame added over plain as a ratio (issue 10's bar: at most 1.5x
+cold, 0.2x warm), how many culprits the cold run confirmed, and each notebook's culprit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+COLD_BAR, WARM_BAR = 1.5, 0.2
+
+
+def _run(course: Path, cache: Path, report: Path, jobs: int | None, extra: list[str]) -> float:
+    argv = [sys.executable, "-m", "nbguard", "run", str(course), "--cache-dir", str(cache)]
+    argv += ["--report", str(report), *extra]
+    if jobs is not None:
+        argv += ["--jobs", str(jobs)]
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"nbguard failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    return elapsed
+
+
+def _forget_probes(cache: Path) -> int:
+    """Delete the probe envs, the probes' locks and the finished blames; the number of envs."""
+    removed = 0
+    for marker in (cache / "envs").glob("*/nbguard-env.json"):
+        try:
+            name = json.loads(marker.read_text(encoding="utf-8")).get("env", "")
+        except (OSError, json.JSONDecodeError):
+            continue
+        if str(name).endswith("-probe"):
+            shutil.rmtree(marker.parent)
+            marker.parent.with_suffix(".lock").unlink(missing_ok=True)
+            removed += 1
+    for lock in (cache / "locks").glob("variant-*"):
+        lock.unlink(missing_ok=True)
+    shutil.rmtree(cache / "blame", ignore_errors=True)
+    return removed
+
+
+def _culprits(report: Path) -> tuple[list[tuple[str, str, str, str]], int]:
+    """(notebook, verdict, culprit, evidence) of each broken or changed notebook; confirmed."""
+    data: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
+    rows = []
+    for notebook in data["notebooks"]:
+        if notebook["verdict"] not in ("broken", "changed"):
+            continue
+        culprit = notebook.get("culprit") or {}
+        rows.append(
+            (
+                notebook["path"],
+                notebook["verdict"],
+                culprit.get("package", "-"),
+                culprit.get("evidence", "-"),
+            )
+        )
+    return rows, sum(row[3] == "confirmed" for row in rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("course", type=Path)
+    parser.add_argument("--cache-dir", type=Path, required=True)
+    parser.add_argument("--seed-cache", type=Path, help="a cache with the course's envs built")
+    parser.add_argument("--jobs", type=int)
+    parser.add_argument("--skip-warmup", action="store_true", help="the envs are built already")
+    parser.add_argument("extra", nargs="*", help="more `nbguard run` options (after --)")
+    args = parser.parse_args()
+    course, cache = args.course.resolve(), args.cache_dir.resolve()
+    if args.seed_cache is not None and not (cache / "envs").exists():
+        for part in ("envs", "locks"):
+            if (args.seed_cache / part).is_dir():
+                shutil.copytree(args.seed_cache / part, cache / part, copy_function=_link)
+    reports = cache.parent / f"{cache.name}-reports"
+    reports.mkdir(parents=True, exist_ok=True)
+
+    def timed(name: str, *blame: str) -> float:
+        return _run(course, cache, reports / f"{name}.json", args.jobs, [*args.extra, *blame])
+
+    if not args.skip_warmup:
+        timed("warmup")
+    before = timed("plain")
+    removed = _forget_probes(cache)
+    cold = timed("cold", "--blame")
+    warm = timed("warm", "--blame")
+    # Plain once more, and the mean of both: on a shared machine the load moves meanwhile.
+    after = timed("plain-again")
+    plain = (before + after) / 2
+
+    rows, confirmed = _culprits(reports / "cold.json")
+    added_cold, added_warm = cold - plain, warm - plain
+    print(
+        f"{course.name}: plain {plain:.1f} s (envs built; {before:.1f} s before, "
+        f"{after:.1f} s after)"
+    )
+    print(
+        f"cold probes ({removed} probe envs deleted; uv's download cache stays warm): "
+        f"{cold:.1f} s, blame added {added_cold:.1f} s = {added_cold / plain:.2f}x plain "
+        f"(bar {COLD_BAR}x: {'met' if added_cold <= COLD_BAR * plain else 'not met'})"
+    )
+    print(
+        f"warm probes: {warm:.1f} s, blame added {added_warm:.1f} s = "
+        f"{added_warm / plain:.2f}x plain "
+        f"(bar {WARM_BAR}x: {'met' if added_warm <= WARM_BAR * plain else 'not met'})"
+    )
+    print(f"confirmed {confirmed} of {len(rows)} broken or changed notebooks (cold run):")
+    for path, verdict, package, evidence in rows:
+        print(f"  {path}: {verdict}, {package} ({evidence})")
+    print(f"reports: {reports}")
+    return 0
+
+
+def _link(source: str, target: str) -> None:
+    # Hard links: a seeded env costs no copy, and its files keep the mtimes its manifest has.
+    try:
+        Path(target).hardlink_to(source)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
