@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from nbguard import blame, discover, execute, judge, proc, runspec
+from nbguard import blame, discover, execute, judge, proc, runspec, shard
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import ConfigError, EnvironmentBuildError
 from nbguard.model import (
@@ -105,7 +105,7 @@ def run(config: Config, observer: Observer | None = None, backend: Backend | Non
     started = time.monotonic()
     check_offline(config)
     interpreters = {spec.name: machine.interpreter(spec) for spec in config.envs}
-    notebooks = find_notebooks(config)
+    notebooks = shard_of(config, find_notebooks(config))
     runnable = [nb for nb in notebooks if nb.skip_reason is None]
     seen.planned(len(notebooks), len(runnable) * len(config.envs), [s.name for s in config.envs])
     with _scratch() as scratch:
@@ -172,6 +172,16 @@ def find_notebooks(config: Config) -> tuple[Notebook, ...]:
             f"(exclude={list(config.exclude)}); check the globs"
         )
     return notebooks
+
+
+def shard_of(config: Config, notebooks: tuple[Notebook, ...]) -> tuple[Notebook, ...]:
+    """With --shard K/N, the notebooks of shard K (balanced by an earlier report's durations
+    when there is one); else all."""
+    if config.shard is None:
+        return notebooks
+    earlier = config.shard_durations or config.since_report
+    durations = shard.durations_from(earlier) if earlier is not None else None
+    return shard.select(notebooks, config.shard, durations)
 
 
 @contextmanager

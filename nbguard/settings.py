@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from nbguard import shard
 from nbguard.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -152,6 +153,17 @@ def _as_replacements(value: object) -> tuple[tuple[str, str], ...]:
     return tuple(checked)
 
 
+def _as_shard(value: object) -> str:
+    """ "K/N", checked and written the one way."""
+    if not isinstance(value, str):
+        raise TypeError("K/N, shard K of N, e.g. 1/2")
+    try:
+        index, count = shard.parse(value)
+    except ValueError as exc:
+        raise TypeError(str(exc)) from None
+    return f"{index}/{count}"
+
+
 def _one_of(*choices: str) -> Callable[[object], str]:
     def parse(value: object) -> str:
         if value not in choices:
@@ -208,6 +220,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("markdown", _as_str, None, "also write a Markdown summary (e.g. \"$GITHUB_STEP_SUMMARY\")", "FILE"),
     Setting("junit", _as_str, None, "also write JUnit XML, one test case per notebook and env", "FILE"),
     Setting("since-report", _as_str, None, "nightly mode: report what is new since this earlier JSON report, fail only on new breakage", "FILE"),
+    Setting("shard", _as_shard, None, "run only shard K of N of the notebooks (a stable split; balanced by --shard-durations); `nbguard merge` joins the shards' reports", "K/N"),
+    Setting("shard-durations", _as_str, None, "an earlier JSON report whose durations balance the shards (default: --since-report's, if given)", "FILE"),
     Setting("strict", _as_bool, False, "also fail (exit 1) on warnings and already-broken notebooks"),
     Setting("allow-changed", _as_bool, False, "do not fail (exit 1) on changed outputs, only on broken notebooks"),
     Setting("pass-env", _as_str_list, (), "secret-looking environment variable (*TOKEN*, *SECRET*, *_KEY, AWS_*, ...) still passed to kernels: a name or glob", "NAME", True, True),
@@ -277,6 +291,8 @@ class Config:
     markdown: Path | None
     junit: Path | None
     since_report: Path | None
+    shard: str | None  # "K/N"
+    shard_durations: Path | None
     strict: bool
     allow_changed: bool
     pass_env: tuple[str, ...]
@@ -410,7 +426,9 @@ def load(
 
 
 # Files nbguard writes or reads besides the course: relative to the current directory.
-_OUTPUT_FILES = frozenset({"report", "html", "markdown", "junit", "since-report"})
+_OUTPUT_FILES = frozenset(
+    {"report", "html", "markdown", "junit", "since-report", "shard-durations"}
+)
 
 
 def _anchor(setting: Setting, value: object, base: Path) -> object:
