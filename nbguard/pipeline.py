@@ -236,6 +236,7 @@ def execute_all(
             spec = config.env(name)
             env = runner.backend.build(spec, interpreters[name], lambda t: seen.env_step(name, t))
             env = runner.prepare(env)
+            runner.expect(env, len(notebooks))
             seen.env_ready(env)
             if name == config.baseline and not env.ok:
                 # Nothing can be compared with an env that does not exist: every notebook

@@ -135,6 +135,7 @@ class Machine:
 
     def stop_kernels(self) -> None:
         execute.kill_all_kernels()
+        execute.release_warm()
 
 
 class Runner:
@@ -153,6 +154,7 @@ class Runner:
         self._installing = threading.Lock()  # the course copy and its installs
         self._sites: dict[str, Path | str] = {}  # env fingerprint → course site, or why not
         self._numbers = itertools.count(1)
+        self._queued: dict[str, int] = {}  # env name → runs queued and not started yet
 
     def prepare(self, env: EnvInfo) -> EnvInfo:
         """`env` ready for kernels: with course-code = "install", the course's package is
@@ -161,6 +163,11 @@ class Runner:
             return env
         site = self._course_site(env)
         return replace(env, error=site) if isinstance(site, str) else env
+
+    def expect(self, env: EnvInfo, runs: int) -> None:
+        """`runs` more runs in `env` are queued: each starts the next one's kernel ahead."""
+        with self._lock:
+            self._queued[env.name] = self._queued.get(env.name, 0) + runs
 
     def run(self, notebook: Notebook, env: EnvInfo) -> NotebookRun:
         """`notebook` executed in `env`. Whatever the notebook does comes back as the run's
@@ -171,6 +178,8 @@ class Runner:
         started = time.monotonic()
         with self._lock:
             workdir = self.scratch / "runs" / env.name / str(next(self._numbers))
+            after = max(0, self._queued.get(env.name, 0) - 1)
+            self._queued[env.name] = after
 
         def execute_it() -> NotebookRun:
             site = self._course_site(env) if self.install_course else None
@@ -178,6 +187,7 @@ class Runner:
                 return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=site)
             assert env.interpreter is not None
             options = runspec.kernel_options(self.options, env.interpreter, site)
+            options = replace(options, ahead=after)
             return self.backend.execute(notebook, self.course, env, options, workdir)
 
         def internal(error: InternalError) -> NotebookRun:

@@ -173,6 +173,41 @@ def _one_of(*choices: str) -> Callable[[object], str]:
     return parse
 
 
+# Memory one job may count on: a kernel with the scientific stack loaded and a warm one
+# starting beside it (kernels start ahead of need, execute/warm.py).
+_JOB_MEMORY = 512 * 1024**2
+
+
+def default_jobs() -> int:
+    """Twice the CPUs this process may use, at most one job per 512 MB of available memory.
+
+    A kernel spends most of its ~0.8 s start and any `sleep` or I/O idle, so twice as many
+    kernels as cores keeps the cores busy (measured with benchmarks/corpus.py: 2 cores ran
+    a 30-notebook corpus fastest with 4); memory is what a kernel can run out of instead.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))  # a container's CPU set, not the host's
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cpus = os.cpu_count() or 1
+    jobs = 2 * max(1, cpus)
+    available = _available_memory()
+    if available is not None:
+        jobs = min(jobs, max(1, available // _JOB_MEMORY))
+    return jobs
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available for new processes (Linux's MemAvailable), when known."""
+    try:
+        with Path("/proc/meminfo").open(encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its `[tool.nbguard]` key, command-line flag and help derive from here."""
@@ -205,7 +240,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("exclude", _as_str_list, (), "glob of notebooks to leave out (checkpoints, venvs, _build and .nbguard always are)", "GLOB", True),
     Setting("timeout", _as_seconds, 300.0, "seconds one cell may run (0: no limit)", "SECONDS"),
     Setting("notebook-timeout", _as_seconds, 1800.0, "seconds one notebook may run in all (0: no limit)", "SECONDS"),
-    Setting("jobs", _as_int, max(1, os.cpu_count() or 1), "notebooks executed at once (default: number of CPUs)", "N"),
+    Setting("jobs", _as_int, default_jobs(), "notebooks executed at once (default: twice the CPUs, at most one per 512 MB of available memory)", "N"),
     Setting("baseline", _as_str, "locked", "the env every other env is compared with; 'stored': the outputs saved in the notebooks", "ENV"),
     Setting("resolver", _one_of("uv", "pip-tools"), "uv", "resolver and installer: uv (fast) or pip-tools (pip-compile + pip)", "NAME"),
     Setting("find-links", _as_str_list, (), "extra directory or URL of wheels for every env (relative paths: to the config file)", "DIR", True, True),

@@ -48,6 +48,9 @@ class ExecOptions:
     sandbox: bool = True
     # Characters of outputs (text, base64) one notebook run keeps; None = no cap.
     max_output: int | None = 10 * 1024**2
+    # Runs with these same options still to come after this one: while its cells run, the
+    # next one's kernel starts (warm.py), unless as many wait already.
+    ahead: int = 0
 
 
 def size_text(size: int) -> str:
