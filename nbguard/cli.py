@@ -81,7 +81,13 @@ def _parser() -> argparse.ArgumentParser:
         "have written, and render it; exit code as `nbguard run` would have.",
     )
     merge_command.set_defaults(command_parser=merge_command)
-    merge_command.add_argument("shard_reports", nargs="+", type=Path, metavar="REPORT")
+    merge_command.add_argument(
+        "shard_reports",
+        nargs="+",
+        type=Path,
+        metavar="REPORT",
+        help="a shard's JSON report (all of them: shard-*.json)",
+    )
     for key in ("report", "html", "markdown", "junit"):
         setting = next(s for s in settings.SETTINGS if s.key == key)
         merge_command.add_argument(
@@ -249,6 +255,7 @@ def _rerender(args: argparse.Namespace, console: Console) -> int:
 def _merge(args: argparse.Namespace, console: Console) -> int:
     data = merge.merge_files(args.shard_reports)
     target = args.report or Path(settings.DEFAULT_REPORT)
+    data["settings"] = {**data["settings"], "report": str(target)}
     json_report.write(data, target)
     formats.write(data, html=args.html, markdown=args.markdown, junit=args.junit)
     terminal.render(data, console, str(target))
