@@ -212,12 +212,33 @@ def run_nbmake(python: Path, course: Path, workers: int) -> Timed:
     return result
 
 
+def sweep(course: Path, cache: Path, report: Path, jobs: list[int], reps: int) -> int:
+    """nbguard alone at several --jobs, alternating, medians: which default measures best."""
+    walls: dict[int, list[float]] = {n: [] for n in jobs}
+    cpus: dict[int, list[float]] = {n: [] for n in jobs}
+    for _ in range(reps):
+        for n in jobs:
+            result = run_nbguard(course, cache, report, n)
+            walls[n].append(result.wall_s)
+            cpus[n].append(result.cpu_s)
+            print(f"--jobs {n}: {result.wall_s:.1f} s, CPU {result.cpu_s:.1f} s", flush=True)
+    for n in jobs:
+        print(
+            f"--jobs {n}: median {statistics.median(walls[n]):.1f} s, "
+            f"CPU {statistics.median(cpus[n]):.1f} s (of {reps})"
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--course", type=Path, help="an existing course instead of the corpus")
     parser.add_argument("--reps", type=int, default=3, help="alternating runs of each tool")
     parser.add_argument("--jobs", type=int, help="nbguard's --jobs (default: nbguard's own)")
     parser.add_argument("--nbmake-workers", type=int, default=4)
+    parser.add_argument(
+        "--sweep", help="only nbguard, at each of these --jobs (e.g. 2,4,6,8), alternating"
+    )
     parser.add_argument("--rss-notebooks", type=int, default=200, help="0: skip the RSS run")
     parser.add_argument("--work", type=Path, help="keep corpus, venvs and cache here")
     parser.add_argument("--cache-dir", type=Path, help="nbguard's env cache (default: in --work)")
@@ -232,6 +253,8 @@ def main() -> int:
 
     print(f"course {course}, {cores} cores; building envs (untimed)…", flush=True)
     run_nbguard(course, cache, report, args.jobs)
+    if args.sweep:
+        return sweep(course, cache, report, [int(n) for n in args.sweep.split(",")], args.reps)
     venvs = bench_venvs(report, work)
     ours: list[Timed] = []
     theirs: list[float] = []
