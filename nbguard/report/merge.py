@@ -79,9 +79,22 @@ def _shard(path: Path, data: Mapping[str, Any]) -> tuple[int, int]:
         raise ConfigError(f"{path}: shard {shard!r} is not K/N") from None
 
 
+# Settings each shard may have of its own: where it wrote and read things, which shard.
+_PER_SHARD = frozenset(
+    {"shard", "report", "html", "markdown", "junit", "since-report", "shard-durations", "cache-dir"}
+)
+
+
 def _same_run(
     first_path: Path, first: Mapping[str, Any], path: Path, data: Mapping[str, Any]
 ) -> None:
+    ours, theirs = data.get("settings") or {}, first.get("settings") or {}
+    for key in sorted((set(ours) | set(theirs)) - _PER_SHARD):
+        if ours.get(key) != theirs.get(key):
+            raise ConfigError(
+                f"{path} ran with {key} = {ours.get(key)!r}, {first_path} with "
+                f"{theirs.get(key)!r}: shards of one run share their settings"
+            )
     for key in ("course", "baseline"):
         if data.get(key) != first.get(key):
             raise ConfigError(

@@ -156,6 +156,7 @@ def _edited(path: Path, name: str, change: Any) -> Path:
         ("other course", "course"),
         ("other env", "env 'upcoming'"),
         ("overlap", "the shards overlap"),
+        ("other settings", "ran with timeout = 60.0"),
         ("unsharded", "not a shard's report"),
     ],
 )
@@ -183,6 +184,10 @@ def test_merging_reports_that_do_not_belong_together_is_a_usage_error(
         "other course": [one, _edited(two, "c.json", lambda data: data.update(course="/x"))],
         "other env": [one, _edited(two, "e.json", other_env)],
         "overlap": [one, _edited(two, "o.json", overlapping)],
+        "other settings": [
+            one,
+            run(course, monkeypatch, "t", "--shard", "2/2", "--timeout", "60")[1],
+        ],
         "unsharded": [whole, two],
     }[case]
     merged = course.parent / "merged.json"
