@@ -179,17 +179,19 @@ _JOB_MEMORY = 512 * 1024**2
 
 
 def default_jobs() -> int:
-    """Twice the CPUs this process may use, at most one job per 512 MB of available memory.
+    """Four kernels per CPU this process may use, at most one per 512 MB of available memory.
 
-    A kernel spends most of its ~0.8 s start and any `sleep` or I/O idle, so twice as many
-    kernels as cores keeps the cores busy (measured with benchmarks/corpus.py: 2 cores ran
-    a 30-notebook corpus fastest with 4); memory is what a kernel can run out of instead.
+    A kernel spends most of its ~0.8 s start-up and any `sleep`, I/O or network wait idle,
+    and kernels start ahead of need, so more kernels than cores keep the cores busy.
+    Measured with benchmarks/corpus.py on 2 cores (30 notebooks x 2 envs, a third of them
+    sleeping): --jobs 2, 4, 6, 8 took 165, 87, 67, 53 s for the same ~60 CPU seconds.
+    Memory is what many kernels can run out of, hence the cap.
     """
     try:
         cpus = len(os.sched_getaffinity(0))  # a container's CPU set, not the host's
     except AttributeError:  # pragma: no cover - macOS, Windows
         cpus = os.cpu_count() or 1
-    jobs = 2 * max(1, cpus)
+    jobs = 4 * max(1, cpus)
     available = _available_memory()
     if available is not None:
         jobs = min(jobs, max(1, available // _JOB_MEMORY))
@@ -240,7 +242,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("exclude", _as_str_list, (), "glob of notebooks to leave out (checkpoints, venvs, _build and .nbguard always are)", "GLOB", True),
     Setting("timeout", _as_seconds, 300.0, "seconds one cell may run (0: no limit)", "SECONDS"),
     Setting("notebook-timeout", _as_seconds, 1800.0, "seconds one notebook may run in all (0: no limit)", "SECONDS"),
-    Setting("jobs", _as_int, default_jobs(), "notebooks executed at once (default: twice the CPUs, at most one per 512 MB of available memory)", "N"),
+    Setting("jobs", _as_int, default_jobs(), "notebooks executed at once (default: four per CPU, at most one per 512 MB of available memory)", "N"),
     Setting("baseline", _as_str, "locked", "the env every other env is compared with; 'stored': the outputs saved in the notebooks", "ENV"),
     Setting("resolver", _one_of("uv", "pip-tools"), "uv", "resolver and installer: uv (fast) or pip-tools (pip-compile + pip)", "NAME"),
     Setting("find-links", _as_str_list, (), "extra directory or URL of wheels for every env (relative paths: to the config file)", "DIR", True, True),

@@ -95,13 +95,13 @@ def test_no_config_uses_the_documented_defaults(
     assert (config.strict, config.allow_changed, config.no_index) == (False, False, False)
 
 
-def test_jobs_default_to_twice_the_cpus_within_memory(
+def test_jobs_default_to_four_per_cpu_within_memory(
     course: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
     monkeypatch.setattr(settings, "_available_memory", lambda: 64 * 1024**3)
-    assert settings.default_jobs() == 6
-    # A small CI runner: 1.5 GB free holds three kernels, not six.
+    assert settings.default_jobs() == 12
+    # A small CI runner: 1.5 GB free holds three kernels, not twelve.
     monkeypatch.setattr(settings, "_available_memory", lambda: 1536 * 1024**2)
     assert settings.default_jobs() == 3
     monkeypatch.setattr(settings, "_available_memory", lambda: 100 * 1024**2)
