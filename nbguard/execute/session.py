@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import queue
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,8 @@ from nbguard.execute.kernels import kill_group, register, unregister, was_killed
 from nbguard.execute.launch import KERNEL_NAME, env_failed, kernel_log_cause
 from nbguard.execute.options import ExecOptions
 from nbguard.execute.seat import Seat
+
+_POLL_S = 0.5  # how often a wait for the kernel checks that it still lives
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ async def run(
         client.kc.start_channels()
         try:
             await client.kc.wait_for_ready(timeout=job.options.startup_timeout)
-            await _enter(client.kc, job.cwd, job.options.startup_timeout)
+            await _enter(client.kc, kernel, job.cwd, job.options.startup_timeout)
         except RuntimeError:
             if was_killed(kernel.token):
                 reason = "the kernel was stopped before it was ready: nbguard was interrupted"
@@ -116,22 +120,27 @@ async def discard(kernel: Kernel) -> None:
     unregister(kernel.token)
 
 
-async def _enter(kc: Any, folder: Path, timeout: float) -> None:
+async def _enter(kc: Any, kernel: Kernel, folder: Path, timeout: float) -> None:
     """Make `folder` the kernel's working directory, leaving no trace a notebook could see:
-    silent, so no execution count, no history, no output; no name bound."""
-    code = f"__import__('os').chdir({str(folder)!r})"
-    try:
-        reply = await kc.execute_interactive(
-            code, silent=True, store_history=False, timeout=timeout, output_hook=_ignore
-        )
-    except TimeoutError:
-        raise RuntimeError("no answer") from None
+    silent, so no execution count, no history, no output; no name bound. Gives up at once
+    when the kernel dies or is killed (Ctrl-C), not only after `timeout`."""
+    msg_id = kc.execute(
+        f"__import__('os').chdir({str(folder)!r})", silent=True, store_history=False
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reply = await kc.get_shell_msg(timeout=_POLL_S)
+        except queue.Empty:
+            if was_killed(kernel.token) or not await kernel.km.is_alive():
+                raise RuntimeError("the kernel is gone") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError("no answer") from None
+            continue
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
     if reply["content"].get("status") != "ok":
         raise RuntimeError(f"cannot enter {folder}: {reply['content'].get('evalue')}")
-
-
-def _ignore(_message: Any) -> None:
-    pass
 
 
 async def _stop_kernel(km: Any, client: Any | None) -> None:
