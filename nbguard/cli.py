@@ -24,7 +24,7 @@ from nbguard import __version__, fix, init, pipeline, settings
 from nbguard.ansi import printable
 from nbguard.envs import colab
 from nbguard.errors import NbguardError
-from nbguard.report import formats, json_report, nightly, terminal
+from nbguard.report import formats, json_report, merge, nightly, terminal
 
 EXIT_USAGE = 2
 EXIT_SIGINT = 130
@@ -85,6 +85,28 @@ def _parser() -> argparse.ArgumentParser:
         setting = next(s for s in settings.SETTINGS if s.key == key)
         report.add_argument(setting.flag, type=Path, metavar=setting.metavar, help=setting.help)
     report.add_argument(
+        "--annotations", action="store_true", help="print GitHub Actions annotations"
+    )
+    merge_command = commands.add_parser(
+        "merge",
+        help="join the JSON reports of a sharded run (run --shard K/N) into one report",
+        description="Merge the shards' JSON reports into the report one unsharded run would "
+        "have written, and render it; exit code as `nbguard run` would have.",
+    )
+    merge_command.set_defaults(command_parser=merge_command)
+    merge_command.add_argument(
+        "shard_reports",
+        nargs="+",
+        type=Path,
+        metavar="REPORT",
+        help="a shard's JSON report (all of them: shard-*.json)",
+    )
+    for key in ("report", "html", "markdown", "junit"):
+        setting = next(s for s in settings.SETTINGS if s.key == key)
+        merge_command.add_argument(
+            setting.flag, type=Path, metavar=setting.metavar, help=setting.help
+        )
+    merge_command.add_argument(
         "--annotations", action="store_true", help="print GitHub Actions annotations"
     )
     init_command = commands.add_parser(
@@ -217,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             line = colab.save_snapshot(args.course, args.output, args.source)
             console.print(escape(printable(line)), soft_wrap=True)
             return 0
+        if args.command == "merge":
+            return _merge(args, console)
         if args.command == "init":
             for line in init.init(args.course, force=args.force):
                 console.print(escape(printable(line)))
@@ -271,6 +295,19 @@ def _rerender(args: argparse.Namespace, console: Console) -> int:
         # No other format asked for: the terminal view, as `nbguard run` drew it.
         terminal.render(data, console, str(args.json_report))
     return 0
+
+
+def _merge(args: argparse.Namespace, console: Console) -> int:
+    data = merge.merge_files(args.shard_reports)
+    target = args.report or Path(settings.DEFAULT_REPORT)
+    data["settings"] = {**data["settings"], "report": str(target)}
+    json_report.write(data, target)
+    formats.write(data, html=args.html, markdown=args.markdown, junit=args.junit)
+    terminal.render(data, console, str(target))
+    if args.annotations:
+        for line in formats.github_annotations(data):
+            print(line)
+    return merge.exit_code(data)
 
 
 if __name__ == "__main__":  # pragma: no cover

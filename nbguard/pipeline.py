@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from nbguard import blame, compare, discover, envs, execute, fix, judge, proc, runspec
+from nbguard import blame, compare, discover, envs, execute, fix, judge, proc, runspec, shard
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import ConfigError, EnvironmentBuildError
 from nbguard.model import (
@@ -123,7 +123,7 @@ def run(
     for spec in config.envs:
         for line in envs.notes(spec, interpreters[spec.name], runspec.build_options(config)):
             seen.note(line)
-    notebooks = find_notebooks(config) if notebooks is None else tuple(notebooks)
+    notebooks = shard_of(config, find_notebooks(config)) if notebooks is None else tuple(notebooks)
     runnable = [nb for nb in notebooks if nb.skip_reason is None]
     check_parameters(config, runnable)
     seen.planned(len(notebooks), len(runnable) * len(config.envs), [s.name for s in config.envs])
@@ -239,6 +239,16 @@ def with_parameters(config: Config, reports: Sequence[NotebookReport]) -> list[N
     ]
 
 
+def shard_of(config: Config, notebooks: tuple[Notebook, ...]) -> tuple[Notebook, ...]:
+    """With --shard K/N, the notebooks of shard K (balanced by an earlier report's durations
+    when there is one); else all."""
+    if config.shard is None:
+        return notebooks
+    earlier = config.shard_durations or config.since_report
+    durations = shard.durations_from(earlier) if earlier is not None else None
+    return shard.select(notebooks, config.shard, durations)
+
+
 @contextmanager
 def _scratch() -> Iterator[Path]:
     """A private folder for scratch copies and workdirs, removed at the end."""
@@ -319,6 +329,7 @@ def execute_all(
             env = runner.backend.build(spec, interpreters[name], lambda t: seen.env_step(name, t))
             env = runner.prepare(env)
             ready[name] = env
+            runner.expect(env, len(notebooks))
             seen.env_ready(env)
             if name == config.baseline and not env.ok:
                 # Nothing can be compared with an env that does not exist: every notebook

@@ -140,6 +140,7 @@ class Machine:
 
     def stop_kernels(self) -> None:
         execute.kill_all_kernels()
+        execute.release_warm()
 
 
 class Runner:
@@ -167,6 +168,7 @@ class Runner:
             limit=config.exec_cache_size,
             reuse=config.cache,
         )
+        self._queued: dict[str, int] = {}  # env name → runs queued and not started yet
 
     def prepare(self, env: EnvInfo) -> EnvInfo:
         """`env` ready for kernels: with course-code = "install", the course's package is
@@ -175,6 +177,11 @@ class Runner:
             return env
         site = self._course_site(env)
         return replace(env, error=site) if isinstance(site, str) else env
+
+    def expect(self, env: EnvInfo, runs: int) -> None:
+        """`runs` more runs in `env` are queued: each starts the next one's kernel ahead."""
+        with self._lock:
+            self._queued[env.name] = self._queued.get(env.name, 0) + runs
 
     def run(
         self, notebook: Notebook, env: EnvInfo, *, fresh: bool = False, again: bool = False
@@ -190,6 +197,8 @@ class Runner:
         started = time.monotonic()
         with self._lock:
             workdir = self.scratch / "runs" / env.name / str(next(self._numbers))
+            after = max(0, self._queued.get(env.name, 0) - 1)
+            self._queued[env.name] = after
 
         def execute_it() -> NotebookRun:
             parameters = self.parameters(notebook.path)
@@ -202,7 +211,9 @@ class Runner:
                 return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=site)
             assert env.interpreter is not None
             options = replace(
-                runspec.kernel_options(self.options, env.interpreter, site), parameters=parameters
+                runspec.kernel_options(self.options, env.interpreter, site),
+                parameters=parameters,
+                ahead=after,
             )
             run = self.backend.execute(notebook, self.course, env, options, workdir)
             if key is not None:

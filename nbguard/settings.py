@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nbguard import discover
+from nbguard import discover, shard
 from nbguard.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -214,6 +214,17 @@ def _toml_value(text: str) -> object:
         return text
 
 
+def _as_shard(value: object) -> str:
+    """ "K/N", checked and written the one way."""
+    if not isinstance(value, str):
+        raise TypeError("K/N, shard K of N, e.g. 1/2")
+    try:
+        index, count = shard.parse(value)
+    except ValueError as exc:
+        raise TypeError(str(exc)) from None
+    return f"{index}/{count}"
+
+
 def _one_of(*choices: str) -> Callable[[object], str]:
     def parse(value: object) -> str:
         if value not in choices:
@@ -221,6 +232,43 @@ def _one_of(*choices: str) -> Callable[[object], str]:
         return str(value)
 
     return parse
+
+
+# Memory one job may count on: a kernel with the scientific stack loaded and a warm one
+# starting beside it (kernels start ahead of need, execute/warm.py).
+_JOB_MEMORY = 512 * 1024**2
+
+
+def default_jobs() -> int:
+    """Four kernels per CPU this process may use, at most one per 512 MB of available memory.
+
+    A kernel spends most of its ~0.8 s start-up and any `sleep`, I/O or network wait idle,
+    and kernels start ahead of need, so more kernels than cores keep the cores busy.
+    Measured with benchmarks/corpus.py on 2 cores (30 notebooks x 2 envs, a third of them
+    sleeping): --jobs 2, 4, 6, 8 took 165, 87, 67, 53 s for the same ~60 CPU seconds.
+    Memory is what many kernels can run out of, hence the cap.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))  # a container's CPU set, not the host's
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cpus = os.cpu_count() or 1
+    jobs = 4 * max(1, cpus)
+    available = _available_memory()
+    if available is not None:
+        jobs = min(jobs, max(1, available // _JOB_MEMORY))
+    return jobs
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available for new processes (Linux's MemAvailable), when known."""
+    try:
+        with Path("/proc/meminfo").open(encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -256,7 +304,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("exclude", _as_str_list, (), "glob of notebooks to leave out (checkpoints, venvs, _build and .nbguard always are)", "GLOB", True),
     Setting("timeout", _as_seconds, 300.0, "seconds one cell may run (0: no limit)", "SECONDS"),
     Setting("notebook-timeout", _as_seconds, 1800.0, "seconds one notebook may run in all (0: no limit)", "SECONDS"),
-    Setting("jobs", _as_int, max(1, os.cpu_count() or 1), "notebooks executed at once (default: number of CPUs)", "N"),
+    Setting("jobs", _as_int, default_jobs(), "notebooks executed at once (default: four per CPU, at most one per 512 MB of available memory)", "N"),
     Setting("baseline", _as_str, "locked", "the env every other env is compared with; 'stored': the outputs saved in the notebooks", "ENV"),
     Setting("resolver", _one_of("uv", "pip-tools"), "uv", "resolver and installer: uv (fast) or pip-tools (pip-compile + pip)", "NAME"),
     Setting("find-links", _as_str_list, (), "extra directory or URL of wheels for every env (relative paths: to the config file)", "DIR", True, True),
@@ -273,6 +321,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("markdown", _as_str, None, "also write a Markdown summary (e.g. \"$GITHUB_STEP_SUMMARY\")", "FILE"),
     Setting("junit", _as_str, None, "also write JUnit XML, one test case per notebook and env", "FILE"),
     Setting("since-report", _as_str, None, "nightly mode: report what is new since this earlier JSON report, fail only on new breakage", "FILE"),
+    Setting("shard", _as_shard, None, "run only shard K of N of the notebooks (a stable split; balanced by --shard-durations); `nbguard merge` joins the shards' reports", "K/N"),
+    Setting("shard-durations", _as_str, None, "an earlier JSON report whose durations balance the shards (default: --since-report's, if given)", "FILE"),
     Setting("strict", _as_bool, False, "also fail (exit 1) on warnings and already-broken notebooks"),
     Setting("library-warnings", _as_bool, False, "also count deprecation warnings raised inside libraries (pointing at no code of the course) toward the warnings verdict and fix hints"),
     Setting("allow-changed", _as_bool, False, "do not fail (exit 1) on changed outputs, only on broken notebooks"),
@@ -356,6 +406,8 @@ class Config:
     markdown: Path | None
     junit: Path | None
     since_report: Path | None
+    shard: str | None  # "K/N"
+    shard_durations: Path | None
     strict: bool
     library_warnings: bool
     allow_changed: bool
@@ -534,7 +586,9 @@ def _with_parameter_set(
 
 
 # Files nbguard writes or reads besides the course: relative to the current directory.
-_OUTPUT_FILES = frozenset({"report", "html", "markdown", "junit", "since-report", "patch"})
+_OUTPUT_FILES = frozenset(
+    {"report", "html", "markdown", "junit", "since-report", "patch", "shard-durations"}
+)
 
 
 def _anchor(setting: Setting, value: object, base: Path) -> object:

@@ -9,7 +9,9 @@ The modules, in the order a notebook meets them:
 - ``launch``: the kernelspec, environment and transport a kernel starts with
 - ``sandbox``: the bubblewrap sandbox a kernel runs in, or why not on this machine
 - ``overlay``: the run's own layer over the env, where a notebook's pip installs go
-- ``session``: one kernel's life: started, handed to the cell loop, always stopped
+- ``seat``: a run's place (course copy, environment, sandbox), made before its notebook is known
+- ``session``: one kernel's life: started in a seat, handed a notebook, always stopped
+- ``warm``: kernels started ahead of need, the next run's booting while this one's cells run
 - ``kernels``: the kernels running now, so an interrupted run can kill them all
 - ``cells``: the cell loop, and the nbclient client that caps outputs
 - ``tags``: what a cell's tags, nbval markers and metadata ask for
@@ -35,6 +37,7 @@ from nbguard.execute.reading import UNREADABLE
 from nbguard.execute.sandbox import note as sandbox_note
 from nbguard.execute.scratch import copy_course
 from nbguard.execute.stored import STORED, stored_run
+from nbguard.execute.warm import release as release_warm
 
 __all__ = [
     "CAPTURE_MIME",
@@ -47,6 +50,7 @@ __all__ = [
     "kill_all_kernels",
     "parameters",
     "parameters_problem",
+    "release_warm",
     "sandbox_note",
     "stored_run",
 ]

@@ -16,12 +16,16 @@ _LIVE: dict[int, int] = {}  # token -> process group of a kernel still running
 _KILLED: set[int] = set()  # tokens kill_all_kernels stopped, so the run can say why
 _TOKENS = itertools.count(1)
 _COPIES: set[threading.Event] = set()  # set() on each asks a course copy under way to stop
+# Counts kill_all_kernels calls: a kernel started ahead of need under an earlier count was
+# started for a run that has been stopped, and is stopped too (warm.offer).
+_GENERATION = [0]
 
 
 def kill_all_kernels() -> None:
     """Kill every kernel still running (its whole process group) and stop the course copies
     under way; safe from any thread."""
     with _LIVE_LOCK:
+        _GENERATION[0] += 1
         for token, group in list(_LIVE.items()):
             _KILLED.add(token)
             kill_group(group)
@@ -40,6 +44,20 @@ def copying() -> Iterator[threading.Event]:
     finally:
         with _LIVE_LOCK:
             _COPIES.discard(stop)
+
+
+def generation() -> int:
+    """How many times kill_all_kernels ran: compare before and after starting a kernel."""
+    with _LIVE_LOCK:
+        return _GENERATION[0]
+
+
+@contextlib.contextmanager
+def unless_killed(since: int) -> Iterator[bool]:
+    """Whether kill_all_kernels has not run since generation `since`; it cannot run (nor
+    kill what is being kept) until the block ends."""
+    with _LIVE_LOCK:
+        yield _GENERATION[0] == since
 
 
 def register(group: int) -> int:

@@ -3,36 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from nbguard.execute.launch import (
-    capture_key,
-    env_failed,
-    interpreter_paths,
-    interpreter_problem,
-    kernel_env,
-    socket_dirs,
-    transport,
-    write_kernelspec,
-)
+from nbguard.execute import warm
+from nbguard.execute.cells import Outcome
+from nbguard.execute.launch import env_failed, interpreter_problem
 from nbguard.execute.memo import course_reads
 from nbguard.execute.options import ExecOptions
-from nbguard.execute.overlay import make_overlay
 from nbguard.execute.parameters import inject, restore_cells
 from nbguard.execute.reading import UNREADABLE, read_notebook, unreadable_reason
-from nbguard.execute.sandbox import isolation, private_dirs
-from nbguard.execute.scratch import copy_course, remove_tree
-from nbguard.execute.session import Job, run
+from nbguard.execute.seat import READS_FILE, Seat, prepare
+from nbguard.execute.session import Job, Kernel, launch, run
 from nbguard.model import Notebook, NotebookRun, RunStatus
 
 _SANDBOXED_PID = 2
-_READS_FILE = "reads.jsonl"  # where the kernel's capture lists what the notebook read
 
 
 def execute_notebook(
@@ -46,7 +36,9 @@ def execute_notebook(
     """Run one notebook of the course in `python`'s environment and report what happened.
 
     Whatever the notebook does (fail, hang, kill its kernel, write files) comes back as a
-    NotebookRun; the course tree is only read. Blocks the calling thread.
+    NotebookRun; the course tree is only read. Blocks the calling thread. Takes a kernel
+    started ahead for the same env and options when one waits, and with `options.ahead`
+    starts one for the next run while this notebook's cells run.
     """
     started = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -55,15 +47,17 @@ def execute_notebook(
     course_root = course_root.resolve()
     # Not resolved: a venv's python is a symlink to the base interpreter it must not become.
     python = python.absolute()
-    scratch = workdir / "course"
 
-    def finish(status: RunStatus, kernel_tmp: str | None = None, **values: Any) -> NotebookRun:
+    def finish(
+        status: RunStatus, seat: Seat | None = None, kernel_tmp: str | None = None, **values: Any
+    ) -> NotebookRun:
+        where = seat.workdir if seat is not None else workdir
         return NotebookRun(
             notebook=notebook.path,
             env=env_name,
             status=status,
             duration_s=time.monotonic() - started,
-            volatile_paths=_volatile_paths(scratch, python, workdir, kernel_tmp),
+            volatile_paths=_volatile_paths(where / "course", python, where, kernel_tmp),
             **values,
         )
 
@@ -78,84 +72,48 @@ def execute_notebook(
         return finish("error", reason=unreadable_reason(notebook.path, exc))
     nb, inserted = inject(nb, options.parameters) if options.parameters else (nb, None)
 
-    copy_course(course_root, scratch, options.copy_ignore, workdir)
+    key = warm.Key.of(course_root, python, options)
+    seat, kernel = warm.claim(key) or (prepare(course_root, python, options, workdir), None)
     try:
-        cwd = scratch.joinpath(*PurePosixPath(notebook.path).parent.parts)
+        cwd = seat.scratch.joinpath(*PurePosixPath(notebook.path).parent.parts)
         cwd.mkdir(parents=True, exist_ok=True)  # its folder may be one copy_ignore skips
-        env = kernel_env(course_root, scratch, options, workdir)
-        kernel_python = _pip_layer(python, workdir, env) if options.pip_overlay else python
-        with contextlib.ExitStack() as stack:
-            connection = transport(stack)
-            sandbox = isolation(
-                enabled=options.sandbox,
-                offline=options.offline,
-                workdir=workdir,
-                writable=socket_dirs(connection),
-                readable=(
-                    *interpreter_paths(python),
-                    *interpreter_paths(kernel_python),
-                    *map(Path, _path_entries(env)),
-                    *options.readable,
-                ),
-            )
-            if sandbox.sandboxed:
-                env.update(private_dirs(workdir))
-            key, key_file = capture_key(workdir)
-            job = Job(
-                nb=nb,
-                env_name=env_name,
-                options=options,
-                python=python,
-                cwd=cwd,
-                kernels_dir=write_kernelspec(
-                    workdir,
-                    kernel_python,
-                    options.memory_limit,
-                    sandbox.prefix,
-                    key_file,
-                    workdir / _READS_FILE,
-                ),
-                env=env,
-                workdir=workdir,
-                connection=connection,
-                capture_key=key,
-            )
-            outcome = asyncio.run(run(job))
+        job = Job(nb, env_name, options, python, cwd, seat.capture_key)
+        ahead = None
+        if options.ahead > warm.waiting(key):
+            ahead = partial(warm.start_ahead, key, workdir.with_name(workdir.name + "+"), env_name)
+        outcome = asyncio.run(_run(job, seat, kernel, ahead))
     finally:
-        remove_tree(scratch)
+        seat.close()
     # In the sandbox ipykernel names its temp dir after its pid in the sandbox's namespace:
     # bubblewrap's init is 1, the command it starts 2.
-    kernel_pid = _SANDBOXED_PID if sandbox.sandboxed else outcome.kernel_pid
+    kernel_pid = _SANDBOXED_PID if seat.sandbox.sandboxed else outcome.kernel_pid
     ran = finish(
         outcome.status,
-        kernel_tmp=_kernel_tmp(job.env, kernel_pid),
+        seat,
+        kernel_tmp=_kernel_tmp(seat.env, kernel_pid),
         cells=outcome.cells,
         error=outcome.error,
         warnings=outcome.warnings,
         reason=outcome.reason,
         later_errors=outcome.later_errors,
-        isolation=sandbox.description,
-        reads=course_reads(workdir / _READS_FILE, scratch, course_root),
+        isolation=seat.sandbox.description,
+        reads=course_reads(seat.workdir / READS_FILE, seat.scratch, course_root),
     )
     return restore_cells(ran, inserted)
 
 
-def _pip_layer(python: Path, workdir: Path, env: dict[str, str]) -> Path:
-    """The interpreter of the run's pip overlay, its bin first on PATH; where the env has no
-    site-packages to layer over, `python` with pip pointed at a folder of the run's own."""
-    overlay = make_overlay(python, workdir / "pip-overlay")
-    if overlay is None:
-        target = workdir / "pip-target"
-        env["PIP_TARGET"] = str(target)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), env.get("PYTHONPATH")]))
-        return python
-    env["PATH"] = os.pathsep.join(filter(None, [str(overlay.parent), env.get("PATH")]))
-    env["VIRTUAL_ENV"] = str(overlay.parent.parent)
-    return overlay
-
-
-def _path_entries(env: Mapping[str, str]) -> list[str]:
-    return [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry]
+async def _run(
+    job: Job,
+    seat: Seat,
+    kernel: Kernel | None,
+    ahead: Callable[[], Awaitable[None]] | None,
+) -> Outcome:
+    if kernel is None:
+        launched = await launch(seat, job.env_name, job.python)
+        if isinstance(launched, Outcome):
+            return launched
+        kernel = launched
+    return await run(job, kernel, ahead)
 
 
 def _volatile_paths(

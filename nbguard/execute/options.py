@@ -52,6 +52,10 @@ class ExecOptions:
     # part of what a run's outputs depend on.
     parameters: Mapping[str, object] = field(default_factory=dict)
 
+    # Runs with these same options still to come after this one: while its cells run, the
+    # next one's kernel starts (warm.py), unless as many wait already.
+    ahead: int = 0
+
 
 def size_text(size: int) -> str:
     """512 MB, 2 GB, 1.5 GB, 700 bytes: a size as the settings write it (units of 1024)."""

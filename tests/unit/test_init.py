@@ -254,11 +254,11 @@ def test_triggers_and_permissions() -> None:
         assert command in nightly_text
 
 
-def _run_flags() -> set[str]:
-    """The flags `nbguard run --help` lists today."""
+def _run_flags(command: str = "run") -> set[str]:
+    """The flags `nbguard run --help` (or another command's) lists today."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
-        cli.main(["run", "--help"])
+        cli.main([command, "--help"])
     return set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", out.getvalue()))
 
 
@@ -313,9 +313,10 @@ def test_scripts_take_expressions_through_env(name: str) -> None:
 def test_nbguard_commands_use_existing_flags(name: str) -> None:
     commands, flags = _flags_used(name)
     assert any(command[:2] == ["nbguard", "run"] for command in commands), name
-    # Subcommands the templates may call: `run`, and `colab-snapshot` (the nightly refresh).
-    assert {command[1] for command in commands} <= {"run", "colab-snapshot"}, commands
-    known = _run_flags() | EXPECTED_ADDITIONS
+    # Subcommands the templates may call: `run`, `merge` (the shards' reports) and
+    # `colab-snapshot` (the nightly refresh).
+    assert {command[1] for command in commands} <= {"run", "merge", "colab-snapshot"}, commands
+    known = _run_flags() | _run_flags("merge") | EXPECTED_ADDITIONS
     unknown = sorted(set(flags) - known)
     assert not unknown, f"{name} uses flags nbguard run does not have: {unknown}"
     assert flags, name
@@ -328,6 +329,22 @@ def test_templates_use_the_flags_the_brief_names() -> None:
     assert {"--baseline", "--notebooks", "--markdown", "--html"} <= set(pr)
     assert {"--since-report", "--html", "--markdown"} <= set(nightly)
     assert {"--env-python", "--env-prerelease", "--html"} <= set(audit)
+
+
+def test_the_pr_check_can_spread_over_machines() -> None:
+    workflow = yaml.safe_load(template_text("nbguard-pr.yml"))
+    commands, _ = _flags_used("nbguard-pr.yml")
+    run = next(c for c in commands if c[:2] == ["nbguard", "run"] and "--shard" in c)
+    merge = next(command for command in commands if command[:2] == ["nbguard", "merge"])
+    # Each matrix job runs its shard; the report job, after all of them, joins the reports.
+    assert workflow["jobs"]["notebooks"]["strategy"]["matrix"]["shard"] == [1]
+    assert run[run.index("--report") + 1] == "nbguard-shard-${SHARD%/*}.json"
+    assert workflow["jobs"]["report"]["needs"] == "notebooks"
+    assert merge[2] == "nbguard-shard-*.json"
+    env = next(
+        s["env"] for s in workflow["jobs"]["notebooks"]["steps"] if "SHARD" in s.get("env", {})
+    )
+    assert env["SHARD"] == "${{ matrix.shard }}/${{ strategy.job-total }}"
 
 
 def test_the_repositorys_workflow_templates_are_the_ones_init_writes() -> None:

@@ -95,9 +95,18 @@ def test_no_config_uses_the_documented_defaults(
     assert (config.strict, config.allow_changed, config.no_index) == (False, False, False)
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs more than one CPU to tell")
-def test_jobs_defaults_to_the_number_of_cpus(course: Path) -> None:
-    assert settings.load(course).jobs == os.cpu_count()
+def test_jobs_default_to_four_per_cpu_within_memory(
+    course: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    monkeypatch.setattr(settings, "_available_memory", lambda: 64 * 1024**3)
+    assert settings.default_jobs() == 12
+    # A small CI runner: 1.5 GB free holds three kernels, not twelve.
+    monkeypatch.setattr(settings, "_available_memory", lambda: 1536 * 1024**2)
+    assert settings.default_jobs() == 3
+    monkeypatch.setattr(settings, "_available_memory", lambda: 100 * 1024**2)
+    assert settings.default_jobs() == 1
+    assert settings.load(course).jobs >= 1
 
 
 # --- where the configuration comes from ---------------------------------------------------------
@@ -489,7 +498,7 @@ def test_defaults_come_from_the_settings_table_alone(course: Path, tmp_path: Pat
             assert value == setting.default, setting.key
         # The parser's type is the field's type: a value from TOML or a flag fits the field.
         assert _fits(value, hints[setting.attr]), (setting.key, value, hints[setting.attr])
-    assert config.jobs == (os.cpu_count() or 1)
+    assert config.jobs == settings.default_jobs()
 
 
 def _fits(value: object, hint: object) -> bool:
