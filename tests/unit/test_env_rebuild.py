@@ -11,6 +11,7 @@ import pytest
 from nbguard import proc
 from nbguard.envs import builds, cache
 from nbguard.envs.interpreters import Interpreter
+from nbguard.execute import sandbox
 from nbguard.execute.overlay import make_overlay
 
 PY311 = Interpreter(Path("/usr/bin/python3.11"), "3.11.7", "CPython", "Linux-x86_64")
@@ -141,3 +142,27 @@ def test_a_build_a_killed_process_left_is_removed_and_a_failed_one_leaves_nothin
 
     assert env.error == "cannot install env 'locked': error: no wheel for wobble"
     assert [p.name for p in target.parent.iterdir()] == [f"{target.name}.lock"]
+
+
+def test_the_sandbox_keeps_a_symlinked_env_under_tmp_visible_by_its_cached_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached env is a symlink to its build; the sandbox's new /tmp has neither unless both
+    are bound (the kernel and the overlay's .pth use the symlink's path)."""
+    monkeypatch.setattr(sandbox, "_bwrap", lambda: (None, "/usr/bin/bwrap"))
+    monkeypatch.setattr(sandbox, "_TMP", str(tmp_path))  # the folder the sandbox replaces
+    build = tmp_path / "envs" / "0123456789abcdef.feedf00d"
+    build.mkdir(parents=True)
+    env = tmp_path / "envs" / "0123456789abcdef"
+    env.symlink_to(build.name)
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+
+    argv = sandbox.isolation(
+        enabled=True, offline=False, workdir=workdir, writable=(), readable=(env,)
+    ).prefix
+    binds = {(argv[i + 1], argv[i + 2]) for i, word in enumerate(argv) if word == "--ro-bind"}
+
+    real = str(build.resolve())
+    assert (real, str(env)) in binds
+    assert (real, real) in binds
