@@ -142,18 +142,31 @@ def _install(
     name: str,
     probe: bool = False,
 ) -> str | None:
-    """Build the venv; the marker is written last, so a half-built env is never reused."""
-    cache.clear(target)
-    pending = cache.pending_lock(target, lock)
-    done = resolver.create(interp, target, pending, probe=probe)
+    """Build the venv beside `target`, mark it (the marker last, so a half-built env is
+    never reused), then put it in `target`'s place; the env there until then stays whole for
+    the kernels other processes run in it."""
+    build = cache.new_build(target)
+    error = _install_at(resolver, interp, build, lock, name, probe)
+    if error:
+        cache.discard(build)
+        return error
+    cache.mark_complete(build, fp, interp.version, name)
+    cache.publish(build, target)
+    return None
+
+
+def _install_at(
+    resolver: Resolver, interp: Interpreter, build: Path, lock: str, name: str, probe: bool
+) -> str | None:
+    pending = cache.pending_lock(build, lock)
+    done = resolver.create(interp, build, pending, probe=probe)
     if not done.ok:
         return f"cannot install env {name!r}: {resolvers.reason(done)}"
-    pending.replace(cache.lock_path(target))
+    pending.replace(cache.lock_path(build))
     # A probe's notebook run tells as much, at once (a kernel that cannot start is an answer).
-    check = cache.kernel_starts(target / "bin" / "python") if not probe else None
+    check = cache.kernel_starts(build / "bin" / "python") if not probe else None
     if check is not None and not check.ok:
         return f"a kernel cannot start in env {name!r}: {resolvers.reason(check)}"
-    cache.mark_complete(target, fp, interp.version, name)
     return None
 
 

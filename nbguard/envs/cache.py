@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import threading
 from collections.abc import Iterator
@@ -172,11 +173,48 @@ def kernel_starts(python: Path) -> proc.Completed:
     return proc.run([python, "-c", _KERNEL_CHECK], timeout=120, withhold=is_secret)
 
 
-def clear(target: Path) -> None:
-    """Remove whatever is at `target`, so an env is built there from nothing."""
+def new_build(target: Path) -> Path:
+    """An absent folder beside `target` to build its env in, under `target`'s file lock.
+
+    An env is never built (or rebuilt) in place: other nbguard processes may be running
+    kernels in the one at `target` (or in its overlay, whose `.pth` points into it), and a
+    kernel started while it is cleared or half-installed finds no ipykernel_launcher. The
+    finished build replaces it in one rename (`publish`). Builds a killed process left
+    behind are removed here: under the lock nobody else is building one.
+    """
+    current = os.path.realpath(target)
+    for stale in target.parent.glob(f"{target.name}.*"):
+        if stale.is_dir() and not stale.is_symlink() and str(stale) != current:
+            shutil.rmtree(stale, ignore_errors=True)
+    return target.with_name(f"{target.name}.{secrets.token_hex(4)}")
+
+
+def publish(build: Path, target: Path) -> None:
+    """Make the finished env at `build` the one at `target`: `target` is a symlink to it,
+    replaced atomically, so a kernel sees the old env whole or the new one whole. The env
+    it replaces is removed; a kernel running in it keeps the files it has open, and finds
+    what it imports later through `target`, in the new one."""
+    link = build.with_name(f"{build.name}.link")
+    link.unlink(missing_ok=True)
+    link.symlink_to(build.name)  # relative: the cache folder may be moved or bound elsewhere
+    old: Path | None = None
+    if target.is_symlink():
+        old = Path(os.path.realpath(target))
+    elif target.exists():
+        # An env of the layout before builds were published: moved aside first (a rename).
+        old = target.with_name(f"{build.name}.replaced")
+        target.rename(old)
+    link.replace(target)
     with _VERIFIED_LOCK:
-        _VERIFIED.discard(target)
-    shutil.rmtree(target, ignore_errors=True)
+        _VERIFIED.add(target)
+    if old is not None and old != build:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def discard(build: Path) -> None:
+    """Remove a build that failed, and the lock file written beside it."""
+    shutil.rmtree(build, ignore_errors=True)
+    build.with_name(f"{build.name}.requirements.txt").unlink(missing_ok=True)
 
 
 def pending_lock(target: Path, lock: str) -> Path:

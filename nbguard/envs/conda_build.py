@@ -77,10 +77,14 @@ def build(spec: EnvSpec, options: BuildOptions, interp: Interpreter, progress: P
                 if target.exists():
                     progress(f"rebuilding {spec.name}: {why}")
                 progress(f"installing {spec.name} ({len(packages)} conda packages)")
-                error = _install(spec.name, interp, target, pip_lock, records, resolver, options)
+                # Built beside the env others may be using, then put in its place.
+                build = cache.new_build(target)
+                error = _install(spec.name, interp, build, pip_lock, records, resolver, options)
                 if error:
+                    cache.discard(build)
                     return failed(spec.name, interp, error, started)
-                cache.mark_complete(target, fp, interp.version, spec.name)
+                cache.mark_complete(build, fp, interp.version, spec.name)
+                cache.publish(build, target)
     return EnvInfo(
         name=spec.name,
         python=interp.version,
@@ -162,7 +166,6 @@ def _install(
     import rattler
     import rattler.exceptions as rattler_errors
 
-    cache.clear(target)
     pending = cache.pending_lock(target, pip_lock)
     done = resolver.create(interp, target, pending)
     if not done.ok:

@@ -56,9 +56,12 @@ def isolation(
     # Everything read-only, then a fresh /dev, /proc (only the sandbox's own processes: not
     # nbguard's environ or cwd) and /tmp; what the kernel needs from the old /tmp back, read-only.
     args += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", _TMP]
-    for path in sorted({_real(p) for p in readable if _under_tmp(p)}, key=len):
-        if Path(path).exists():
-            args += ["--ro-bind", path, path]
+    # Both where a path leads and the path as given: a cached env is a symlink to its
+    # current build, which the new /tmp would not have.
+    binds = {(_real(p), where) for p in readable if _under_tmp(p) for where in _names(p)}
+    for real, where in sorted(binds, key=lambda pair: len(pair[1])):
+        if Path(real).exists():
+            args += ["--ro-bind", real, where]
     for path in sorted({_real(p) for p in (workdir, *writable)}, key=len):
         args += ["--bind", path, path]
     # ipykernel exits when its parent is pid 1, unless told that pid 1 is its parent (the
@@ -93,6 +96,10 @@ def _bwrap() -> tuple[str | None, str]:
 
 def _real(path: Path) -> str:
     return os.path.realpath(path)
+
+
+def _names(path: Path) -> set[str]:
+    return {_real(path), str(path.absolute())}
 
 
 def _under_tmp(path: Path) -> bool:
