@@ -115,10 +115,11 @@ def _cell(
                 continue
             shown = html_as_text(value) if mime == "text/html" else value
             shown_again = html_as_text(other) if mime == "text/html" else other
-            difference = compare_text(shown, shown_again, tolerance)
-            if difference is None:
+            if shown == shown_again:
                 continue
-            examples.append(difference.summary)
+            # Learned even when within tolerance: one more run may land far away.
+            difference = compare_text(shown, shown_again, tolerance)
+            examples.append(difference.summary if difference else "numbers within tolerance")
             varying = varying_tokens(shown, shown_again, tolerance)
             if varying is None:
                 payloads.add(mime)

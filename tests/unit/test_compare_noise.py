@@ -79,6 +79,19 @@ def test_unseeded_random_numbers_in_an_array_are_volatile_whatever_their_width()
     assert judged(first, other, again).verdict == "ok"
 
 
+def test_random_numbers_that_two_locked_runs_drew_close_together_are_still_volatile() -> None:
+    # Random bits read as doubles: two draws both near 0 are equal within the absolute
+    # tolerance, the upcoming draw is not; printed otherwise, the number varies all the same.
+    first = locked(cell(1, stdout("empty buffer: [-2.4e-36, 7.1e+212]\n")))
+    again = locked(cell(1, stdout("empty buffer: [3.9e-207, 2.9e+178]\n")))
+    other = upcoming(cell(1, stdout("empty buffer: [1.0e+120, -5.7e+67]\n")))
+
+    comparison = judged(first, other, again)
+
+    assert comparison.verdict == "ok"
+    assert [(note.cell, note.kind) for note in comparison.notes] == [(1, "volatile")]
+
+
 def test_a_volatile_value_shown_as_another_type_is_a_repr_change() -> None:
     first = locked(cell(1, result("0.5488135")))
     again = locked(cell(1, result("0.4236548")))
