@@ -678,9 +678,7 @@ def varying_tokens(first: str, second: str, tolerance: Tolerance) -> frozenset[i
     varying: set[int] = set()
     for tag, olds, news in _aligned(old, new):
         if tag == "equal":
-            varying.update(
-                i for i, j in zip(olds, news, strict=True) if old[i].text != new[j].text
-            )
+            varying.update(i for i, j in zip(olds, news, strict=True) if old[i].text != new[j].text)
         elif tag == "replace" and len(olds) == len(news):
             varying.update(olds)
         else:
