@@ -108,20 +108,17 @@ def materialize(
     one env build it once). A `probe` env installs wheels only, without bytecode."""
     fp = cache.fingerprint(interp, lock)
     target = cache.env_dir(cache_dir, fp)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    reused = cache.is_complete(target, fp)
-    if not reused:
-        with cache.file_lock(target.with_suffix(".lock")):
-            # Under the lock: another nbguard (or thread) may have built it meanwhile.
-            why = cache.problem(target, fp)
-            reused = why is None
-            if not reused:
-                if target.exists():
-                    progress(f"rebuilding {name}: {why}")
-                progress(f"installing {name} ({len(parse_pins(lock))} packages)")
-                error = _install(resolver, interp, target, lock, fp, name, probe)
-                if error:
-                    return failed(name, interp, error, started)
+    reused, error = cache.ensure(
+        target,
+        fp,
+        interp.version,
+        name,
+        lambda build: _install_at(resolver, interp, build, lock, name, probe),
+        progress,
+        f"{len(parse_pins(lock))} packages",
+    )
+    if error:
+        return failed(name, interp, error, started)
     return EnvInfo(
         name=name,
         python=interp.version,
@@ -131,28 +128,6 @@ def materialize(
         reused=reused,
         build_s=time.monotonic() - started,
     )
-
-
-def _install(
-    resolver: Resolver,
-    interp: Interpreter,
-    target: Path,
-    lock: str,
-    fp: str,
-    name: str,
-    probe: bool = False,
-) -> str | None:
-    """Build the venv beside `target`, mark it (the marker last, so a half-built env is
-    never reused), then put it in `target`'s place; the env there until then stays whole for
-    the kernels other processes run in it."""
-    build = cache.new_build(target)
-    error = _install_at(resolver, interp, build, lock, name, probe)
-    if error:
-        cache.discard(build)
-        return error
-    cache.mark_complete(build, fp, interp.version, name)
-    cache.publish(build, target)
-    return None
 
 
 def _install_at(

@@ -14,7 +14,7 @@ import re
 import secrets
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from nbguard import proc
@@ -171,6 +171,41 @@ def _changed_files(target: Path) -> str | None:
 def kernel_starts(python: Path) -> proc.Completed:
     # The env's code runs here (a .pth of any package): it gets no secret of nbguard's.
     return proc.run([python, "-c", _KERNEL_CHECK], timeout=120, withhold=is_secret)
+
+
+def ensure(
+    target: Path,
+    fp: str,
+    python: str,
+    name: str,
+    install: Callable[[Path], str | None],
+    progress: Callable[[str], None],
+    what: str,
+) -> tuple[bool, str | None]:
+    """(reused, error) for the env at `target`: reused when it is complete and whole; else
+    built under a lock shared with other nbguard processes (two asking for one env build it
+    once) by `install`, into a folder beside `target`, marked last (a half-built env is never
+    reused), then put in `target`'s place, so the env there until then stays whole for the
+    kernels other processes run in it."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if is_complete(target, fp):
+        return True, None
+    with file_lock(target.with_suffix(".lock")):
+        # Under the lock: another nbguard (or thread) may have built it meanwhile.
+        why = problem(target, fp)
+        if why is None:
+            return True, None
+        if target.exists():
+            progress(f"rebuilding {name}: {why}")
+        progress(f"installing {name} ({what})")
+        build = new_build(target)
+        error = install(build)
+        if error:
+            discard(build)
+            return False, error
+        mark_complete(build, fp, python, name)
+        publish(build, target)
+    return False, None
 
 
 def new_build(target: Path) -> Path:

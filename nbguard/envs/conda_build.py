@@ -67,24 +67,17 @@ def build(spec: EnvSpec, options: BuildOptions, interp: Interpreter, progress: P
     )
     fp = cache.fingerprint(interp, pip_lock + "".join(f"{line}\n" for line in conda_lines))
     target = cache.env_dir(options.cache_dir, fp)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    reused = cache.is_complete(target, fp)
-    if not reused:
-        with cache.file_lock(target.with_suffix(".lock")):
-            why = cache.problem(target, fp)
-            reused = why is None
-            if not reused:
-                if target.exists():
-                    progress(f"rebuilding {spec.name}: {why}")
-                progress(f"installing {spec.name} ({len(packages)} conda packages)")
-                # Built beside the env others may be using, then put in its place.
-                build = cache.new_build(target)
-                error = _install(spec.name, interp, build, pip_lock, records, resolver, options)
-                if error:
-                    cache.discard(build)
-                    return failed(spec.name, interp, error, started)
-                cache.mark_complete(build, fp, interp.version, spec.name)
-                cache.publish(build, target)
+    reused, error = cache.ensure(
+        target,
+        fp,
+        interp.version,
+        spec.name,
+        lambda build: _install(spec.name, interp, build, pip_lock, records, resolver, options),
+        progress,
+        f"{len(packages)} conda packages",
+    )
+    if error:
+        return failed(spec.name, interp, error, started)
     return EnvInfo(
         name=spec.name,
         python=interp.version,
