@@ -90,8 +90,11 @@ def main() -> int:
     parser.add_argument("--seed-cache", type=Path, help="a cache with the course's envs built")
     parser.add_argument("--jobs", type=int)
     parser.add_argument("--skip-warmup", action="store_true", help="the envs are built already")
-    parser.add_argument("extra", nargs="*", help="more `nbguard run` options (after --)")
-    args = parser.parse_args()
+    # After "--": more `nbguard run` options, e.g. `-- --no-cache` (argparse would take them
+    # for its own, or refuse them after a positional).
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]
     course, cache = args.course.resolve(), args.cache_dir.resolve()
     if args.seed_cache is not None and not (cache / "envs").exists():
         for part in ("envs", "locks"):
@@ -101,7 +104,7 @@ def main() -> int:
     reports.mkdir(parents=True, exist_ok=True)
 
     def timed(name: str, *blame: str) -> float:
-        return _run(course, cache, reports / f"{name}.json", args.jobs, [*args.extra, *blame])
+        return _run(course, cache, reports / f"{name}.json", args.jobs, [*extra, *blame])
 
     if not args.skip_warmup:
         timed("warmup")
