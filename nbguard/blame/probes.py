@@ -101,17 +101,7 @@ class Probes:
         if isinstance(asked, Seen):
             return None
         _, base, pins, interp, wanted, nearest = asked
-        env = self.runner.backend.build_variant(
-            f"{self.after.name}-probe",
-            interp,
-            base,
-            dict(pins),
-            prerelease=self.prerelease,
-            progress=self.progress,
-            wheels_only=self.wheels_only,
-            lift=nearest,
-            resolve_only=True,
-        )
+        env = self._variant(interp, base, pins, lift=nearest, resolve_only=True)
         if env.error is not None:
             return None
         return self._moved(env, base, set(pins) if wanted is None else wanted)
@@ -241,16 +231,7 @@ class Probes:
         if self.stop is not None and self.stop.is_set():
             raise OutOfBudget(f"{label}: interrupted")
         self.progress(f"blame {self.notebook.path}: {label}")
-        env = self.runner.backend.build_variant(
-            f"{self.after.name}-probe",
-            interp,
-            base,
-            dict(pins),
-            prerelease=self.prerelease,
-            progress=self.progress,
-            wheels_only=self.wheels_only,
-            lift=lift or nearest,
-        )
+        env = self._variant(interp, base, pins, lift=lift or nearest)
         if not env.ok or env.fingerprint is None:
             detail = f"cannot be built: {one_line(env.error or 'unknown error')}"
             seen = Seen(label, interp.version, {}, "unbuilt", detail)
@@ -297,6 +278,29 @@ class Probes:
                 # added, not moved: nothing of the base changed for it.
                 and name in base.packages
             )
+        )
+
+    def _variant(
+        self,
+        interp: Interpreter,
+        base: EnvInfo,
+        pins: Mapping[str, str],
+        *,
+        lift: bool,
+        resolve_only: bool = False,
+    ) -> EnvInfo:
+        """The probe env: `base` with `pins` on `interp` (built, or with `resolve_only` only
+        resolved, to see what else it would move)."""
+        return self.runner.backend.build_variant(
+            f"{self.after.name}-probe",
+            interp,
+            base,
+            dict(pins),
+            prerelease=self.prerelease,
+            progress=self.progress,
+            wheels_only=self.wheels_only,
+            lift=lift,
+            resolve_only=resolve_only,
         )
 
     def _run(self, env: EnvInfo, *, again: bool = False) -> tuple[Outcome, str, NotebookRun | None]:
