@@ -163,34 +163,9 @@ def _add_settings(command: argparse.ArgumentParser) -> None:
     """Every setting as a flag: derived from settings.SETTINGS, never listed twice."""
     command.set_defaults(command_parser=command)
     command.add_argument("--config", type=Path, help="read settings from this TOML file")
-    for setting in settings.SETTINGS:
-        if setting.is_bool:
-            command.add_argument(
-                setting.flag,
-                dest=setting.attr,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=setting.help,
-            )
-        else:
-            command.add_argument(
-                setting.flag,
-                dest=setting.attr,
-                action="append" if setting.repeatable else "store",
-                metavar=setting.metavar,
-                default=None,
-                help=setting.help,
-            )
+    for flag, options in settings.flag_options():
+        command.add_argument(flag, **options)
     command.add_argument("-j", dest="jobs", metavar="N", help="same as --jobs")
-    for setting in settings.ENV_SETTINGS:
-        command.add_argument(
-            f"--env-{setting.key}",
-            dest=f"env__{setting.attr}",
-            action="append",
-            metavar=setting.metavar,
-            default=None,
-            help=setting.help + " (repeatable)",
-        )
 
 
 def _load_config(args: argparse.Namespace) -> settings.Config:

@@ -8,7 +8,6 @@ items' reports are gathered (from the workers too) into one nbguard report at th
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,34 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--nbguard-config", metavar="FILE", default=None, help="read nbguard's settings from FILE"
     )
-    for setting in settings.SETTINGS:
-        flag = "--nbguard-" + setting.flag[2:]
-        if setting.is_bool:
-            group.addoption(
-                flag,
-                dest=_PREFIX + setting.attr,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=setting.help,
-            )
-        else:
-            group.addoption(
-                flag,
-                dest=_PREFIX + setting.attr,
-                action="append" if setting.repeatable else "store",
-                metavar=setting.metavar,
-                default=None,
-                help=setting.help,
-            )
-    for setting in settings.ENV_SETTINGS:
-        group.addoption(
-            f"--nbguard-env-{setting.key}",
-            dest=f"{_PREFIX}env__{setting.attr}",
-            action="append",
-            metavar=setting.metavar,
-            default=None,
-            help=setting.help + " (repeatable)",
-        )
+    for flag, options in settings.flag_options("--nbguard-", _PREFIX):
+        group.addoption(flag, **options)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -3,11 +3,12 @@ and overridden from the command line, validated into one frozen `Config`."""
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -759,6 +760,33 @@ def parse_env_assignment(setting_key: str, text: str) -> tuple[str, object]:
             return name, True
         raise ConfigError(f"--env-{setting_key} needs ENV=VALUE, got {text!r}")
     return name, value
+
+
+def flag_options(
+    flag_prefix: str = "--", dest_prefix: str = ""
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every setting's flag and the argparse keywords that declare it (pytest's `addoption`
+    takes the same): `--KEY` for `nbguard run`, `--nbguard-KEY` for the pytest plugin, and
+    `--env-KEY` per env; the values come back through `flag_values`."""
+    for setting in SETTINGS:
+        options: dict[str, Any] = {"dest": dest_prefix + setting.attr, "default": None}
+        if setting.is_bool:
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options["action"] = "append" if setting.repeatable else "store"
+            options["metavar"] = setting.metavar
+        yield flag_prefix + setting.flag[2:], {**options, "help": setting.help}
+    for setting in ENV_SETTINGS:
+        yield (
+            f"{flag_prefix}env-{setting.key}",
+            {
+                "dest": f"{dest_prefix}env__{setting.attr}",
+                "action": "append",
+                "metavar": setting.metavar,
+                "default": None,
+                "help": setting.help + " (repeatable)",
+            },
+        )
 
 
 def flag_values(
