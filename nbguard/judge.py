@@ -3,7 +3,7 @@ evidence names, the warnings that foretold a break, the fixes the libraries sugg
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from nbguard import compare
@@ -29,17 +29,19 @@ def judge(
     baseline_env: str,
     envs: Mapping[str, EnvInfo],
     options: compare.CompareOptions,
-    rerun: NotebookRun | None = None,
+    reruns: Sequence[NotebookRun] = (),
 ) -> NotebookReport:
     """One notebook's verdict: each env's run against the baseline's, with the inferred
     culprit, the warnings that foreshadowed a break, and the fixes the libraries suggest.
-    What differs between the baseline's run and `rerun` (its second run in the baseline env)
-    is volatile: masked, and listed as such."""
+    What differs between two runs of one env (`reruns`: second runs, in the baseline env and
+    maybe others) is volatile: masked, and listed as such."""
     # Runs that failed for want of Colab or the network say so.
     runs = {name: classify.classified(run) for name, run in runs.items()}
     baseline = runs[baseline_env]
     options = compare.options_for(notebook, options)
-    volatile = compare.volatility(notebook, baseline, rerun, options)
+    rerun = next((run for run in reruns if run.env == baseline_env), None)
+    elsewhere = [(runs[r.env], r) for r in reruns if r.env != baseline_env and r.env in runs]
+    volatile = compare.volatility(notebook, baseline, rerun, options, elsewhere)
     comparisons = []
     for name, other in runs.items():
         if name == baseline_env:
@@ -73,7 +75,7 @@ def judge(
         foreshadowing=tuple(dict.fromkeys(warned)),
         hints=_hints(runs, next((c.culprit for c in comparisons if c.culprit), None), options),
         internal=internal,
-        rerun=rerun,
+        reruns=tuple(reruns),
     )
 
 

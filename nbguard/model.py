@@ -398,8 +398,9 @@ class NotebookReport:
     fix: Fix | None = None  # with --fix, for a broken notebook: the verified fix
     # The papermill parameters the notebook ran with, the same in every env.
     parameters: Mapping[str, object] = field(default_factory=dict)
-    # The notebook's second run in the baseline env, which told volatile outputs from changes.
-    rerun: NotebookRun | None = None
+    # The notebook's second runs, which told volatile outputs from changes: in the baseline
+    # env first, then in any env where only numbers still differed.
+    reruns: tuple[NotebookRun, ...] = ()
 
     @property
     def changes(self) -> tuple[Change, ...]:

@@ -91,12 +91,19 @@ class Execution:
     envs: Mapping[str, EnvInfo]
     runs: Mapping[tuple[str, str], NotebookRun]
     interrupted: bool = False
-    # Notebook path → its second run in the baseline env, for those whose outputs differed.
-    reruns: Mapping[str, NotebookRun] = field(default_factory=dict)
+    # Notebook path → its second runs, for those whose outputs differed: the baseline env's
+    # first, then any other env's (numbers the baseline printed alike twice).
+    reruns: Mapping[str, tuple[NotebookRun, ...]] = field(default_factory=dict)
 
 
-# Given a notebook's finished runs (env name → run): the env to run it once more in, or None.
-Again = Callable[[Notebook, Mapping[str, NotebookRun]], str | None]
+@dataclass(frozen=True)
+class Again:
+    """Which notebooks run once more, and where, to tell volatile outputs from changes."""
+
+    # Given a notebook's finished runs (env name → run): the env to run it once more in.
+    first: Callable[[Notebook, Mapping[str, NotebookRun]], str | None]
+    # Given its runs and that second run: the other envs to run it once more in.
+    more: Callable[[Notebook, Mapping[str, NotebookRun], NotebookRun], Sequence[str]]
 
 
 def run(
@@ -308,16 +315,25 @@ def execute_all(
             if len(runs) < len(config.envs):
                 return
         assert again is not None
-        name = guarded("comparing", partial(again, notebook, runs), lambda _: None)
+        name = guarded("comparing", partial(again.first, notebook, runs), lambda _: None)
         if name is not None and not cancelled.is_set():
             # Submitted before this run's future completes: every re-run is queued by the time
             # the first runs are all gathered.
-            reruns.append((notebook.path, workers.submit(rerun_one, notebook, ready[name])))
+            reruns.append((notebook.path, workers.submit(rerun_one, notebook, ready[name], runs)))
 
-    def rerun_one(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+    def rerun_one(
+        notebook: Notebook, env: EnvInfo, runs: Mapping[str, NotebookRun] | None = None
+    ) -> NotebookRun:
         if cancelled.is_set():
             raise KeyboardInterrupt  # queued before Ctrl-C: never started
-        return runner.run(notebook, env, again=True)
+        result = runner.run(notebook, env, again=True)
+        if runs is not None and again is not None:
+            more = guarded("comparing", partial(again.more, notebook, runs, result), lambda _: ())
+            for name in more:
+                if not cancelled.is_set():
+                    # Queued before this re-run completes, so the gathering below sees it.
+                    reruns.append((notebook.path, workers.submit(rerun_one, notebook, ready[name])))
+        return result
 
     with (
         ThreadPoolExecutor(max_workers=len(config.envs), thread_name_prefix="env") as builders,
@@ -344,7 +360,10 @@ def execute_all(
         try:
             queued = [run for _, runs in _gather(builds) for run in runs]
             _gather(queued)
-            _gather(future for _, future in reruns)
+            gathered = 0
+            while gathered < len(reruns):  # a re-run may queue more re-runs before it ends
+                gathered = len(reruns)
+                _gather(future for _, future in reruns[:gathered])
             interrupted = False
         except BaseException as stop:
             # Interrupted, or an env build hit a setup error: start nothing more, stop what
@@ -359,7 +378,10 @@ def execute_all(
             # What finished by now; not the runs whose kernels are killed next.
             built = [future.result() for future in _finished(builds)]
             runs = [run.result() for _, futures in built for run in _finished(futures)]
-            again_runs = {path: f.result() for path, f in reruns if _finished([f])}
+            again_runs: dict[str, tuple[NotebookRun, ...]] = {}
+            for path, second in reruns:
+                if _finished([second]):
+                    again_runs[path] = (*again_runs.get(path, ()), second.result())
             runner.backend.stop_kernels()
     return Execution(
         envs={env.name: env for env, _ in built},
@@ -372,23 +394,41 @@ def execute_all(
 def volatile_rerun(config: Config) -> Again | None:
     """With volatile-rerun: a notebook whose outputs differ from the baseline's in some env
     runs once more in the baseline env; what differs between the two is volatile. Only the
-    notebooks that differ pay for it (with the stored outputs as baseline, none can)."""
+    notebooks that differ pay for it (with the stored outputs as baseline, none can). When
+    only numbers still differ in an env after that (a timing the baseline printed alike
+    twice at three decimals), the notebook runs once more in that env too."""
     if not config.volatile_rerun or config.baseline == execute.STORED:
         return None
     options = runspec.compare_options(config)
 
-    def again(notebook: Notebook, runs: Mapping[str, NotebookRun]) -> str | None:
+    def changed(
+        notebook: Notebook, runs: Mapping[str, NotebookRun], rerun: NotebookRun | None
+    ) -> dict[str, tuple[str, ...]]:
+        """Each env whose run still differs from the baseline's: the kinds of its changes."""
         baseline = runs[config.baseline]
         compared = compare.options_for(notebook, options)
-        declared = compare.volatility(notebook, baseline, None, compared)  # tags, metadata
-        differs = any(
-            compare.compare_runs(baseline, run, compared, declared).verdict == "changed"
-            for name, run in runs.items()
-            if name != config.baseline
-        )
-        return config.baseline if differs else None
+        volatile = compare.volatility(notebook, baseline, rerun, compared)
+        found: dict[str, tuple[str, ...]] = {}
+        for name, run in runs.items():
+            if name == config.baseline:
+                continue
+            comparison = compare.compare_runs(baseline, run, compared, volatile)
+            if comparison.verdict == "changed":
+                found[name] = tuple(change.kind for change in comparison.changes)
+        return found
 
-    return again
+    def first(notebook: Notebook, runs: Mapping[str, NotebookRun]) -> str | None:
+        return config.baseline if changed(notebook, runs, None) else None
+
+    def more(
+        notebook: Notebook, runs: Mapping[str, NotebookRun], rerun: NotebookRun
+    ) -> Sequence[str]:
+        if rerun.status != "ok":
+            return ()
+        still = changed(notebook, runs, rerun)
+        return [name for name, kinds in still.items() if set(kinds) == {"value"}]
+
+    return Again(first, more)
 
 
 def _first_line(text: str) -> str:
@@ -430,7 +470,7 @@ def judge_all(
     notebooks: Sequence[Notebook],
     runs: Mapping[tuple[str, str], NotebookRun],
     envs: Mapping[str, EnvInfo],
-    reruns: Mapping[str, NotebookRun] | None = None,
+    reruns: Mapping[str, Sequence[NotebookRun]] | None = None,
 ) -> list[NotebookReport]:
     """A report for every notebook that ran in every env (after an interruption, some did
     not: nothing to compare) and for every skipped one; `reruns` tell volatile outputs."""
@@ -444,8 +484,8 @@ def judge_all(
             name: runs[(notebook.path, name)] for name in names if (notebook.path, name) in runs
         }
         if len(nb_runs) == len(names):
-            rerun = (reruns or {}).get(notebook.path)
-            reports.append(_judged(config, notebook, nb_runs, envs, rerun))
+            again = tuple((reruns or {}).get(notebook.path, ()))
+            reports.append(_judged(config, notebook, nb_runs, envs, again))
     return reports
 
 
@@ -454,13 +494,13 @@ def _judged(
     notebook: Notebook,
     runs: dict[str, NotebookRun],
     envs: Mapping[str, EnvInfo],
-    rerun: NotebookRun | None = None,
+    reruns: tuple[NotebookRun, ...] = (),
 ) -> NotebookReport:
     def failed(error: InternalError) -> NotebookReport:
         return NotebookReport(notebook.path, "internal-error", runs, internal=error)
 
     options = runspec.compare_options(config)
-    work = partial(judge.judge, notebook, runs, config.baseline, envs, options, rerun)
+    work = partial(judge.judge, notebook, runs, config.baseline, envs, options, reruns)
     return guarded("comparing", work, failed)
 
 

@@ -6,7 +6,7 @@ import base64
 import binascii
 import difflib
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
@@ -93,20 +93,29 @@ def volatility(
     baseline: NotebookRun,
     rerun: NotebookRun | None,
     options: CompareOptions = CompareOptions(),
+    elsewhere: Sequence[tuple[NotebookRun, NotebookRun]] = (),
 ) -> Volatility:
     """The baseline's cells whose outputs vary: what differs between its run and `rerun` (a
-    second run in the same env), and what the notebook's tags and metadata declare."""
-    found: dict[int, CellVolatility] = {}
+    second run in the same env), between the two runs of another env in `elsewhere` (found
+    in the baseline's outputs), and what the notebook's tags and metadata declare."""
+    tolerances = {cell.index: _cell_tolerance(cell, None, options) for cell in baseline.cells}
+
+    def tolerance(index: int) -> Tolerance:
+        return tolerances.get(index, options.tolerance)
+
+    def alike(mime: str, before: str, after: str) -> bool:
+        return _images_equal(mime, before, after, options)[0]
+
+    found: list[Mapping[int, CellVolatility]] = []
     if rerun is not None:
-        tolerances = {cell.index: _cell_tolerance(cell, None, options) for cell in baseline.cells}
-        found = volatile.learned(
-            baseline,
-            rerun,
-            options.replacements,
-            lambda index: tolerances.get(index, options.tolerance),
-            lambda mime, before, after: _images_equal(mime, before, after, options)[0],
+        found.append(volatile.learned(baseline, rerun, options.replacements, tolerance, alike))
+    for first, second in elsewhere:
+        found.append(
+            volatile.learned_elsewhere(
+                baseline, first, second, options.replacements, tolerance, alike
+            )
         )
-    return {**found, **volatile.declared(notebook, baseline.cells)}
+    return {**volatile.merged(*found), **volatile.declared(notebook, baseline.cells)}
 
 
 def compare_runs(

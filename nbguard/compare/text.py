@@ -686,6 +686,22 @@ def varying_tokens(first: str, second: str, tolerance: Tolerance) -> frozenset[i
     return frozenset(varying)
 
 
+def carried_tokens(source: str, target: str, indices: frozenset[int]) -> frozenset[int] | None:
+    """The tokens of `target` at the places of `source`'s tokens `indices`, the two texts laid
+    over each other by their shape (`_aligned`): what varies in another env's text, found
+    in the baseline's. None when a varying token has no counterpart there."""
+    old, new = _tokens(source), _tokens(target)
+    carried: set[int] = set()
+    for tag, olds, news in _aligned(old, new):
+        lined_up = tag == "equal" or len(olds) == len(news)
+        for k, i in enumerate(olds):
+            if i in indices:
+                if not lined_up:
+                    return None
+                carried.add(news[k])
+    return frozenset(carried)
+
+
 def mask_varying(before: str, after: str, varying: Varying) -> tuple[str, str]:
     """Both texts with the volatile tokens of `before` (`varying_tokens`), and the tokens of
     `after` in their place, shown as <volatile>; ALL_NUMBERS: every number on both sides."""

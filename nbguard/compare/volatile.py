@@ -4,10 +4,17 @@ metadata says varies, so that it is masked (and listed) when envs are compared."
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from nbguard.compare.normalize import NormalizedOutput, is_binary_mime, normalize_outputs_traced
-from nbguard.compare.text import ALL_NUMBERS, Varying, compare_text, html_as_text, varying_tokens
+from nbguard.compare.text import (
+    ALL_NUMBERS,
+    Varying,
+    carried_tokens,
+    compare_text,
+    html_as_text,
+    varying_tokens,
+)
 from nbguard.model import CellResult, Note, Notebook, NotebookRun, Tolerance
 
 # (mime, before, after) -> whether two images look the same.
@@ -84,6 +91,76 @@ def learned(
         if varies is not None:
             found[cell.index] = varies
     return found
+
+
+def learned_elsewhere(
+    baseline: NotebookRun,
+    first: NotebookRun,
+    second: NotebookRun,
+    replacements: Iterable[tuple[str, str]],
+    tolerance: Callable[[int], Tolerance],
+    images_alike: ImagesAlike,
+) -> dict[int, CellVolatility]:
+    """What differs between two runs of the notebook in another env, found in the baseline's
+    outputs: a number the two baseline runs happened to print alike (a 15 ms timing at three
+    decimals) that the other env's two runs print apart varies all the same."""
+    if baseline.status != "ok":
+        return {}
+    found: dict[int, CellVolatility] = {}
+    bases = {cell.index: cell for cell in baseline.cells}
+    theirs_by_index = {cell.index: cell for cell in first.cells}
+    for index, varies in learned(first, second, replacements, tolerance, images_alike).items():
+        cell = bases.get(index)
+        if cell is None:
+            continue
+        if varies.whole:
+            found[index] = replace(varies, tokens={})
+            continue
+        outputs = theirs_by_index[index].outputs
+        others = [n.output for n in normalize_outputs_traced(outputs, first, replacements)]
+        base = [n.output for n in normalize_outputs_traced(cell.outputs, baseline, replacements)]
+        payloads = set(varies.payloads)
+        tokens: dict[tuple[str, str], frozenset[int]] = {}
+        for (mime, value), indices in varies.tokens.items():
+            position = next((k for k, o in enumerate(others) if o.data.get(mime) == value), None)
+            if position is None or position >= len(base):
+                continue
+            theirs = base[position].data.get(mime)
+            if theirs is None:
+                continue  # the baseline has no such output: nothing of it to mask
+            shown, shown_base = value, theirs
+            if mime == "text/html":
+                shown, shown_base = html_as_text(value), html_as_text(theirs)
+            carried = carried_tokens(shown, shown_base, indices)
+            if carried is None:
+                payloads.add(mime)
+            else:
+                tokens[(mime, theirs)] = carried
+        if payloads or tokens:
+            found[index] = replace(varies, payloads=frozenset(payloads), tokens=tokens)
+    return found
+
+
+def merged(*found: Mapping[int, CellVolatility]) -> dict[int, CellVolatility]:
+    """The volatility several pairs of runs taught, cell by cell: whatever any of them saw vary."""
+    out: dict[int, CellVolatility] = {}
+    for each in found:
+        for index, varies in each.items():
+            known = out.get(index)
+            if known is None:
+                out[index] = varies
+                continue
+            tokens = dict(known.tokens)
+            for key, indices in varies.tokens.items():
+                tokens[key] = tokens.get(key, frozenset()) | indices
+            out[index] = replace(
+                known,
+                whole=known.whole or varies.whole,
+                payloads=known.payloads | varies.payloads,
+                numbers=known.numbers or varies.numbers,
+                tokens=tokens,
+            )
+    return out
 
 
 def _cell(

@@ -92,7 +92,9 @@ def _notebook(nb: NotebookReport) -> dict[str, Any]:
         "fix": nb.fix.to_json() if nb.fix else None,
         "parameters": dict(nb.parameters),
         "notes": [note.to_json() for note in nb.notes],
-        "volatile_rerun": _rerun(nb.rerun) if nb.rerun else None,
+        # The first one (in the baseline env) also alone, as nbguard-report/2 had it.
+        "volatile_rerun": _rerun(nb.reruns[0]) if nb.reruns else None,
+        "volatile_reruns": [_rerun(run) for run in nb.reruns],
     }
 
 

@@ -101,16 +101,28 @@ def note_lines(nb: Mapping[str, Any]) -> list[str]:
 
 def rerun_line(data: Mapping[str, Any]) -> str | None:
     """What telling volatile outputs from changes cost: the notebooks run once more."""
-    reruns = [nb.get("volatile_rerun") for nb in data.get("notebooks") or []]
-    done = [run for run in reruns if isinstance(run, Mapping)]
+    notebooks = [nb for nb in data.get("notebooks") or [] if isinstance(nb, Mapping)]
+    done: list[list[Mapping[str, Any]]] = []
+    for nb in notebooks:
+        runs = nb.get("volatile_reruns")
+        if not isinstance(runs, list):  # a report from before there could be several
+            runs = [nb.get("volatile_rerun")]
+        runs = [run for run in runs if isinstance(run, Mapping)]
+        if runs:
+            done.append(runs)
     if not done:
         return None
-    seconds = sum(float(run.get("duration_s") or 0) for run in done)
-    envs = ", ".join(sorted({str(run.get("env")) for run in done}))
-    return (
+    seconds = sum(float(run.get("duration_s") or 0) for runs in done for run in runs)
+    firsts = sorted({str(runs[0].get("env")) for runs in done})
+    line = (
         f"volatile outputs: {len(done)} notebooks whose outputs differed ran once more in "
-        f"{envs} ({seconds:.1f}s of kernel time)"
+        f"{', '.join(firsts)}"
     )
+    again = [run for runs in done for run in runs[1:]]
+    if again:
+        where = ", ".join(sorted({str(run.get("env")) for run in again}))
+        line += f", {len(again)} with only numbers still apart once more in {where}"
+    return f"{line} ({seconds:.1f}s of kernel time)"
 
 
 def tolerance(change: Mapping[str, Any]) -> Tolerance | None:

@@ -70,10 +70,67 @@ def test_what_differs_between_two_baseline_runs_is_volatile_not_a_change(course:
     (note,) = by_path["timing.ipynb"].notes
     assert (note.cell, note.kind) == (0, "volatile")
     assert note.text.startswith("differs between two locked runs (")
-    # Only the notebooks whose outputs differed ran again, and only in the baseline env.
+    # Only the notebooks whose outputs differed ran again in the baseline env; the one where
+    # a number still differed after that, once more in upcoming too.
     again = [run for run in backend.executed if backend.executed.count(run) > 1]
-    assert sorted(set(again)) == [("real.ipynb", "locked"), ("timing.ipynb", "locked")]
-    assert len(backend.executed) == 2 * len(NOTEBOOKS) + 2
+    assert sorted(set(again)) == [
+        ("real.ipynb", "locked"),
+        ("real.ipynb", "upcoming"),
+        ("timing.ipynb", "locked"),
+    ]
+    assert len(backend.executed) == 2 * len(NOTEBOOKS) + 3
+
+
+def test_a_number_the_baseline_printed_alike_twice_is_volatile_when_upcoming_prints_it_apart(
+    course: Path,
+) -> None:
+    # A 15 ms timing at three decimals: the two locked runs print it alike, upcoming another
+    # value each time. Seen from the baseline alone it looks like a change.
+    scripts: dict[tuple[str, str], Script] = {
+        ("timing.ipynb", "locked"): lambda nb, env: printed(nb.path, env.name, "took 0.015 s"),
+        ("timing.ipynb", "upcoming"): _upcoming_timing(),
+    }
+    backend = FakeBackend(PACKAGES, scripts)
+
+    report = audit(course, backend)
+
+    timing = next(nb for nb in report.notebooks if nb.path == "timing.ipynb")
+    assert timing.verdict == "ok"
+    (note,) = timing.notes
+    assert note.text.startswith("differs between two upcoming runs (")
+    assert [(run.env, run.status) for run in timing.reruns] == [
+        ("locked", "ok"),
+        ("upcoming", "ok"),
+    ]
+    data = json_report.to_json(report)
+    (entry,) = [nb for nb in data["notebooks"] if nb["path"] == "timing.ipynb"]
+    assert [run["env"] for run in entry["volatile_reruns"]] == ["locked", "upcoming"]
+    assert entry["volatile_rerun"]["env"] == "locked"
+
+
+def _upcoming_timing() -> Script:
+    clock = itertools.count(14)
+
+    def run(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+        return printed(notebook.path, env.name, f"took 0.0{next(clock)} s")
+
+    return run
+
+
+def test_a_real_numeric_change_stays_a_change_after_the_second_opinion(course: Path) -> None:
+    # Upcoming prints the same new number twice: nothing varies, so it is a change.
+    scripts: dict[tuple[str, str], Script] = {
+        ("real.ipynb", "locked"): lambda nb, env: printed(nb.path, env.name, "g = 9.81"),
+        ("real.ipynb", "upcoming"): lambda nb, env: printed(nb.path, env.name, "g = 9.79"),
+    }
+    backend = FakeBackend(PACKAGES, scripts)
+
+    report = audit(course, backend)
+
+    real = next(nb for nb in report.notebooks if nb.path == "real.ipynb")
+    assert real.verdict == "changed"
+    assert real.notes == ()
+    assert [run.env for run in real.reruns] == ["locked", "upcoming"]
 
 
 def test_every_report_lists_the_volatile_cells(course: Path) -> None:
