@@ -92,11 +92,14 @@ def test_an_environment_yml_course_runs_end_to_end_in_conda_envs(
     )
     assert notebooks["mean.ipynb"]["runs"]["locked"]["status"] == "ok"
 
-    # The second run reuses both conda envs from the cache.
-    assert cli.main(args) == 1
+    # The second run reuses both conda envs from the cache; blame confirms the conda-only
+    # culprit with a probe env conda solves (upcoming with condaphys back at 1.0).
+    assert cli.main([*args, "--blame"]) == 1
     again = json.loads(report.read_text())
     assert again["envs"]["locked"]["reused"] and again["envs"]["upcoming"]["reused"]
     assert again["envs"]["locked"]["fingerprint"] == data["envs"]["locked"]["fingerprint"]
+    culprit = {nb["path"]: nb for nb in again["notebooks"]}["energy.ipynb"]["culprit"]
+    assert (culprit["package"], culprit["evidence"]) == ("condaphys", "confirmed"), culprit
     assert snapshot(conda_course) == before
     assert not live_kernels(marker=str(env_cache))  # none of this run's kernels survives
 
@@ -171,15 +174,23 @@ def test_conda_locks_solve_to_their_exact_builds_and_relax_to_the_newest(
 
     for lock in (explicit, conda_lock):
         declared = conda.read(lock)
-        exact = conda_build._solve(declared, python, env_cache)
-        newest = conda_build._solve(conda.relaxed(declared), python, env_cache)
+        exact = _solve(declared, python, env_cache)
+        newest = _solve(conda.relaxed(declared), python, env_cache)
 
         # The interpreter's stand-in, and the package the lock names, exactly.
-        assert sorted((r.name.normalized, str(r.version), str(r.build)) for r in exact) == [
+        assert sorted((r.name, r.version, r.build) for r in exact) == [
             ("condaphys", "1.0", "pyh_0"),
             ("python", python.version, "nbguard_0"),
         ], lock.name
-        assert {r.name.normalized: str(r.version) for r in newest}["condaphys"] == "2.0"
+        assert {r.name: r.version for r in newest}["condaphys"] == "2.0"
+
+
+def _solve(
+    declared: conda.CondaEnv, python: interpreters.Interpreter, cache: Path
+) -> list[conda_build.Solved]:
+    channels = (conda_build.standin_channel(python, cache), *conda_build.channel_urls(declared))
+    request = conda_build.SolveRequest(channels, declared.specs)
+    return conda_build._solve(conda_build.Rattler(), request, python, cache)
 
 
 def test_an_unsolvable_environment_yml_names_the_spec(tmp_path: Path, env_cache: Path) -> None:
@@ -190,4 +201,4 @@ def test_an_unsolvable_environment_yml_names_the_spec(tmp_path: Path, env_cache:
     )
 
     with pytest.raises(ResolutionError, match="condaphys"):
-        conda_build._solve(conda.read(environment), interpreters.find(None), env_cache)
+        _solve(conda.read(environment), interpreters.find(None), env_cache)

@@ -353,12 +353,18 @@ def test_asking_for_rattler_without_it_is_a_setup_error(
     environment_yml: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(conda.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(conda, "tool_path", lambda name: None)  # no conda tool on PATH either
     spec = settings.EnvSpec("locked", requirements=environment_yml)
 
     with pytest.raises(EnvironmentBuildError, match=r"nbguard\[conda\]"):
         envs.notes(spec, INTERP, options("rattler"))
+    with pytest.raises(EnvironmentBuildError, match="no micromamba on PATH"):
+        envs.notes(spec, INTERP, options("micromamba"))
     (line,) = envs.notes(spec, INTERP, options("auto"))
-    assert line.startswith("env locked: no conda solver (pip install 'nbguard[conda]')")
+    assert line.startswith(
+        "env locked: no conda solver (pip install 'nbguard[conda]', or micromamba, mamba or "
+        "conda on PATH): environment.yml approximated with PyPI packages"
+    )
 
 
 def test_the_pip_path_reads_environment_yml_through_the_approximation(
