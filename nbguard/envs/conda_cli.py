@@ -39,12 +39,16 @@ class Tool:
         """The solution, with the preferred records' versions kept: the tools take no
         preferences, so they are asked first as exact specs, then (when that cannot be
         solved) left free. A lifted request is asked the same way, base's versions first."""
-        preferred = _preferred(request.preferred)
+        preferred = dict(_preferred(request.preferred))
         if preferred:
-            named = {_spec_name(spec) for spec in request.specs}
-            kept = [f"{name} =={version}" for name, version in preferred if name not in named]
+            # A spec that constrains a package wins over its preference; a bare name takes it.
+            constrained = {
+                _spec_name(spec) for spec in request.specs if spec.strip() != _spec_name(spec)
+            }
+            kept = [f"{n} =={v}" for n, v in preferred.items() if n not in constrained]
+            free = [spec for spec in request.specs if spec.strip() not in preferred]
             try:
-                return self._solve(request.channels, [*request.specs, *kept], cache_dir)
+                return self._solve(request.channels, [*free, *kept], cache_dir)
             except ResolutionError:
                 pass  # a pin moves what it must: solved again without the preferences
         return self._solve(request.channels, request.specs, cache_dir)
