@@ -134,9 +134,11 @@ def test_the_colab_preset_builds_from_a_saved_snapshot(
     data = json.loads(report.read_text())
     colab = data["envs"]["colab"]
     assert colab["packages"]["nbguard-demo-wobble"] == "1.0"
+    # What no index serves is left out before resolving (offline, a URL line would fail it).
     assert colab["notes"] == [
-        "left out of the Colab runtime: google-colab (installed from Colab's own disk), "
-        "nbguard-demo-sdist-only==1.0 (no wheel for this machine)"
+        "left out of the Colab runtime: colab-course-tools (an editable install on Colab), "
+        "google-colab (installed from Colab's own disk), torch 2.5.1+cu124 (a direct URL on "
+        "download.pytorch.org), nbguard-demo-sdist-only==1.0 (no wheel for this machine)"
     ]
     # Under the env's line in the terminal too (wrapped at the console's width).
     assert "nbguard-demo-sdist-only==1.0 (no wheel for this machine)" in " ".join(out.split())
