@@ -204,3 +204,41 @@ def test_an_unsolvable_environment_yml_names_the_spec(tmp_path: Path, env_cache:
 
     with pytest.raises(ResolutionError, match="condaphys"):
         _solve(conda.read(environment), interpreters.find(None), env_cache)
+
+
+def test_py_rattler_keeps_an_envs_linked_versions_and_lifts_to_the_lowest_that_fit(
+    tmp_path: Path, env_cache: Path
+) -> None:
+    """What blame's conda variants stand on: the records an env's conda-meta holds are the
+    solver's preferences (condaphys stays 1.0 though 2.0 is newer), and a lift to another
+    Python swaps the stand-in and takes the lowest versions at or above the env's."""
+    channel = build_channel(tmp_path)
+    python = interpreters.find(None)
+    solver = conda_build.Rattler()
+    standin = conda_build.standin_channel(python, env_cache)
+    locked = _solve(conda.read(_environment(tmp_path, "condaphys=1.0", channel)), python, env_cache)
+    prefix = tmp_path / "prefix"
+    assert solver.install(locked, prefix, env_cache) is None
+    (record,) = (prefix / "conda-meta").glob("condaphys-*.json")
+
+    kept = conda_build.SolveRequest((standin, channel.as_uri()), ("condaphys",), (record,))
+    solved = conda_build._solve(solver, kept, python, env_cache)
+    assert {r.name: r.version for r in solved}["condaphys"] == "1.0"
+
+    newer = interpreters.Interpreter(python.executable, f"{PYTHON}.99", "CPython", python.platform)
+    lifted = conda_build.SolveRequest(
+        (conda_build.standin_channel(newer, env_cache), channel.as_uri()),
+        ("condaphys >=1.0",),
+        lowest=True,
+    )
+    solved = conda_build._solve(solver, lifted, newer, env_cache)
+    assert sorted((r.name, r.version, r.build) for r in solved) == [
+        ("condaphys", "1.0", "pyh_0"),
+        ("python", f"{PYTHON}.99", "nbguard_0"),
+    ]
+
+
+def _environment(folder: Path, spec: str, channel: Path) -> Path:
+    path = folder / "environment.yml"
+    path.write_text(f"channels: [{channel.as_uri()}]\ndependencies:\n  - {spec}\n", "utf-8")
+    return path
