@@ -115,17 +115,16 @@ def build(spec: EnvSpec, options: BuildOptions, interp: Interpreter, progress: P
         return failed(
             spec.name, interp, f"cannot solve the conda env {spec.name!r}: {exc}", started
         )
-    resolver = resolvers.for_options(options)
-    how = lockfiles.Request("", repr(spec), "", upgrade=spec.upgrade, prerelease=spec.prerelease)
     try:
         pip_lock = _pip_layer(
             f"the pip section of env {spec.name!r}",
             [*wanted.pip, *spec.pins],
             _python_packages(records),
             interp,
-            resolver,
             options,
-            how,
+            key=repr(spec),
+            upgrade=spec.upgrade,
+            prerelease=spec.prerelease,
         )
     except ResolutionError as exc:
         return failed(spec.name, interp, str(exc), started)
@@ -189,7 +188,6 @@ def build_variant(
     except ResolutionError as exc:
         return failed(name, interp, f"cannot solve the conda env {name!r}: {exc}", started)
     provided = _provided(records)
-    provided = _provided(records)
     base_pip = {n: v for n, v in parse_pins(base_lock).items() if n not in provided}
     others = [
         line
@@ -203,25 +201,18 @@ def build_variant(
     ]
     preference = "" if lift else "".join(f"{n}=={v}\n" for n, v in sorted(base_pip.items()))
     probe = wheels_only or lift
-    resolver = resolvers.for_options(options)
-    how = lockfiles.Request(
-        "",
-        f"variant {prerelease} {probe} {lift} {sorted(wanted.items())}",
-        "",
-        prerelease=prerelease,
-        preferred=preference,
-        wheels_only=probe,
-        lowest=lift,
-    )
     try:
         pip_lock = _pip_layer(
             f"the pip layer of {name}",
             [*lines, *others],
             _python_packages(records),
             interp,
-            resolver,
             options,
-            how,
+            key=f"variant {probe} {lift}",
+            prerelease=prerelease,
+            preferred=preference,
+            wheels_only=probe,
+            lowest=lift,
         )
     except ResolutionError as exc:
         return failed(name, interp, str(exc), started)
@@ -321,14 +312,19 @@ def _pip_layer(
     lines: Sequence[str],
     provided: dict[str, str],
     interp: Interpreter,
-    resolver: resolvers.Resolver,
     options: BuildOptions,
-    how: lockfiles.Request,
+    *,
+    key: str,
+    upgrade: bool = False,
+    prerelease: bool = False,
+    preferred: str = "",
+    wheels_only: bool = False,
+    lowest: bool = False,
 ) -> str:
     """`lines` and ipykernel, resolved with the Python packages conda installs held at their
     versions (a constraint: a pip package that needs another numpy fails to resolve, as it
-    would fail in a conda env) and without reinstalling them. `how`: the policy (upgrade,
-    preferences, wheels only…) and, as its stem, what else the cached lock depends on."""
+    would fail in a conda env) and without reinstalling them; the rest as lockfiles.Request
+    has it. `key`: what else the cached lock depends on."""
     named = {line_name(line) for line in lines}
     wanted = [*lines, *(r for r in KERNEL_REQUIREMENTS if canonical(r) not in {*provided, *named})]
     if not wanted:
@@ -344,16 +340,18 @@ def _pip_layer(
     partial.write_text(held, encoding="utf-8")
     partial.replace(constraints)  # a concurrent run reads the whole file, never half of it
     text = "\n".join([*wanted, f"-c {constraints}", ""])
+    resolver = resolvers.for_options(options)
     inputs = [text, held, interp.version, interp.platform, resolver.name, repr(options.sources)]
+    inputs += [key, preferred, f"prerelease={prerelease} wheels={wheels_only} lowest={lowest}"]
     request = lockfiles.Request(
         what=what,
-        stem=lockfiles.key(*inputs, how.stem, how.preferred),
+        stem=lockfiles.key(*inputs),
         text=text,
-        upgrade=how.upgrade,
-        prerelease=how.prerelease,
-        preferred=how.preferred,
-        wheels_only=how.wheels_only,
-        lowest=how.lowest,
+        upgrade=upgrade,
+        prerelease=prerelease,
+        preferred=preferred,
+        wheels_only=wheels_only,
+        lowest=lowest,
     )
     lock = lockfiles.resolve(request, interp, resolver, options.cache_dir)
     return "".join(f"{line}\n" for line in lock.splitlines() if line_name(line) not in provided)

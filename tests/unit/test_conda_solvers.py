@@ -274,9 +274,10 @@ def test_a_conda_envs_variant_is_solved_by_conda_with_its_records_preferred(
     monkeypatch.setattr(conda_build, "solver_for", lambda options: solver)
     pip_layers: list[tuple[list[str], dict[str, str], str]] = []
 
-    def pip_layer(what: str, lines: Sequence[str], provided: dict[str, str], *rest: Any) -> str:
-        how = rest[-1]
-        pip_layers.append((list(lines), provided, how.preferred))
+    def pip_layer(
+        what: str, lines: Sequence[str], provided: dict[str, str], *args: Any, **how: Any
+    ) -> str:
+        pip_layers.append((list(lines), provided, how["preferred"]))
         return "nbguard-demo-wobble==1.0\nipykernel==6.29.5\n"
 
     monkeypatch.setattr(conda_build, "_pip_layer", pip_layer)
@@ -312,7 +313,7 @@ def test_a_conda_envs_lift_to_another_python_moves_the_stand_in_and_floors_the_r
     base = conda_env(tmp_path)
     solver = RecordingSolver({})
     monkeypatch.setattr(conda_build, "solver_for", lambda options: solver)
-    monkeypatch.setattr(conda_build, "_pip_layer", lambda *args: "ipykernel==6.29.5\n")
+    monkeypatch.setattr(conda_build, "_pip_layer", lambda *a, **k: "ipykernel==6.29.5\n")
 
     env = conda_build.build_variant(
         "upcoming-probe",
