@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from nbguard import envs, settings
 from nbguard.envs import cache, conda, conda_build, conda_cli
 from nbguard.envs.interpreters import Interpreter
 from nbguard.envs.resolvers import BuildOptions, Sources
@@ -109,6 +110,14 @@ def test_auto_takes_a_conda_tool_on_path_when_py_rattler_is_missing(
         conda.solver("conda")
     solver = conda_build.solver_for(options(tmp_path))
     assert solver.name == f"micromamba at {tmp_path / 'bin' / 'micromamba'}"
+    # The terminal says which tool solves the declaration.
+    environment = tmp_path / "environment.yml"
+    environment.write_text("channels: [conda-forge]\ndependencies:\n  - root=6.30\n")
+    spec = settings.EnvSpec("locked", requirements=environment)
+    assert envs.notes(spec, INTERP, options(tmp_path)) == [
+        f"env locked: environment.yml solved by conda ({solver.name}), as declared, "
+        "channels conda-forge"
+    ]
 
 
 def test_a_tool_solves_with_a_dry_run_and_links_the_explicit_list_into_the_venv(
