@@ -13,6 +13,7 @@ included: they load into any CPython of the same minor version) install the same
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import io
 import json
@@ -157,36 +158,36 @@ def build_variant(
     exact (`name ==version`) and every other package at base's version where the pins allow
     it (base's records as the solver's preferences); base's pip layer resolved again on top
     the way the pip path's variants are. A pin goes to the pip layer when base installed that
-    package with pip, to conda otherwise. `lift`: base's packages at the lowest versions ≥
-    base's that fit `interp`."""
+    package with pip, to conda when conda did; one base has neither way (a package the other
+    env has) is asked of conda first, then of pip. `lift`: base's packages at the lowest
+    versions ≥ base's that fit `interp`."""
     started = time.monotonic()
     home = _home(base)
     assert home is not None
-    channels = _stored_channels(home)
     installed = _installed(home)
     wanted = {canonical(package): version for package, version in pins.items()}
     base_lock = cache.built_lock(base) or ""
     pip_names = {line_name(line) for line in lock_requirements(base_lock)}
     conda_pins = {n: v for n, v in wanted.items() if n not in pip_names}
-    pip_pins = {n: v for n, v in wanted.items() if n in pip_names}
     solver = solver_for(options)
     shown = ", ".join(f"{n}=={v}" for n, v in sorted(wanted.items())) or "as is"
     progress(f"solving {name} (conda, {solver.name}, Python {interp.version}: {shown})")
-    conda_name = {canonical(record.name): record.name for record in installed}
-    specs = [f"{conda_name.get(n, n)} =={v}" for n, v in sorted(conda_pins.items())]
-    kept = [record for record in installed if canonical(record.name) not in conda_pins]
-    specs += [f"{r.name} >={r.version}" if lift else r.name for r in kept]
-    preferred = () if lift else tuple(record.path for record in kept)
-    request = SolveRequest(
-        (standin_channel(interp, options.cache_dir), *channels),
-        tuple(specs),
-        preferred=preferred,
-        lowest=lift,
-    )
+    solve = functools.partial(_solve_variant, solver, interp, home, installed, lift, options)
     try:
-        records = _solve(solver, request, interp, options.cache_dir)
+        records = solve(conda_pins)
     except ResolutionError as exc:
-        return failed(name, interp, f"cannot solve the conda env {name!r}: {exc}", started)
+        why = f"cannot solve the conda env {name!r}: {exc}"
+        linked = {canonical(record.name) for record in installed}
+        known = {n: v for n, v in conda_pins.items() if n in linked}
+        if known == conda_pins:
+            return failed(name, interp, why, started)
+        try:
+            records = solve(known)
+        except ResolutionError:
+            return failed(name, interp, why, started)
+        conda_pins = known
+    pip_pins = {n: v for n, v in wanted.items() if n not in conda_pins}
+    channels = _stored_channels(home)
     provided = _provided(records)
     base_pip = {n: v for n, v in parse_pins(base_lock).items() if n not in provided}
     others = [
@@ -222,6 +223,30 @@ def build_variant(
     return _materialize(
         name, interp, pip_lock, records, channels, solver, options, progress, started, probe=probe
     )
+
+
+def _solve_variant(
+    solver: Solver,
+    interp: Interpreter,
+    home: Path,
+    installed: Sequence[_Linked],
+    lift: bool,
+    options: BuildOptions,
+    conda_pins: Mapping[str, str],
+) -> list[Solved]:
+    """The conda packages of a variant: the pins exact, the rest of base's by name with its
+    records preferred (or, lifted, at least base's versions, the lowest that fit)."""
+    conda_name = {canonical(record.name): record.name for record in installed}
+    specs = [f"{conda_name.get(n, n)} =={v}" for n, v in sorted(conda_pins.items())]
+    kept = [record for record in installed if canonical(record.name) not in conda_pins]
+    specs += [f"{r.name} >={r.version}" if lift else r.name for r in kept]
+    request = SolveRequest(
+        (standin_channel(interp, options.cache_dir), *_stored_channels(home)),
+        tuple(specs),
+        preferred=() if lift else tuple(record.path for record in kept),
+        lowest=lift,
+    )
+    return _solve(solver, request, interp, options.cache_dir)
 
 
 def _materialize(

@@ -339,3 +339,36 @@ def test_a_conda_envs_lift_to_another_python_moves_the_stand_in_and_floors_the_r
     assert request.specs == ("condahelp >=1.3", "condaphys >=2.0", "python ==3.12.4 nbguard_0")
     assert request.lowest and not request.preferred
     assert "python-3.12.4" in request.channels[0]  # the stand-in channel of the new Python
+
+
+def test_a_pin_on_a_package_conda_cannot_find_goes_to_the_pip_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package the other env has and this one lacks is asked of conda, then of pip."""
+    base = conda_env(tmp_path)
+    solver = RecordingSolver({"condahelp": "1.3", "condaphys": "2.0"})
+    refuse = solver.solve
+
+    def solve(request: conda_build.SolveRequest, cache_dir: Path) -> list[conda_build.Solved]:
+        if any(spec.startswith("pipgone") for spec in request.specs):
+            solver.requests.append(request)
+            raise ResolutionError("nothing provides pipgone ==0.3")
+        return refuse(request, cache_dir)
+
+    monkeypatch.setattr(solver, "solve", solve)
+    monkeypatch.setattr(conda_build, "solver_for", lambda options: solver)
+    pip_lines: list[str] = []
+
+    def pip_layer(what: str, lines: Sequence[str], *args: Any, **how: Any) -> str:
+        pip_lines.extend(lines)
+        return "pipgone==0.3\n"
+
+    monkeypatch.setattr(conda_build, "_pip_layer", pip_layer)
+
+    env = conda_build.build_variant(
+        "upcoming-probe", INTERP, base, {"pipgone": "0.3"}, options(tmp_path), resolve_only=True
+    )
+
+    assert env.error is None and env.packages["pipgone"] == "0.3"
+    assert [r.specs[0] for r in solver.requests] == ["pipgone ==0.3", "condahelp"]
+    assert "pipgone==0.3" in pip_lines
