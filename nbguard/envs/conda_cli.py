@@ -38,7 +38,9 @@ class Tool:
     def solve(self, request: SolveRequest, cache_dir: Path) -> list[Solved]:
         """The solution, with the preferred records' versions kept: the tools take no
         preferences, so they are asked first as exact specs, then (when that cannot be
-        solved) left free. A lifted request is asked the same way, base's versions first."""
+        solved) left free. Nor do they solve for the lowest versions: a lifted request asks
+        for its floors exactly first, then for the newest above them."""
+        attempts: list[list[str]] = []
         preferred = dict(_preferred(request.preferred))
         if preferred:
             # A spec that constrains a package wins over its preference; a bare name takes it.
@@ -47,10 +49,14 @@ class Tool:
             }
             kept = [f"{n} =={v}" for n, v in preferred.items() if n not in constrained]
             free = [spec for spec in request.specs if spec.strip() not in preferred]
+            attempts.append([*free, *kept])
+        if request.lowest:
+            attempts.append([spec.replace(" >=", " ==", 1) for spec in request.specs])
+        for specs in attempts:
             try:
-                return self._solve(request.channels, [*free, *kept], cache_dir)
+                return self._solve(request.channels, specs, cache_dir)
             except ResolutionError:
-                pass  # a pin moves what it must: solved again without the preferences
+                continue  # a pin moves what it must: asked again with less held
         return self._solve(request.channels, request.specs, cache_dir)
 
     def _solve(

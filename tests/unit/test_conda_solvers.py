@@ -53,7 +53,11 @@ if args[0] == "create":
     link = []
     for spec in operands:
         name, _, rest = spec.partition(" ")
-        version = rest.lstrip("=").split()[0] if rest else available[name][-1]
+        version = rest.lstrip("=>").split()[0] if rest else available[name][-1]
+        if rest.startswith(">="):  # the newest at or above the floor
+            floor = [int(part) for part in version.split(".")]
+            fits = [v for v in available[name] if [int(p) for p in v.split(".")] >= floor]
+            version = fits[-1] if fits else version
         build = rest.split()[1] if name == "python" else "pyh_0"
         if name != "python" and version not in available.get(name, []):
             answer(False, message=f"nothing provides requested {spec}")
@@ -199,6 +203,13 @@ def test_a_tool_keeps_preferred_versions_when_it_can_and_lets_them_move_when_not
     )
     assert [(p.name, p.version) for p in solved] == [("condaphys", "2.0")]
     assert [c["argv"][-1] for c in calls(fake_tool)[-2:]] == ["condaphys ==0.5", "condaphys"]
+
+    # Lifted: the floor itself first (the tools have no "lowest" strategy), else the newest.
+    lifted = conda_build.SolveRequest(("file:///c",), ("condaphys >=1.0",), lowest=True)
+    assert [p.version for p in solver.solve(lifted, tmp_path)] == ["1.0"]
+    lifted = conda_build.SolveRequest(("file:///c",), ("condaphys >=1.5",), lowest=True)
+    assert [p.version for p in solver.solve(lifted, tmp_path)] == ["2.0"]
+    assert [c["argv"][-1] for c in calls(fake_tool)[-2:]] == ["condaphys ==1.5", "condaphys >=1.5"]
 
 
 def test_conda_style_answers_are_completed_from_their_fetch_actions(tmp_path: Path) -> None:
