@@ -38,7 +38,7 @@ from nbguard.envs.requirements import (
     parse_pins,
 )
 from nbguard.envs.resolvers import BuildOptions
-from nbguard.errors import ResolutionError
+from nbguard.errors import EnvironmentBuildError, ResolutionError
 from nbguard.model import EnvInfo
 from nbguard.settings import EnvSpec
 
@@ -93,6 +93,11 @@ def solver_for(options: BuildOptions) -> Solver:
     chosen = conda.solver(options.conda_solver)
     if chosen == "rattler":
         return Rattler()
+    if chosen == "pypi":
+        raise EnvironmentBuildError(
+            "a conda env needs a conda solver: pip install 'nbguard[conda]', or put micromamba, "
+            "mamba or conda on PATH"
+        )
     from nbguard.envs import conda_cli  # builds on this module
 
     return conda_cli.Tool(chosen, conda.tool_path(chosen))
