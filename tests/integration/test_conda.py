@@ -17,12 +17,14 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from nbguard import cli
-from nbguard.envs import conda, conda_build, interpreters
+from nbguard.envs import cache, conda, conda_build, interpreters
+from nbguard.envs.resolvers import BuildOptions, Sources
 from nbguard.errors import ResolutionError
+from nbguard.model import EnvInfo
 from tests.support.conda_channel import build_channel
 from tests.support.courses import FIXTURES, make_course, snapshot
 from tests.support.procs import live_kernels
-from tests.support.wheels import offline_args
+from tests.support.wheels import kernel_wheelhouse, offline_args
 
 PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -100,6 +102,22 @@ def test_an_environment_yml_course_runs_end_to_end_in_conda_envs(
     assert again["envs"]["locked"]["fingerprint"] == data["envs"]["locked"]["fingerprint"]
     culprit = {nb["path"]: nb for nb in again["notebooks"]}["energy.ipynb"]["culprit"]
     assert (culprit["package"], culprit["evidence"]) == ("condaphys", "confirmed"), culprit
+
+    # Blame's Python axis on a conda env: locked lifted to another Python swaps the stand-in
+    # and keeps the lowest versions that fit (resolved only: this machine has one Python).
+    locked = data["envs"]["locked"]
+    home = cache.env_dir(env_cache, locked["fingerprint"])
+    base = EnvInfo("locked", PYTHON, locked["packages"], locked["fingerprint"], home / "bin/python")
+    python = interpreters.find(None)
+    newer = interpreters.Interpreter(python.executable, f"{PYTHON}.99", "CPython", python.platform)
+    links = (str(kernel_wheelhouse()), str(fixture_wheels))
+    options = BuildOptions("uv", Sources(find_links=links, no_index=True), env_cache, "rattler")
+    lifted = conda_build.build_variant(
+        "upcoming-probe", newer, base, {}, options, lift=True, resolve_only=True
+    )
+    assert lifted.error is None, lifted.error
+    assert lifted.python == f"{PYTHON}.99"
+    assert (lifted.packages["condaphys"], lifted.packages["nbguard-demo-wobble"]) == ("1.0", "1.0")
     assert snapshot(conda_course) == before
     assert not live_kernels(marker=str(env_cache))  # none of this run's kernels survives
 
