@@ -161,7 +161,8 @@ def config_text(guess: Guess, *, prefix: str) -> str:
     if any(name and name.endswith((".yml", ".yaml")) for name in (guess.pinned, guess.loose)):
         lines += [
             "# The conda environment is solved by conda (py-rattler) when nbguard[conda] is",
-            '# installed, else approximated with PyPI packages ("rattler" or "pypi" forces one):',
+            "# installed, else by micromamba, mamba or conda on PATH, else approximated with",
+            '# PyPI packages ("rattler", "micromamba", "mamba", "conda" or "pypi" forces one):',
             '# conda-solver = "auto"',
         ]
     lines += ["", f"[{prefix}envs.locked]"]

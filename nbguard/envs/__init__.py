@@ -9,7 +9,8 @@ cache         the env cache: fingerprint, the marker written last, reuse checks,
 builds        a course env from its spec; any lock → a ready venv; the course's package
 variants      blame's variant envs: a built env with a few packages pinned elsewhere
 conda         conda declarations read (environment.yml, conda locks); relaxed; PyPI approximation
-conda_build   conda envs solved and linked by py-rattler into a venv of the found interpreter
+conda_build   conda envs (and their blame variants) solved and linked into a venv of the interpreter
+conda_cli     conda, mamba or micromamba on PATH as the conda solver
 declared      what the terminal says about how an env's declaration is read
 colab         the Google Colab runtime as an env: the saved snapshot, fetching a new one
 """

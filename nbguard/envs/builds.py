@@ -42,7 +42,7 @@ def build(
         from nbguard.envs import colab  # it builds on this module
 
         return colab.build(spec, options, interp, progress)
-    if conda.is_conda(spec.requirements) and conda.solver(options.conda_solver) == "rattler":
+    if conda.is_conda(spec.requirements) and conda.solver(options.conda_solver) != "pypi":
         from nbguard.envs import conda_build  # it builds on this module
 
         return conda_build.build(spec, options, interp, progress)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
@@ -108,9 +109,10 @@ def _body(text: str) -> list[str]:
 
 
 def build(spec: EnvSpec, options: BuildOptions, interp: Interpreter, progress: Progress) -> EnvInfo:
-    """The Colab runtime's packages on `interp` as a cached env. Packages installed on Colab
-    from its own disk (`pkg @ file:///…`) and versions with no wheel for this machine are left
-    out and named (the env's `error` stays None: the rest is what a notebook can use)."""
+    """The Colab runtime's packages on `interp` as a cached env. What no index serves (a
+    file on Colab's disk, a direct URL, a VCS or editable install) and versions with no wheel
+    for this machine are left out and named (the env's `error` stays None: the rest is what
+    a notebook can use)."""
     started = time.monotonic()
     assert spec.requirements is not None
     resolver = resolvers.for_options(options)
@@ -129,19 +131,62 @@ def build(spec: EnvSpec, options: BuildOptions, interp: Interpreter, progress: P
 
 
 def installable(snapshot: str) -> tuple[list[str], list[str]]:
-    """The snapshot's requirement lines anyone can install, and the ones only Colab can
-    (a file on Colab's own disk), named."""
+    """The snapshot's requirement lines an index can serve, and the ones it cannot, named
+    with why: a file on Colab's own disk, a direct URL (a wheel built for Colab's CUDA, say),
+    a VCS checkout, an editable install. Such a line would make the whole resolution fail
+    (offline, or where the URL is not reachable) for one package."""
     lines: list[str] = []
     left_out: list[str] = []
     for raw in snapshot.splitlines():
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
-        if re.search(r"@\s*file:", line):
-            left_out.append(f"{line_name(line) or line} (installed from Colab's own disk)")
+        why = _not_from_an_index(line)
+        if why is not None:
+            left_out.append(f"{_name(line)} ({why})")
             continue
         lines.append(line)
     return lines, left_out
+
+
+# `name @ URL`, or a bare URL or path in place of a requirement.
+_DIRECT = re.compile(r"^(?:[A-Za-z0-9][\w.-]*(?:\[[^\]]*\])?\s*@\s*)?(?P<url>\S+)")
+_VCS = ("git+", "hg+", "svn+", "bzr+")
+
+
+def _not_from_an_index(line: str) -> str | None:
+    """Why a snapshot line is not a requirement an index serves; None when it is."""
+    if line.startswith(("-e ", "--editable")):
+        return "an editable install on Colab"
+    if line.startswith("-"):
+        return "a pip option, not a package"
+    if "@" not in line and not re.match(r"^(?:[a-z][a-z0-9+.-]*://|/|\.)", line):
+        return None
+    url = _DIRECT.match(line)
+    target = url.group("url") if url else line
+    if target.startswith("file:") or target.startswith(("/", ".")):
+        return "installed from Colab's own disk"
+    if target.startswith(_VCS):
+        return "a VCS checkout"
+    host = re.match(r"^[a-z][a-z0-9+.-]*://([^/@]+@)?([^/:]+)", target)
+    return f"a direct URL on {host.group(2)}" if host else "a direct reference"
+
+
+def _name(line: str) -> str:
+    """What a left-out line installs, as the note names it: the name (and the version a wheel
+    file name carries), an editable's `#egg=` name, or a pip option's flag (never its value:
+    an index URL may hold a token)."""
+    egg = re.search(r"[#&]egg=([A-Za-z0-9][\w.-]*)", line)
+    if egg:
+        return canonical(egg.group(1))
+    if line.startswith("-") and not line.startswith(("-e ", "--editable")):
+        return line.split()[0].split("=", 1)[0]
+    named = line_name(line) if "://" not in line.split("@", 1)[0] else None
+    filename = urllib.parse.unquote(line.rstrip("/").rsplit("/", 1)[-1].split("#", 1)[0])
+    wheel = re.match(r"^([A-Za-z0-9][\w.]*)-([^-]+)-.*\.whl$", filename)
+    if wheel:
+        return f"{named or canonical(wheel.group(1))} {wheel.group(2)}"
+    return named or filename or line
 
 
 def resolve_wheels(

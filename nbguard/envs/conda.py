@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,18 +51,43 @@ def is_conda(path: Path | None) -> bool:
         return False
 
 
+# conda-like tools nbguard can drive from PATH when py-rattler is not installed, in the order
+# `auto` prefers them (micromamba: one static binary, the quickest to start).
+TOOLS = ("micromamba", "mamba", "conda")
+
+
+def tool_path(name: str) -> Path | None:
+    """Where the conda-like tool `name` is on PATH, if it is."""
+    found = shutil.which(name)
+    return Path(found) if found else None
+
+
 def solver(setting: str) -> str:
-    """The conda-solver setting made concrete: "rattler" or "pypi"; raises
-    EnvironmentBuildError when rattler is asked for and not installed."""
+    """The conda-solver setting made concrete: "rattler", a tool of TOOLS, or "pypi"; raises
+    EnvironmentBuildError when a solver is asked for and not there."""
     available = importlib.util.find_spec("rattler") is not None
     if setting == "rattler" and not available:
         raise EnvironmentBuildError(
             "conda-solver = 'rattler' but py-rattler is not installed: "
             "pip install 'nbguard[conda]' (or conda-solver = 'pypi' for the PyPI approximation)"
         )
+    if setting in TOOLS and tool_path(setting) is None:
+        raise EnvironmentBuildError(
+            f"conda-solver = {setting!r} but there is no {setting} on PATH "
+            "(or conda-solver = 'pypi' for the PyPI approximation)"
+        )
     if setting == "auto":
-        return "rattler" if available else "pypi"
+        if available:
+            return "rattler"
+        return next((tool for tool in TOOLS if tool_path(tool) is not None), "pypi")
     return setting
+
+
+def solver_label(chosen: str) -> str:
+    """How the terminal names a solver: "py-rattler", "micromamba at /usr/bin/micromamba"."""
+    if chosen == "rattler":
+        return "py-rattler"
+    return f"{chosen} at {tool_path(chosen)}"
 
 
 def read(path: Path) -> CondaEnv:

@@ -11,7 +11,7 @@ from nbguard.settings import EnvSpec
 
 def notes(spec: EnvSpec, interp: Interpreter, options: BuildOptions) -> list[str]:
     """One line per thing a user should know about how `spec` becomes an env; raises
-    EnvironmentBuildError (exit 2) when conda-solver = 'rattler' and py-rattler is missing."""
+    EnvironmentBuildError (exit 2) when the conda solver the setting names is not there."""
     lines: list[str] = []
     if spec.python_from is not None:
         lines.append(f"env {spec.name}: Python {interp.version} (from {spec.python_from})")
@@ -19,10 +19,12 @@ def notes(spec: EnvSpec, interp: Interpreter, options: BuildOptions) -> list[str
         return lines
     declared = conda.read(spec.requirements)
     name = spec.requirements.name
-    if conda.solver(options.conda_solver) == "rattler":
+    chosen = conda.solver(options.conda_solver)
+    if chosen != "pypi":
         how = "relaxed to the newest releases" if spec.upgrade else "as declared"
+        by = conda.solver_label(chosen)
         lines.append(
-            f"env {spec.name}: {name} solved by conda (py-rattler), {how}, channels "
+            f"env {spec.name}: {name} solved by conda ({by}), {how}, channels "
             + ", ".join(declared.channels)
         )
         return lines
@@ -30,7 +32,7 @@ def notes(spec: EnvSpec, interp: Interpreter, options: BuildOptions) -> list[str
     why = (
         "conda-solver = 'pypi'"
         if options.conda_solver == "pypi"
-        else "no conda solver (pip install 'nbguard[conda]')"
+        else "no conda solver (pip install 'nbguard[conda]', or micromamba, mamba or conda on PATH)"
     )
     lines.append(
         f"env {spec.name}: {why}: {name} approximated with PyPI packages; "

@@ -48,7 +48,24 @@ def build_variant(
     wheel for `interp` makes the resolution fail in seconds, naming it, instead of a build.
     Either makes a probe env: no bytecode compiled. `resolve_only`: the lock's packages
     without building the env (no fingerprint, no interpreter): what the env would hold, in
-    the seconds a resolution takes, so blame builds only the probes that can answer."""
+    the seconds a resolution takes, so blame builds only the probes that can answer.
+
+    A variant of a conda env is solved by conda the same way (conda_build.build_variant)."""
+    from nbguard.envs import conda_build  # lazily: a start-up never pays for conda's machinery
+
+    if conda_build.is_conda_env(base):
+        return conda_build.build_variant(
+            name,
+            interp,
+            base,
+            pins,
+            options,
+            prerelease=prerelease,
+            progress=progress,
+            wheels_only=wheels_only,
+            lift=lift,
+            resolve_only=resolve_only,
+        )
     started = time.monotonic()
     resolver = resolvers.for_options(options)
     wanted = {canonical(package): version for package, version in pins.items()}

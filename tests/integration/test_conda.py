@@ -17,12 +17,14 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from nbguard import cli
-from nbguard.envs import conda, conda_build, interpreters
+from nbguard.envs import cache, conda, conda_build, interpreters
+from nbguard.envs.resolvers import BuildOptions, Sources
 from nbguard.errors import ResolutionError
+from nbguard.model import EnvInfo
 from tests.support.conda_channel import build_channel
 from tests.support.courses import FIXTURES, make_course, snapshot
 from tests.support.procs import live_kernels
-from tests.support.wheels import offline_args
+from tests.support.wheels import kernel_wheelhouse, offline_args
 
 PYTHON = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -92,11 +94,30 @@ def test_an_environment_yml_course_runs_end_to_end_in_conda_envs(
     )
     assert notebooks["mean.ipynb"]["runs"]["locked"]["status"] == "ok"
 
-    # The second run reuses both conda envs from the cache.
-    assert cli.main(args) == 1
+    # The second run reuses both conda envs from the cache; blame confirms the conda-only
+    # culprit with a probe env conda solves (upcoming with condaphys back at 1.0).
+    assert cli.main([*args, "--blame"]) == 1
     again = json.loads(report.read_text())
     assert again["envs"]["locked"]["reused"] and again["envs"]["upcoming"]["reused"]
     assert again["envs"]["locked"]["fingerprint"] == data["envs"]["locked"]["fingerprint"]
+    culprit = {nb["path"]: nb for nb in again["notebooks"]}["energy.ipynb"]["culprit"]
+    assert (culprit["package"], culprit["evidence"]) == ("condaphys", "confirmed"), culprit
+
+    # Blame's Python axis on a conda env: locked lifted to another Python swaps the stand-in
+    # and keeps the lowest versions that fit (resolved only: this machine has one Python).
+    locked = data["envs"]["locked"]
+    home = cache.env_dir(env_cache, locked["fingerprint"])
+    base = EnvInfo("locked", PYTHON, locked["packages"], locked["fingerprint"], home / "bin/python")
+    python = interpreters.find(None)
+    newer = interpreters.Interpreter(python.executable, f"{PYTHON}.99", "CPython", python.platform)
+    links = (str(kernel_wheelhouse()), str(fixture_wheels))
+    options = BuildOptions("uv", Sources(find_links=links, no_index=True), env_cache, "rattler")
+    lifted = conda_build.build_variant(
+        "upcoming-probe", newer, base, {}, options, lift=True, resolve_only=True
+    )
+    assert lifted.error is None, lifted.error
+    assert lifted.python == f"{PYTHON}.99"
+    assert (lifted.packages["condaphys"], lifted.packages["nbguard-demo-wobble"]) == ("1.0", "1.0")
     assert snapshot(conda_course) == before
     assert not live_kernels(marker=str(env_cache))  # none of this run's kernels survives
 
@@ -131,9 +152,11 @@ def test_the_colab_preset_builds_from_a_saved_snapshot(
     data = json.loads(report.read_text())
     colab = data["envs"]["colab"]
     assert colab["packages"]["nbguard-demo-wobble"] == "1.0"
+    # What no index serves is left out before resolving (offline, a URL line would fail it).
     assert colab["notes"] == [
-        "left out of the Colab runtime: google-colab (installed from Colab's own disk), "
-        "nbguard-demo-sdist-only==1.0 (no wheel for this machine)"
+        "left out of the Colab runtime: colab-course-tools (an editable install on Colab), "
+        "google-colab (installed from Colab's own disk), torch 2.5.1+cu124 (a direct URL on "
+        "download.pytorch.org), nbguard-demo-sdist-only==1.0 (no wheel for this machine)"
     ]
     # Under the env's line in the terminal too (wrapped at the console's width).
     assert "nbguard-demo-sdist-only==1.0 (no wheel for this machine)" in " ".join(out.split())
@@ -171,15 +194,23 @@ def test_conda_locks_solve_to_their_exact_builds_and_relax_to_the_newest(
 
     for lock in (explicit, conda_lock):
         declared = conda.read(lock)
-        exact = conda_build._solve(declared, python, env_cache)
-        newest = conda_build._solve(conda.relaxed(declared), python, env_cache)
+        exact = _solve(declared, python, env_cache)
+        newest = _solve(conda.relaxed(declared), python, env_cache)
 
         # The interpreter's stand-in, and the package the lock names, exactly.
-        assert sorted((r.name.normalized, str(r.version), str(r.build)) for r in exact) == [
+        assert sorted((r.name, r.version, r.build) for r in exact) == [
             ("condaphys", "1.0", "pyh_0"),
             ("python", python.version, "nbguard_0"),
         ], lock.name
-        assert {r.name.normalized: str(r.version) for r in newest}["condaphys"] == "2.0"
+        assert {r.name: r.version for r in newest}["condaphys"] == "2.0"
+
+
+def _solve(
+    declared: conda.CondaEnv, python: interpreters.Interpreter, cache: Path
+) -> list[conda_build.Solved]:
+    channels = (conda_build.standin_channel(python, cache), *conda_build.channel_urls(declared))
+    request = conda_build.SolveRequest(channels, declared.specs)
+    return conda_build._solve(conda_build.Rattler(), request, python, cache)
 
 
 def test_an_unsolvable_environment_yml_names_the_spec(tmp_path: Path, env_cache: Path) -> None:
@@ -190,4 +221,42 @@ def test_an_unsolvable_environment_yml_names_the_spec(tmp_path: Path, env_cache:
     )
 
     with pytest.raises(ResolutionError, match="condaphys"):
-        conda_build._solve(conda.read(environment), interpreters.find(None), env_cache)
+        _solve(conda.read(environment), interpreters.find(None), env_cache)
+
+
+def test_py_rattler_keeps_an_envs_linked_versions_and_lifts_to_the_lowest_that_fit(
+    tmp_path: Path, env_cache: Path
+) -> None:
+    """What blame's conda variants stand on: the records an env's conda-meta holds are the
+    solver's preferences (condaphys stays 1.0 though 2.0 is newer), and a lift to another
+    Python swaps the stand-in and takes the lowest versions at or above the env's."""
+    channel = build_channel(tmp_path)
+    python = interpreters.find(None)
+    solver = conda_build.Rattler()
+    standin = conda_build.standin_channel(python, env_cache)
+    locked = _solve(conda.read(_environment(tmp_path, "condaphys=1.0", channel)), python, env_cache)
+    prefix = tmp_path / "prefix"
+    assert solver.install(locked, prefix, env_cache) is None
+    (record,) = (prefix / "conda-meta").glob("condaphys-*.json")
+
+    kept = conda_build.SolveRequest((standin, channel.as_uri()), ("condaphys",), (record,))
+    solved = conda_build._solve(solver, kept, python, env_cache)
+    assert {r.name: r.version for r in solved}["condaphys"] == "1.0"
+
+    newer = interpreters.Interpreter(python.executable, f"{PYTHON}.99", "CPython", python.platform)
+    lifted = conda_build.SolveRequest(
+        (conda_build.standin_channel(newer, env_cache), channel.as_uri()),
+        ("condaphys >=1.0",),
+        lowest=True,
+    )
+    solved = conda_build._solve(solver, lifted, newer, env_cache)
+    assert sorted((r.name, r.version, r.build) for r in solved) == [
+        ("condaphys", "1.0", "pyh_0"),
+        ("python", f"{PYTHON}.99", "nbguard_0"),
+    ]
+
+
+def _environment(folder: Path, spec: str, channel: Path) -> Path:
+    path = folder / "environment.yml"
+    path.write_text(f"channels: [{channel.as_uri()}]\ndependencies:\n  - {spec}\n", "utf-8")
+    return path

@@ -353,12 +353,18 @@ def test_asking_for_rattler_without_it_is_a_setup_error(
     environment_yml: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(conda.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(conda, "tool_path", lambda name: None)  # no conda tool on PATH either
     spec = settings.EnvSpec("locked", requirements=environment_yml)
 
     with pytest.raises(EnvironmentBuildError, match=r"nbguard\[conda\]"):
         envs.notes(spec, INTERP, options("rattler"))
+    with pytest.raises(EnvironmentBuildError, match="no micromamba on PATH"):
+        envs.notes(spec, INTERP, options("micromamba"))
     (line,) = envs.notes(spec, INTERP, options("auto"))
-    assert line.startswith("env locked: no conda solver (pip install 'nbguard[conda]')")
+    assert line.startswith(
+        "env locked: no conda solver (pip install 'nbguard[conda]', or micromamba, mamba or "
+        "conda on PATH): environment.yml approximated with PyPI packages"
+    )
 
 
 def test_the_pip_path_reads_environment_yml_through_the_approximation(
@@ -400,7 +406,7 @@ def test_colab_snapshot_saves_into_the_course_and_says_so(
     assert cli.main(["colab-snapshot", str(course), "--source", source]) == 0
 
     out = capsys.readouterr().out
-    assert "wrote" in out and "Colab's runtime is unchanged (Python 3.11.13, 3 packages)" in out
+    assert "wrote" in out and "Colab's runtime is unchanged (Python 3.11.13, 5 packages)" in out
     saved = (course / settings.COLAB_SNAPSHOT).read_text(encoding="utf-8")
     assert "google-colab @ file:///colabtools" in saved
 
@@ -440,7 +446,11 @@ def test_what_only_colab_can_install_is_named() -> None:
     lines, left_out = colab.installable(text)
 
     assert lines == ["nbguard-demo-sdist-only==1.0", "nbguard-demo-wobble==1.0"]
-    assert left_out == ["google-colab (installed from Colab's own disk)"]
+    assert left_out == [
+        "colab-course-tools (an editable install on Colab)",
+        "google-colab (installed from Colab's own disk)",
+        "torch 2.5.1+cu124 (a direct URL on download.pytorch.org)",
+    ]
 
 
 def test_versions_without_wheels_are_read_from_the_resolvers_failure() -> None:
