@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from nbguard import blame, compare, discover, envs, execute, fix, judge, proc, runspec, shard
+from nbguard import blame, compare, discover, envs, execute, judge, proc, runspec, shard
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import ConfigError, EnvironmentBuildError
 from nbguard.model import (
@@ -141,6 +141,8 @@ def run(
                 config, runner, interpreters, notebooks, reports, execution.envs, seen
             )
         if config.fix and not interrupted:
+            from nbguard import fix  # its own imports are heavy: only when fixing
+
             try:
                 reports = fix.propose(config, runner, notebooks, reports, execution.envs, seen.note)
             except (KeyboardInterrupt, Terminated):
@@ -327,7 +329,7 @@ def execute_all(
         def build(name: str) -> tuple[EnvInfo, list[Future[NotebookRun]]]:
             spec = config.env(name)
             env = runner.backend.build(spec, interpreters[name], lambda t: seen.env_step(name, t))
-            env = runner.prepare(env)
+            env = runner.prepare(runner.checked(env, notebooks))
             ready[name] = env
             runner.expect(env, len(notebooks))
             seen.env_ready(env)
