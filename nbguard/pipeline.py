@@ -34,6 +34,7 @@ from nbguard.model import (
     Report,
 )
 from nbguard.runner import Backend, Machine, Runner, guarded
+from nbguard.scheduling import LongestFirst
 from nbguard.settings import ALWAYS_EXCLUDED, Config
 
 T = TypeVar("T")
@@ -314,7 +315,9 @@ def execute_all(
         if name is not None and not cancelled.is_set():
             # Submitted before this run's future completes: every re-run is queued by the time
             # the first runs are all gathered.
-            reruns.append((notebook.path, workers.submit(rerun_one, notebook, ready[name])))
+            expected = runs[config.baseline].duration_s
+            rerun = order.submit(expected, partial(rerun_one, notebook, ready[name]))
+            reruns.append((notebook.path, rerun))
 
     def rerun_one(notebook: Notebook, env: EnvInfo) -> NotebookRun:
         if cancelled.is_set():
@@ -325,6 +328,7 @@ def execute_all(
         ThreadPoolExecutor(max_workers=len(config.envs), thread_name_prefix="env") as builders,
         ThreadPoolExecutor(max_workers=config.jobs, thread_name_prefix="kernel") as workers,
     ):
+        order = LongestFirst(workers)  # across envs: the second env's runs do not wait behind
 
         def build(name: str) -> tuple[EnvInfo, list[Future[NotebookRun]]]:
             spec = config.env(name)
@@ -340,7 +344,10 @@ def execute_all(
                     f"the baseline env {name!r} cannot be built, so there is nothing to compare "
                     f"with: {_first_line(env.error or 'unknown error')}"
                 )
-            return env, [workers.submit(run_one, notebook, env) for notebook in notebooks]
+            return env, [
+                order.submit(runner.expected(notebook, env), partial(run_one, notebook, env))
+                for notebook in notebooks
+            ]
 
         builds = [builders.submit(build, spec.name) for spec in config.envs]
         try:

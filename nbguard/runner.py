@@ -202,6 +202,12 @@ class Runner:
             return self.backend.verify(env)
         return env
 
+    def expected(self, notebook: Notebook, env: EnvInfo) -> float | None:
+        """How long `notebook`'s run in `env` took last time (the execution cache's stored
+        run), None when it never ran so (or changed since)."""
+        key = self.memo.key(notebook, env, self.parameters(notebook.path)) if env.ok else None
+        return None if key is None else self.memo.expected(key)
+
     def _misses(self, notebook: Notebook, env: EnvInfo) -> bool:
         key = self.memo.key(notebook, env, self.parameters(notebook.path))
         return key is None or self.memo.get(key, notebook, env) is None

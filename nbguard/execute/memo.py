@@ -162,6 +162,15 @@ class Memo:
             os.utime(path)  # used now: the last to go when the cache is trimmed
         return dataclasses.replace(run, notebook=notebook.path, env=env.name, cached=True)
 
+    def expected(self, key: str) -> float | None:
+        """How long the run stored under `key` took (whether or not it may be reused now:
+        the order runs start in needs only an estimate); None when none is stored."""
+        try:
+            data = json.loads(self._entry(key).read_text(encoding="utf-8"))
+            return float(data["run"]["duration_s"])
+        except (OSError, ValueError, LookupError, TypeError):
+            return None
+
     def put(self, key: str, run: NotebookRun) -> None:
         """Store `run` under `key` with the digests of what it read; a run whose reads were
         not recorded, or whose outcome may be the machine's, is not stored. Never raises
