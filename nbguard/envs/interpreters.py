@@ -39,10 +39,25 @@ class Interpreter:
         return parts == wanted
 
 
-@cache
+# Each executable is asked once per process, even by two envs' lookups at the same moment
+# (both try the same generic `python3` and `python` on PATH).
+_PROBED: dict[str, Interpreter | None] = {}
+_PROBING: dict[str, threading.Lock] = {}
+_PROBING_LOCK = threading.Lock()
+
+
 def probe(executable: str) -> Interpreter | None:
     """Ask an executable what it is; None when it is not a working Python (e.g. a pyenv shim
     for a version that is not selected, which exits 127)."""
+    with _PROBING_LOCK:
+        asking = _PROBING.setdefault(executable, threading.Lock())
+    with asking:
+        if executable not in _PROBED:
+            _PROBED[executable] = _ask(executable)
+        return _PROBED[executable]
+
+
+def _ask(executable: str) -> Interpreter | None:
     done = proc.run([executable, "-I", "-c", _PROBE], timeout=30)
     if not done.ok:
         return None
