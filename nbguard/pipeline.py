@@ -328,7 +328,9 @@ def execute_all(
         ThreadPoolExecutor(max_workers=len(config.envs), thread_name_prefix="env") as builders,
         ThreadPoolExecutor(max_workers=config.jobs, thread_name_prefix="kernel") as workers,
     ):
-        order = LongestFirst(workers)  # across envs: the second env's runs do not wait behind
+        # Longest expected first across envs: the second env's long runs do not queue behind
+        # every run of the first, nor a notebook's re-run behind everything.
+        order = LongestFirst(workers)
 
         def build(name: str) -> tuple[EnvInfo, list[Future[NotebookRun]]]:
             spec = config.env(name)
