@@ -20,7 +20,7 @@ from types import FrameType
 from rich.console import Console
 from rich.markup import escape
 
-from nbguard import __version__, fix, init, pipeline, settings
+from nbguard import __version__, pipeline, settings
 from nbguard.ansi import printable
 from nbguard.envs import colab
 from nbguard.errors import NbguardError
@@ -217,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "merge":
             return _merge(args, console)
         if args.command == "init":
+            from nbguard import init
+
             for line in init.init(args.course, force=args.force):
                 console.print(escape(printable(line)))
             return 0
@@ -228,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = pipeline.run(config, progress)
         data = json_report.to_json(report)
         if config.fix:
+            from nbguard import fix  # its own imports are heavy: only when fixing
+
             # An interrupted audit's fixes still go to the patch, never into the course.
             write = args.write and not report.interrupted
             data["fixes"] = fix.deliver(report.notebooks, config.course, config.patch, write)

@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from nbguard import blame, compare, discover, envs, execute, fix, judge, proc, runspec, shard
+from nbguard import blame, compare, discover, envs, execute, judge, proc, runspec, shard
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import ConfigError, EnvironmentBuildError
 from nbguard.model import (
@@ -34,6 +34,7 @@ from nbguard.model import (
     Report,
 )
 from nbguard.runner import Backend, Machine, Runner, guarded
+from nbguard.scheduling import LongestFirst
 from nbguard.settings import ALWAYS_EXCLUDED, Config
 
 T = TypeVar("T")
@@ -148,6 +149,8 @@ def run(
                 config, runner, interpreters, notebooks, reports, execution.envs, seen
             )
         if config.fix and not interrupted:
+            from nbguard import fix  # its own imports are heavy: only when fixing
+
             try:
                 reports = fix.propose(config, runner, notebooks, reports, execution.envs, seen.note)
             except (KeyboardInterrupt, Terminated):
@@ -319,7 +322,9 @@ def execute_all(
         if name is not None and not cancelled.is_set():
             # Submitted before this run's future completes: every re-run is queued by the time
             # the first runs are all gathered.
-            reruns.append((notebook.path, workers.submit(rerun_one, notebook, ready[name], runs)))
+            expected = runs[config.baseline].duration_s
+            rerun = order.submit(expected, partial(rerun_one, notebook, ready[name], runs))
+            reruns.append((notebook.path, rerun))
 
     def rerun_one(
         notebook: Notebook, env: EnvInfo, runs: Mapping[str, NotebookRun] | None = None
@@ -332,18 +337,23 @@ def execute_all(
             for name in more:
                 if not cancelled.is_set():
                     # Queued before this re-run completes, so the gathering below sees it.
-                    reruns.append((notebook.path, workers.submit(rerun_one, notebook, ready[name])))
+                    expected = runs[name].duration_s
+                    more_run = order.submit(expected, partial(rerun_one, notebook, ready[name]))
+                    reruns.append((notebook.path, more_run))
         return result
 
     with (
         ThreadPoolExecutor(max_workers=len(config.envs), thread_name_prefix="env") as builders,
         ThreadPoolExecutor(max_workers=config.jobs, thread_name_prefix="kernel") as workers,
     ):
+        # Longest expected first across envs: the second env's long runs do not queue behind
+        # every run of the first, nor a notebook's re-run behind everything.
+        order = LongestFirst(workers)
 
         def build(name: str) -> tuple[EnvInfo, list[Future[NotebookRun]]]:
             spec = config.env(name)
             env = runner.backend.build(spec, interpreters[name], lambda t: seen.env_step(name, t))
-            env = runner.prepare(env)
+            env = runner.prepare(runner.checked(env, notebooks))
             ready[name] = env
             runner.expect(env, len(notebooks))
             seen.env_ready(env)
@@ -354,7 +364,10 @@ def execute_all(
                     f"the baseline env {name!r} cannot be built, so there is nothing to compare "
                     f"with: {_first_line(env.error or 'unknown error')}"
                 )
-            return env, [workers.submit(run_one, notebook, env) for notebook in notebooks]
+            return env, [
+                order.submit(runner.expected(notebook, env), partial(run_one, notebook, env))
+                for notebook in notebooks
+            ]
 
         builds = [builders.submit(build, spec.name) for spec in config.envs]
         try:

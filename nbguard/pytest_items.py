@@ -221,6 +221,9 @@ class SharedEnvs:
             resolve_only=resolve_only,
         )
 
+    def verify(self, env: EnvInfo) -> EnvInfo:
+        return self.backend.verify(env)
+
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None:
         return self.backend.install_course(env, source, target)
 

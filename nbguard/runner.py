@@ -14,7 +14,7 @@ import itertools
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -70,6 +70,11 @@ class Backend(Protocol):
         resolve_only: bool = False,
     ) -> EnvInfo: ...
 
+    def verify(self, env: EnvInfo) -> EnvInfo:
+        """`env` checked whole before a kernel starts in it (rebuilt when damaged); the
+        check `build` may leave until a run misses the execution cache."""
+        ...
+
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None: ...
 
     def execute(
@@ -122,7 +127,13 @@ class Machine:
             resolve_only=resolve_only,
         )
 
+    def verify(self, env: EnvInfo) -> EnvInfo:
+        return envs.verify(env)
+
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None:
+        checked = envs.verify(env)  # the install runs the env's Python
+        if checked.error:
+            return checked.error
         return envs.install_course(self.options, env, source, target)
 
     def execute(
@@ -134,6 +145,9 @@ class Machine:
         workdir: Path,
     ) -> NotebookRun:
         assert env.interpreter is not None
+        checked = envs.verify(env)  # a no-op unless no run needed the env before
+        if checked.error:
+            return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=checked.error)
         return execute.execute_notebook(
             notebook, course, env.name, env.interpreter, options, workdir
         )
@@ -177,6 +191,26 @@ class Runner:
             return env
         site = self._course_site(env)
         return replace(env, error=site) if isinstance(site, str) else env
+
+    def checked(self, env: EnvInfo, notebooks: Sequence[Notebook]) -> EnvInfo:
+        """`env` checked whole (backend.verify) before its runs start, unless every one of
+        them will come from the execution cache: a cached run starts no Python in the env,
+        and its result is the one a whole env of the same fingerprint gave."""
+        if not env.ok:
+            return env
+        if self.install_course or any(self._misses(notebook, env) for notebook in notebooks):
+            return self.backend.verify(env)
+        return env
+
+    def expected(self, notebook: Notebook, env: EnvInfo) -> float | None:
+        """How long `notebook`'s run in `env` took last time (the execution cache's stored
+        run), None when it never ran so (or changed since)."""
+        key = self.memo.key(notebook, env, self.parameters(notebook.path)) if env.ok else None
+        return None if key is None else self.memo.expected(key)
+
+    def _misses(self, notebook: Notebook, env: EnvInfo) -> bool:
+        key = self.memo.key(notebook, env, self.parameters(notebook.path))
+        return key is None or self.memo.get(key, notebook, env) is None
 
     def expect(self, env: EnvInfo, runs: int) -> None:
         """`runs` more runs in `env` are queued: each starts the next one's kernel ahead."""

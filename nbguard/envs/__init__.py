@@ -15,7 +15,7 @@ declared      what the terminal says about how an env's declaration is read
 colab         the Google Colab runtime as an env: the saved snapshot, fetching a new one
 """
 
-from nbguard.envs.builds import build, install_course
+from nbguard.envs.builds import build, install_course, verify
 from nbguard.envs.cache import fingerprint
 from nbguard.envs.declared import notes
 from nbguard.envs.interpreters import interpreter_for
@@ -45,4 +45,5 @@ __all__ = [
     "notes",
     "parse_pins",
     "requirement_lines",
+    "verify",
 ]

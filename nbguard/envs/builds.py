@@ -57,7 +57,9 @@ def build(
     if spec.requirements is not None and not spec.upgrade:
         # A hash-pinned lock is installed with its hashes checked on the lines that carry them.
         lock = with_hashes(lock, pinned_hashes(spec.requirements))
-    info = materialize(spec.name, interp, lock, resolver, options.cache_dir, progress, started)
+    info = materialize(
+        spec.name, interp, lock, resolver, options.cache_dir, progress, started, defer=True
+    )
     return replace(info, requirements=direct_requirements(spec))
 
 
@@ -102,10 +104,12 @@ def materialize(
     started: float,
     *,
     probe: bool = False,
+    defer: bool = False,
 ) -> EnvInfo:
     """The venv for a resolved lock: reused when its fingerprint is in the cache, else built
     under a lock shared with other nbguard processes (so two threads or processes asking for
-    one env build it once). A `probe` env installs wheels only, without bytecode."""
+    one env build it once). A `probe` env installs wheels only, without bytecode. `defer`:
+    a cached env's files are checked by `verify`, before the first Python starts in it."""
     fp = cache.fingerprint(interp, lock)
     target = cache.env_dir(cache_dir, fp)
     reused, error = cache.ensure(
@@ -116,6 +120,7 @@ def materialize(
         lambda build: _install_at(resolver, interp, build, lock, name, probe),
         progress,
         f"{len(parse_pins(lock))} packages",
+        defer=defer,
     )
     if error:
         return failed(name, interp, error, started)
@@ -128,6 +133,17 @@ def materialize(
         reused=reused,
         build_s=time.monotonic() - started,
     )
+
+
+def verify(env: EnvInfo) -> EnvInfo:
+    """`env` checked whole before a Python starts in it (cache.verify), rebuilt when damaged:
+    with `error` when it cannot be, `reused` False when it was rebuilt."""
+    if not env.ok or env.interpreter is None:
+        return env
+    reused, error = cache.verify(env.interpreter.parent.parent)
+    if error:
+        return replace(env, error=error)
+    return env if reused else replace(env, reused=False)
 
 
 def _install_at(

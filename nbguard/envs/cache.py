@@ -6,7 +6,9 @@ that uses the same cache."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -81,16 +83,9 @@ def problem(target: Path, fp: str) -> str | None:
     written last, says it was built whole for `fp`; its files are the ones it was built with;
     its interpreter runs and imports ipykernel_launcher. Checked once per process per env
     (a walk of its files: about 0.5 s for the 15,000 files of a scientific stack)."""
-    marker = target / _MARKER
-    if not marker.is_file():
-        return "its build did not finish"
-    if not (target / "bin" / "python").exists():
-        return "its interpreter is gone"
-    try:
-        if json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") != fp:
-            return "it was built for other requirements"
-    except (json.JSONDecodeError, OSError, AttributeError):
-        return "its marker is damaged"
+    marked = _marker_problem(target, fp)
+    if marked is not None:
+        return marked
     with _VERIFIED_LOCK:
         if target in _VERIFIED:
             return None
@@ -104,6 +99,21 @@ def problem(target: Path, fp: str) -> str | None:
         _write_stamp(target, started)
     with _VERIFIED_LOCK:
         _VERIFIED.add(target)
+    return None
+
+
+def _marker_problem(target: Path, fp: str) -> str | None:
+    """Why the env at `target` was not built whole for `fp`, by its marker alone."""
+    marker = target / _MARKER
+    if not marker.is_file():
+        return "its build did not finish"
+    if not (target / "bin" / "python").exists():
+        return "its interpreter is gone"
+    try:
+        if json.loads(marker.read_text(encoding="utf-8")).get("fingerprint") != fp:
+            return "it was built for other requirements"
+    except (json.JSONDecodeError, OSError, AttributeError):
+        return "its marker is damaged"
     return None
 
 
@@ -181,13 +191,29 @@ def ensure(
     install: Callable[[Path], str | None],
     progress: Callable[[str], None],
     what: str,
+    *,
+    defer: bool = False,
 ) -> tuple[bool, str | None]:
     """(reused, error) for the env at `target`: reused when it is complete and whole; else
     built under a lock shared with other nbguard processes (two asking for one env build it
     once) by `install`, into a folder beside `target`, marked last (a half-built env is never
     reused), then put in `target`'s place, so the env there until then stays whole for the
-    kernels other processes run in it."""
+    kernels other processes run in it.
+
+    `defer`: an env whose marker names `fp` is reused on the marker alone, and the rest of
+    the check (its files against the manifest, its kernel) waits for `verify(target)`, which
+    whoever starts a Python in it calls first: a run served from the execution cache starts
+    none, and a nightly run where nothing changed then walks no env's files.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
+    if defer and _marker_problem(target, fp) is None:
+        again = functools.partial(ensure, target, fp, python, name, install, progress, what)
+        with _VERIFIED_LOCK:
+            if target in _VERIFIED:
+                _DEFERRED.pop(target, None)  # checked already in this process
+            else:
+                _DEFERRED[target] = _Deferred(again)  # this run's progress, no old answer
+        return True, None
     if is_complete(target, fp):
         return True, None
     with file_lock(target.with_suffix(".lock")):
@@ -206,6 +232,34 @@ def ensure(
         mark_complete(build, fp, python, name)
         publish(build, target)
     return False, None
+
+
+@dataclasses.dataclass
+class _Deferred:
+    """An env reused on its marker alone: the full check (and rebuild) `ensure` left for the
+    first Python started in it, and that check's answer once made."""
+
+    check: Callable[[], tuple[bool, str | None]]
+    answer: tuple[bool, str | None] | None = None
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+# Envs `ensure(defer=True)` reused on their marker alone, by folder.
+_DEFERRED: dict[Path, _Deferred] = {}
+
+
+def verify(target: Path) -> tuple[bool, str | None]:
+    """(reused, error) for an env `ensure` reused on its marker alone: now checked whole, and
+    rebuilt when damaged, before a Python starts in it; once per process (other threads
+    wait for the answer). (True, None) for any other env: `ensure` checked it already."""
+    with _VERIFIED_LOCK:
+        deferred = _DEFERRED.get(target)
+    if deferred is None:
+        return True, None
+    with deferred.lock:
+        if deferred.answer is None:
+            deferred.answer = deferred.check()
+        return deferred.answer
 
 
 def new_build(target: Path) -> Path:

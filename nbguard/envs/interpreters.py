@@ -8,7 +8,9 @@ import os
 import re
 import shutil
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -37,10 +39,25 @@ class Interpreter:
         return parts == wanted
 
 
-@cache
+# Each executable is asked once per process, even by two envs' lookups at the same moment
+# (both try the same generic `python3` and `python` on PATH).
+_PROBED: dict[str, Interpreter | None] = {}
+_PROBING: dict[str, threading.Lock] = {}
+_PROBING_LOCK = threading.Lock()
+
+
 def probe(executable: str) -> Interpreter | None:
     """Ask an executable what it is; None when it is not a working Python (e.g. a pyenv shim
     for a version that is not selected, which exits 127)."""
+    with _PROBING_LOCK:
+        asking = _PROBING.setdefault(executable, threading.Lock())
+    with asking:
+        if executable not in _PROBED:
+            _PROBED[executable] = _ask(executable)
+        return _PROBED[executable]
+
+
+def _ask(executable: str) -> Interpreter | None:
     done = proc.run([executable, "-I", "-c", _PROBE], timeout=30)
     if not done.ok:
         return None
@@ -84,11 +101,11 @@ def find(request: str | None) -> Interpreter:
         return _from_path(request)
     wanted = tuple(int(part) for part in match.groups() if part is not None)
     tried: list[str] = []
-    for candidate in _candidates(wanted):
-        tried.append(candidate)
-        found = probe(candidate)
-        if found is not None and found.matches(wanted):
-            return found
+    for batch in _candidates(wanted):
+        tried += batch
+        for found in _probed(batch):
+            if found is not None and found.matches(wanted):
+                return found
     shown = ".".join(str(part) for part in wanted)
     raise InterpreterNotFound(
         f"no Python {shown} interpreter found on PATH, in pyenv or among uv's Pythons "
@@ -108,9 +125,24 @@ def _from_path(request: str) -> Interpreter:
     return found
 
 
-def _candidates(wanted: tuple[int, ...]) -> Iterator[str]:
-    """Executables that may be the wanted version, most specific first, without duplicates;
-    lazily, so a hit on PATH or in pyenv costs no `uv python find` (seconds, every run)."""
+def _probed(batch: list[str]) -> Iterator[Interpreter | None]:
+    """Each executable's probe, in order; all of them asked at once (a pyenv shim takes a
+    few hundred milliseconds to answer, often that it is not the version selected)."""
+    if len(batch) < 2:
+        yield from map(probe, batch)
+        return
+    pool = ThreadPoolExecutor(max_workers=min(8, len(batch)), thread_name_prefix="probe")
+    try:
+        yield from (future.result() for future in [pool.submit(probe, e) for e in batch])
+    finally:
+        # Found: the probes after the hit are not waited for.
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _candidates(wanted: tuple[int, ...]) -> Iterator[list[str]]:
+    """Executables that may be the wanted version, most specific first, without duplicates,
+    a source at a time (PATH, pyenv, uv); lazily, so a hit on PATH or in pyenv costs no
+    `uv python find` (seconds, every run)."""
     major_minor = ".".join(str(part) for part in wanted[:2])
     seen: set[str] = set()
     names = [f"python{major_minor}"] if len(wanted) >= 2 else []
@@ -120,10 +152,10 @@ def _candidates(wanted: tuple[int, ...]) -> Iterator[str]:
         lambda: _uv_pythons(major_minor),
     )
     for source in sources:
-        for executable in source():
-            if executable not in seen:
-                seen.add(executable)
-                yield executable
+        batch = [executable for executable in dict.fromkeys(source()) if executable not in seen]
+        seen.update(batch)
+        if batch:
+            yield batch
 
 
 def _on_path(names: list[str]) -> list[str]:
@@ -167,9 +199,19 @@ def _uv_pythons(major_minor: str) -> list[str]:
     return [done.stdout.strip()] if done.ok and done.stdout.strip() else []
 
 
-@cache
+_UV_LOCK = threading.Lock()
+
+
 def uv_executable() -> str | None:
     """uv as shipped by the `uv` PyPI package, else one on PATH."""
+    # One thread at a time: find_uv_bin reads sysconfig, whose first read is not thread-safe
+    # (two env builds asking at once got None for a config variable).
+    with _UV_LOCK:
+        return _uv_executable()
+
+
+@cache
+def _uv_executable() -> str | None:
     try:
         from uv import find_uv_bin
 

@@ -26,18 +26,59 @@ The modules, in the order a notebook meets them:
 
 from __future__ import annotations
 
-from nbguard.execute import parameters
-from nbguard.execute.kernels import kill_all_kernels
-from nbguard.execute.memo import Memo
-from nbguard.execute.notebook import execute_notebook
-from nbguard.execute.options import ExecOptions
-from nbguard.execute.outputs import CAPTURE_MIME
-from nbguard.execute.parameters import unknown as parameters_problem
-from nbguard.execute.reading import UNREADABLE
-from nbguard.execute.sandbox import note as sandbox_note
-from nbguard.execute.scratch import copy_course
-from nbguard.execute.stored import STORED, stored_run
-from nbguard.execute.warm import release as release_warm
+import importlib
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nbguard.execute import parameters
+    from nbguard.execute.kernels import kill_all_kernels
+    from nbguard.execute.memo import Memo
+    from nbguard.execute.notebook import execute_notebook
+    from nbguard.execute.options import ExecOptions
+    from nbguard.execute.outputs import CAPTURE_MIME
+    from nbguard.execute.parameters import unknown as parameters_problem
+    from nbguard.execute.reading import UNREADABLE
+    from nbguard.execute.sandbox import note as sandbox_note
+    from nbguard.execute.scratch import copy_course
+    from nbguard.execute.stored import stored_run
+
+# Each name imported on first use: a run whose notebooks all come from the execution cache
+# starts no kernel, and should not pay for importing nbclient, jupyter_client and zmq.
+_LAZY = {
+    "CAPTURE_MIME": ("outputs", "CAPTURE_MIME"),
+    "UNREADABLE": ("reading", "UNREADABLE"),
+    "ExecOptions": ("options", "ExecOptions"),
+    "Memo": ("memo", "Memo"),
+    "copy_course": ("scratch", "copy_course"),
+    "execute_notebook": ("notebook", "execute_notebook"),
+    "kill_all_kernels": ("kernels", "kill_all_kernels"),
+    "parameters": ("parameters", None),
+    "parameters_problem": ("parameters", "unknown"),
+    "sandbox_note": ("sandbox", "note"),
+    "stored_run": ("stored", "stored_run"),
+}
+
+
+# The pseudo-env whose "run" is the outputs saved in the notebook (baseline = "stored").
+STORED = "stored"
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    return module if attribute is None else getattr(module, attribute)
+
+
+def release_warm() -> None:
+    """Stop the kernels started ahead of need that no run took; none were when no notebook
+    was executed (the warm pool's module was never imported)."""
+    warm = sys.modules.get(f"{__name__}.warm")
+    if warm is not None:
+        warm.release()
+
 
 __all__ = [
     "CAPTURE_MIME",

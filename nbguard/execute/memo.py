@@ -32,7 +32,6 @@ from typing import Any
 from nbguard import __version__
 from nbguard.envs.cache import file_lock
 from nbguard.execute.options import ExecOptions
-from nbguard.execute.reading import UNREADABLE, read_notebook
 from nbguard.model import (
     CellError,
     CellResult,
@@ -163,6 +162,15 @@ class Memo:
             os.utime(path)  # used now: the last to go when the cache is trimmed
         return dataclasses.replace(run, notebook=notebook.path, env=env.name, cached=True)
 
+    def expected(self, key: str) -> float | None:
+        """How long the run stored under `key` took (whether or not it may be reused now:
+        the order runs start in needs only an estimate); None when none is stored."""
+        try:
+            data = json.loads(self._entry(key).read_text(encoding="utf-8"))
+            return float(data["run"]["duration_s"])
+        except (OSError, ValueError, LookupError, TypeError):
+            return None
+
     def put(self, key: str, run: NotebookRun) -> None:
         """Store `run` under `key` with the digests of what it read; a run whose reads were
         not recorded, or whose outcome may be the machine's, is not stored. Never raises
@@ -242,10 +250,50 @@ def code_digest(path: Path) -> str | None:
     sources, and the metadata that changes how a cell runs or is judged (tags, nbguard's
     tolerance); not outputs, execution counts, or other metadata. None when unreadable."""
     try:
+        cells = _cells_v4(path)
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):
+        cells = None
+    if cells is None:
+        cells = _cells_converted(path)
+    if cells is None:
+        return None
+    text = json.dumps(cells, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cells_v4(path: Path) -> list[list[Any]] | None:
+    """code_digest's cells read as plain JSON, the way nbformat reads a v4 file (a source
+    given as a list of lines is joined); None for another format. Reading without nbformat
+    keeps a run served from the cache from importing it."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    if nb.get("nbformat") != 4 or not isinstance(nb.get("cells"), list):
+        return None
+    cells = []
+    for cell in nb["cells"]:
+        kind = cell.get("cell_type", "raw")
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else source
+        metadata = cell.get("metadata", {})
+        cells.append(
+            [
+                kind,
+                source if kind == "code" else "",
+                metadata.get("tags", []),
+                metadata.get("nbguard"),
+            ]
+        )
+    return cells
+
+
+def _cells_converted(path: Path) -> list[list[Any]] | None:
+    """code_digest's cells of a notebook in an older format, converted by nbformat."""
+    from nbguard.execute.reading import UNREADABLE, read_notebook
+
+    try:
         nb = read_notebook(path)
     except UNREADABLE:
         return None
-    cells = [
+    return [
         [
             cell.cell_type,
             cell.source if cell.cell_type == "code" else "",
@@ -254,8 +302,6 @@ def code_digest(path: Path) -> str | None:
         ]
         for cell in nb.cells
     ]
-    text = json.dumps(cells, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def course_reads(record: Path, scratch: Path, course: Path) -> tuple[str, ...] | None:

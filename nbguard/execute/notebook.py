@@ -18,6 +18,7 @@ from nbguard.execute.memo import course_reads
 from nbguard.execute.options import ExecOptions
 from nbguard.execute.parameters import inject, restore_cells
 from nbguard.execute.reading import UNREADABLE, read_notebook, unreadable_reason
+from nbguard.execute.scratch import remove_tree
 from nbguard.execute.seat import READS_FILE, Seat, prepare
 from nbguard.execute.session import Job, Kernel, launch, run
 from nbguard.model import Notebook, NotebookRun, RunStatus
@@ -99,6 +100,10 @@ def execute_notebook(
         isolation=seat.sandbox.description,
         reads=course_reads(seat.workdir / READS_FILE, seat.scratch, course_root),
     )
+    # Read to the end: removed now, while other runs go on, rather than all at once when the
+    # audit's scratch folder goes (seconds for a course, after the last run).
+    for folder in {seat.workdir, workdir}:
+        remove_tree(folder)
     return restore_cells(ran, inserted)
 
 

@@ -40,7 +40,7 @@ class Seat:
 
     def close(self) -> None:
         """Remove the course copy and the socket directory; the workdir stays for the run's
-        last words (kernel.log) until the audit's scratch folder goes."""
+        last words (kernel.log, the files read) until the run has read them."""
         remove_tree(self.scratch)
         self._stack.close()
 

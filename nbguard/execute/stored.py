@@ -7,13 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from nbguard.execute import STORED
 from nbguard.execute.outputs import convert_outputs, error_of
 from nbguard.execute.reading import UNREADABLE, read_notebook, unreadable_reason
 from nbguard.execute.tags import cell_flags, cell_result
 from nbguard.model import CellError, CellResult, CellStatus, Notebook, NotebookRun, RunStatus
-
-# The pseudo-env whose "run" is the outputs saved in the notebook file.
-STORED = "stored"
 
 
 def stored_run(notebook: Notebook, course_root: Path) -> NotebookRun:

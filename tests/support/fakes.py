@@ -81,6 +81,9 @@ class FakeBackend:
     ) -> EnvInfo:
         return EnvInfo(name, PYTHON, {}, None, error="the fake backend builds no probe envs")
 
+    def verify(self, env: EnvInfo) -> EnvInfo:
+        return env
+
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None:
         return None
 

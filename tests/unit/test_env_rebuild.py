@@ -167,3 +167,32 @@ def test_the_sandbox_keeps_a_symlinked_env_under_tmp_visible_by_its_cached_path(
     real = str(build.resolve())
     assert (real, str(env)) in binds
     assert (real, real) in binds
+
+
+def test_an_env_reused_on_its_marker_is_checked_whole_before_a_python_starts_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache_dir = tmp_path / "cache"
+    env = _materialize(VenvMaker(), cache_dir)
+    planted = _launcher(env).parent / "zz_planted.pth"
+    planted.write_text("import os\n")
+    cache._VERIFIED.clear()  # a new nbguard process
+    walks: list[Path] = []
+    walk = cache._files
+    monkeypatch.setattr(cache, "_files", lambda target: walks.append(target) or walk(target))
+    rebuilding = VenvMaker()
+
+    reused = builds.materialize(
+        "locked", PY311, LOCK, rebuilding, cache_dir, lambda _: None, 0.0, defer=True
+    )
+    # Reused on the marker alone: no walk of its files yet (every run may come from the
+    # execution cache, and then no Python starts in it).
+    assert reused.reused and walks == [] and planted.exists()
+
+    checked = builds.verify(reused)
+    again = builds.verify(reused)
+
+    assert checked.error is None and checked.reused is False  # the damage found: rebuilt
+    assert not planted.exists()
+    assert len(rebuilding.created) == 1
+    assert again == checked  # once per process; the other runs wait for that answer
