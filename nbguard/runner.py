@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from nbguard import envs, execute, runspec
+from nbguard.envs.bytecode import compile_imports
 from nbguard.envs.interpreters import Interpreter
 from nbguard.model import EnvInfo, InternalError, Notebook, NotebookRun
 from nbguard.settings import Config, EnvSpec
@@ -71,6 +72,8 @@ class Backend(Protocol):
     ) -> EnvInfo: ...
 
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None: ...
+
+    def compile_imports(self, env: EnvInfo, files: tuple[str, ...]) -> str: ...
 
     def execute(
         self,
@@ -124,6 +127,11 @@ class Machine:
 
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None:
         return envs.install_course(self.options, env, source, target)
+
+    def compile_imports(self, env: EnvInfo, files: tuple[str, ...]) -> str:
+        """Bytecode for `files` (below site-packages) in a probe env, before a kernel runs."""
+        assert env.interpreter is not None
+        return compile_imports(env.interpreter, files, self.options.cache_dir / "bytecode")
 
     def execute(
         self,

@@ -76,6 +76,7 @@ class Probes:
         self.steps: list[str] = []
         # Probes that got past the failing cell and failed later: (probe, its env, its run).
         self.hidden: list[tuple[str, EnvInfo, NotebookRun]] = []
+        self.learned: set[str] = set()  # module files the probes' kernels imported
 
     def step(self, text: str) -> None:
         self.steps.append(text)
@@ -251,6 +252,7 @@ class Probes:
             cost = "already run"
         else:
             self.used.add(env.fingerprint)
+            self._compile(env)
             outcome, detail, run = self._run(env)
             self.runs[env.fingerprint] = (outcome, detail, run)
             if run is not None and detail.startswith("gets past"):
@@ -303,12 +305,25 @@ class Probes:
             resolve_only=resolve_only,
         )
 
+    def _compile(self, env: EnvInfo) -> None:
+        """Bytecode in the probe env for the modules the notebook imported in the audit's two
+        runs (and the probes' so far), written before its kernel starts: the env has none,
+        and the kernel cannot write it. Outside the kernel slots, like building the env."""
+        imports = {*self.before_run.imports, *self.after_run.imports, *self.learned}
+        if not imports:
+            return
+        started = time.monotonic()
+        done = self.runner.backend.compile_imports(env, tuple(sorted(imports)))
+        took = time.monotonic() - started
+        self.progress(f"blame {self.notebook.path}: bytecode: {done} in {took:.1f} s")
+
     def _run(self, env: EnvInfo, *, again: bool = False) -> tuple[Outcome, str, NotebookRun | None]:
         if self.kernels is None:
             run = self.runner.run(self.notebook, env, again=again)
         else:
             with self.kernels:
                 run = self.runner.run(self.notebook, env, again=again)
+        self.learned.update(run.imports)
         if run.status == "env-failed":  # the course's own package cannot be installed there
             return "unbuilt", f"cannot be built: {one_line(run.reason or '')}", None
         if run.status == "internal-error":
