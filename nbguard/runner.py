@@ -73,7 +73,9 @@ class Backend(Protocol):
 
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None: ...
 
-    def compile_imports(self, env: EnvInfo, files: tuple[str, ...]) -> str: ...
+    def compile_imports(
+        self, env: EnvInfo, files: tuple[str, ...], donors: tuple[EnvInfo, ...] = ()
+    ) -> str: ...
 
     def execute(
         self,
@@ -128,10 +130,15 @@ class Machine:
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None:
         return envs.install_course(self.options, env, source, target)
 
-    def compile_imports(self, env: EnvInfo, files: tuple[str, ...]) -> str:
-        """Bytecode for `files` (below site-packages) in a probe env, before a kernel runs."""
+    def compile_imports(
+        self, env: EnvInfo, files: tuple[str, ...], donors: tuple[EnvInfo, ...] = ()
+    ) -> str:
+        """Bytecode for `files` (below site-packages) in a probe env, before a kernel runs;
+        taken where it can be from `donors`, envs compiled at install."""
         assert env.interpreter is not None
-        return compile_imports(env.interpreter, files, self.options.cache_dir / "bytecode")
+        store = self.options.cache_dir / "bytecode"
+        given = [donor.interpreter for donor in donors if donor.interpreter is not None]
+        return compile_imports(env.interpreter, files, store, given)
 
     def execute(
         self,

@@ -313,7 +313,8 @@ class Probes:
         if not imports:
             return
         started = time.monotonic()
-        done = self.runner.backend.compile_imports(env, tuple(sorted(imports)))
+        donors = tuple(e for e in (self.after, self.before) if e.python == env.python)
+        done = self.runner.backend.compile_imports(env, tuple(sorted(imports)), donors)
         took = time.monotonic() - started
         self.progress(f"blame {self.notebook.path}: bytecode: {done} in {took:.1f} s")
 

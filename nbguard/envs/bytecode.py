@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from nbguard import proc
@@ -45,7 +45,35 @@ def uint32(value):
     return (int(value) & 0xFFFFFFFF).to_bytes(4, "little")
 
 
-compiled = reused = fresh = 0
+def header(info):
+    # What importlib checks of a timestamp-based .pyc: magic, flags, source mtime and size.
+    return magic + uint32(0) + uint32(info.st_mtime) + uint32(info.st_size)
+
+
+def donated(parts, data):
+    # The code of the same source in an env of this Python that uv compiled at install, as
+    # valid there as its kernels find it; never kept in the store, which holds only what
+    # nbguard compiled itself.
+    for root in request["donors"]:
+        source = os.path.join(root, *parts)
+        try:
+            info = os.stat(source)
+            if info.st_size != len(data):
+                continue
+            with open(importlib.util.cache_from_source(source), "rb") as file:
+                code = file.read()
+            if code[:16] != header(info):
+                continue
+            with open(source, "rb") as file:
+                if file.read() != data:
+                    continue
+            return code[16:]
+        except OSError:
+            continue
+    return None
+
+
+compiled = reused = given = fresh = 0
 for relative in request["files"]:
     parts = relative.split("/")
     if not relative.endswith(".py") or relative.startswith("/") or ".." in parts:
@@ -59,11 +87,9 @@ for relative in request["files"]:
         if not stat.S_ISREG(info.st_mode):
             continue
         cached = importlib.util.cache_from_source(source)
-        # What importlib checks of a timestamp-based .pyc: magic, flags, source mtime, size.
-        header = magic + uint32(0) + uint32(info.st_mtime) + uint32(info.st_size)
         try:
             with open(cached, "rb") as file:
-                if file.read(16) == header:
+                if file.read(16) == header(info):
                     fresh += 1
                     continue
         except OSError:
@@ -77,15 +103,19 @@ for relative in request["files"]:
                 body = file.read()
             reused += 1
         except OSError:
-            # As importlib compiles a source; the file name in the code is set to where it
-            # is imported from when it is loaded, so the code fits every env.
-            body = marshal.dumps(compile(data, source, "exec", dont_inherit=True))
-            write(kept, body)
-            compiled += 1
-        write(cached, header + body)
+            body = donated(parts, data)
+            if body is not None:
+                given += 1
+            else:
+                # As importlib compiles a source; the file name in the code is set to where
+                # it is imported from when it is loaded, so the code fits every env.
+                body = marshal.dumps(compile(data, source, "exec", dont_inherit=True))
+                write(kept, body)
+                compiled += 1
+        write(cached, header(info) + body)
     except (OSError, SyntaxError, ValueError):
         continue  # left to the kernel, which compiles it (or reports it) as it would anyway
-print(json.dumps({"compiled": compiled, "reused": reused, "fresh": fresh}))
+print(json.dumps({"compiled": compiled, "reused": reused, "given": given, "fresh": fresh}))
 """
 
 
@@ -95,22 +125,30 @@ def site_packages(python: Path) -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
-def compile_imports(python: Path, files: Iterable[str], store: Path) -> str:
+def compile_imports(
+    python: Path, files: Iterable[str], store: Path, donors: Sequence[Path] = ()
+) -> str:
     """Write the bytecode of `files` (paths below site-packages; those the env lacks are left
     out) into the venv of `python`, as the kernel would if it could; compiled code is taken
-    from, and added to, `store` (per Python, by source content). One env at a time under a
-    lock, so two blames sharing a probe env compile it once. Returns what it did in words."""
+    from, and added to, `store` (per Python, by source content), or taken from the bytecode
+    of the same source in the venvs of `donors` (interpreters of envs compiled at install,
+    the audit's; one of another Python gives nothing). One env of a Python at a time, under
+    a lock: two blames sharing a probe env compile it once, and a probe env compiled after
+    another takes what they share from the store instead of compiling it again alongside
+    (CPU is what the kernels wait for too). Returns what it did in words."""
     site = site_packages(python)
     wanted = sorted({path for path in files if _plausible(path)})
     if site is None or not wanted:
         return "nothing to compile"
     store.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(str(site.resolve()).encode()).hexdigest()[:16]
-    with file_lock(store / f"env-{key}.lock"):
+    sites = [str(found) for found in map(site_packages, donors) if found is not None]
+    asked = {"site": str(site), "store": str(store), "files": wanted, "donors": sites}
+    key = hashlib.sha256(os.path.realpath(python).encode()).hexdigest()[:16]
+    with file_lock(store / f"python-{key}.lock"):
         fd, name = tempfile.mkstemp(prefix="compile-", suffix=".json", dir=store)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as request:
-                json.dump({"site": str(site), "store": str(store), "files": wanted}, request)
+                json.dump(asked, request)
             done = proc.run([python, "-I", "-S", "-c", _COMPILE, name], timeout=600)
         finally:
             Path(name).unlink(missing_ok=True)
@@ -122,7 +160,7 @@ def compile_imports(python: Path, files: Iterable[str], store: Path) -> str:
         return "compiled"
     return (
         f"{counts['compiled']} modules compiled, {counts['reused']} from the bytecode store, "
-        f"{counts['fresh']} already fresh"
+        f"{counts['given']} from the audit's envs, {counts['fresh']} already fresh"
     )
 
 

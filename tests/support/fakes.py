@@ -85,7 +85,9 @@ class FakeBackend:
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None:
         return None
 
-    def compile_imports(self, env: EnvInfo, files: tuple[str, ...]) -> str:
+    def compile_imports(
+        self, env: EnvInfo, files: tuple[str, ...], donors: tuple[EnvInfo, ...] = ()
+    ) -> str:
         with self._lock:
             self.compiled.append((env.name, files))
         return f"{len(files)} modules compiled"

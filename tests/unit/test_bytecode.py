@@ -4,6 +4,8 @@ it before each probe env's first run."""
 
 from __future__ import annotations
 
+import compileall
+import hashlib
 import importlib.util
 import json
 import os
@@ -149,9 +151,30 @@ def test_another_env_imports_the_shared_code_from_its_own_bytecode_under_its_own
         check=False,
     )
 
-    assert done == "0 modules compiled, 1 from the bytecode store, 0 already fresh"
+    assert done == (
+        "0 modules compiled, 1 from the bytecode store, 0 from the audit's envs, 0 already fresh"
+    )
     assert shown.stdout == "1\n"
     assert f'File "{module}"' in shown.stderr  # its own path in tracebacks, not the first env's
+
+
+def test_the_audits_env_lends_its_bytecode_of_the_same_source_but_not_of_another(
+    tmp_path: Path,
+) -> None:
+    audit = tmp_path / "audit"
+    donor = fake_env(audit, {"same.py": "A = 1\n", "other.py": "B = 1\n"})
+    compileall.compile_dir(audit / SITE, quiet=1)  # as uv does at install
+    python = fake_env(tmp_path / "probe", {"same.py": "A = 1\n", "other.py": "B = 2\n"})
+
+    done = compile_imports(python, ["same.py", "other.py"], tmp_path / "store", [donor])
+
+    lent = "1 modules compiled, 0 from the bytecode store, 1 from the audit's envs"
+    assert done == f"{lent}, 0 already fresh"
+    code = bytecode(tmp_path / "probe", "same.py").read_bytes()[16:]
+    assert code == bytecode(audit, "same.py").read_bytes()[16:]
+    # The store keeps only what nbguard compiled itself: other.py's code, by its source.
+    kept = [path.name for path in (tmp_path / "store").glob("*/*/*")]
+    assert kept == [hashlib.sha256(b"B = 2\n").hexdigest()]
 
 
 # --- blame compiles each probe env before its run -----------------------------------------
@@ -167,6 +190,7 @@ class CompilingBackend(FakeBackend):
     """Probe envs as base's packages with the pins; a log of compiles and runs in order."""
 
     log: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
+    donors: list[tuple[str, ...]] = field(default_factory=list)
 
     def build_variant(
         self,
@@ -185,9 +209,12 @@ class CompilingBackend(FakeBackend):
         fp = "fp-" + ",".join(f"{n}={v}" for n, v in sorted(packages.items()))
         return EnvInfo(name, "3.11.7", packages, fp, interpreter=Path("/fake/probe/bin/python"))
 
-    def compile_imports(self, env: EnvInfo, files: tuple[str, ...]) -> str:
+    def compile_imports(
+        self, env: EnvInfo, files: tuple[str, ...], donors: tuple[EnvInfo, ...] = ()
+    ) -> str:
         self.log.append(("compile", env.fingerprint or "", files))
-        return super().compile_imports(env, files)
+        self.donors.append(tuple(donor.name for donor in donors))
+        return super().compile_imports(env, files, donors)
 
     def execute(
         self, notebook: Notebook, course: Path, env: EnvInfo, options: ExecOptions, workdir: Path
@@ -230,3 +257,5 @@ def test_each_probe_env_gets_the_imports_of_the_audits_runs_before_its_kernel_ru
     assert set(compiled[0][2]) == {*LOCKED_IMPORTS, *UPCOMING_IMPORTS}
     # What the first probe's kernel imported is compiled for the next one too.
     assert set(compiled[1][2]) == {*LOCKED_IMPORTS, *UPCOMING_IMPORTS, *PROBE_IMPORTS}
+    # The audit's envs on the probe's Python lend their bytecode of the same sources.
+    assert backend.donors == [("upcoming", "locked")] * 2
