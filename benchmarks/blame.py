@@ -9,9 +9,9 @@ so the course envs need not be built again. First a plain run builds (or checks)
 envs, untimed unless --skip-warmup; then, each a separate process timed from outside:
 
   plain   `nbguard run COURSE`, envs built
-  cold    `nbguard run COURSE --blame` after deleting every probe env, probe lock and blame
-          of DIR (the course's envs stay; uv's own download cache stays warm: it is not
-          nbguard's probe cache)
+  cold    `nbguard run COURSE --blame` after deleting every probe env, probe lock, blame and
+          probe bytecode of DIR (the course's envs stay; uv's own download cache stays warm:
+          it is not nbguard's probe cache)
   warm    the same again: probes and blames answered from DIR
   plain   once more: the plain time is the mean of both (the load of a shared machine moves)
 
@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -38,12 +40,21 @@ def _run(course: Path, cache: Path, report: Path, jobs: int | None, extra: list[
     argv += ["--report", str(report), *extra]
     if jobs is not None:
         argv += ["--jobs", str(jobs)]
-    started = time.perf_counter()
+    started, used = time.perf_counter(), _children_cpu()
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
+    # CPU seconds too: on a shared machine they move far less with the load than wall time.
+    load = os.getloadavg()[0]
+    cpu = _children_cpu() - used
+    print(f"  {report.stem}: {elapsed:.1f} s wall, {cpu:.1f} s CPU (load {load:.1f})", flush=True)
     if done.returncode not in (0, 1):
         raise SystemExit(f"nbguard failed ({done.returncode}): {done.stderr.strip()[-500:]}")
     return elapsed
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _forget_probes(cache: Path) -> int:
@@ -61,6 +72,7 @@ def _forget_probes(cache: Path) -> int:
     for lock in (cache / "locks").glob("variant-*"):
         lock.unlink(missing_ok=True)
     shutil.rmtree(cache / "blame", ignore_errors=True)
+    shutil.rmtree(cache / "bytecode", ignore_errors=True)  # what probe envs compiled
     return removed
 
 
