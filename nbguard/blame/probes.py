@@ -54,6 +54,7 @@ class Probes:
         deadline: float | None = None,
         stop: threading.Event | None = None,
         kernels: threading.Semaphore | None = None,
+        imports: frozenset[str] = frozenset(),
     ) -> None:
         self.runner, self.prerelease = runner, prerelease
         self.old_interp, self.interp = interpreters
@@ -76,7 +77,9 @@ class Probes:
         self.steps: list[str] = []
         # Probes that got past the failing cell and failed later: (probe, its env, its run).
         self.hidden: list[tuple[str, EnvInfo, NotebookRun]] = []
-        self.learned: set[str] = set()  # module files the probes' kernels imported
+        # Module files to compile in each probe env: the audit's runs' (every notebook's),
+        # then what the probes' kernels imported.
+        self.learned: set[str] = {*imports, *self.before_run.imports, *self.after_run.imports}
 
     def step(self, text: str) -> None:
         self.steps.append(text)
@@ -306,15 +309,14 @@ class Probes:
         )
 
     def _compile(self, env: EnvInfo) -> None:
-        """Bytecode in the probe env for the modules the notebook imported in the audit's two
-        runs (and the probes' so far), written before its kernel starts: the env has none,
-        and the kernel cannot write it. Outside the kernel slots, like building the env."""
-        imports = {*self.before_run.imports, *self.after_run.imports, *self.learned}
-        if not imports:
+        """Bytecode in the probe env for the modules the audit's runs imported (and the
+        probes' so far), written before its kernel starts: the env has none, and the kernel
+        cannot write it. Outside the kernel slots, like building the env."""
+        if not self.learned:
             return
         started = time.monotonic()
         donors = tuple(e for e in (self.after, self.before) if e.python == env.python)
-        done = self.runner.backend.compile_imports(env, tuple(sorted(imports)), donors)
+        done = self.runner.backend.compile_imports(env, tuple(sorted(self.learned)), donors)
         took = time.monotonic() - started
         self.progress(f"blame {self.notebook.path}: bytecode: {done} in {took:.1f} s")
 

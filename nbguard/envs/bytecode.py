@@ -7,11 +7,17 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from nbguard import proc
 from nbguard.envs.cache import file_lock
+
+# What this process compiled into each env (its site-packages, resolved), and a lock per env.
+_COMPILED: dict[str, set[str]] = {}
+_LOCKS: dict[str, threading.Lock] = {}
+_GUARD = threading.Lock()
 
 # Probe envs install no bytecode (compiling a whole scientific stack costs ~20 s an env), and
 # their kernels cannot write any: the env is read-only in the sandbox, and
@@ -132,26 +138,23 @@ def compile_imports(
     out) into the venv of `python`, as the kernel would if it could; compiled code is taken
     from, and added to, `store` (per Python, by source content), or taken from the bytecode
     of the same source in the venvs of `donors` (interpreters of envs compiled at install,
-    the audit's; one of another Python gives nothing). One env of a Python at a time, under
-    a lock: two blames sharing a probe env compile it once, and a probe env compiled after
-    another takes what they share from the store instead of compiling it again alongside
-    (CPU is what the kernels wait for too). Returns what it did in words."""
+    the audit's; one of another Python gives nothing). Each env under a lock, and what this
+    process compiled into it is remembered: the blames sharing a probe env wait for the
+    first to compile it, then find nothing left to do. Returns what it did in words."""
     site = site_packages(python)
-    wanted = sorted({path for path in files if _plausible(path)})
-    if site is None or not wanted:
+    if site is None:
         return "nothing to compile"
-    store.mkdir(parents=True, exist_ok=True)
-    sites = [str(found) for found in map(site_packages, donors) if found is not None]
-    asked = {"site": str(site), "store": str(store), "files": wanted, "donors": sites}
-    key = hashlib.sha256(os.path.realpath(python).encode()).hexdigest()[:16]
-    with file_lock(store / f"python-{key}.lock"):
-        fd, name = tempfile.mkstemp(prefix="compile-", suffix=".json", dir=store)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as request:
-                json.dump(asked, request)
-            done = proc.run([python, "-I", "-S", "-c", _COMPILE, name], timeout=600)
-        finally:
-            Path(name).unlink(missing_ok=True)
+    env = os.path.realpath(site)
+    with _GUARD:
+        lock = _LOCKS.setdefault(env, threading.Lock())
+    with lock:
+        compiled = _COMPILED.setdefault(env, set())
+        wanted = sorted({path for path in files if _plausible(path)} - compiled)
+        if not wanted:
+            return "nothing left to compile"
+        done = _compile(python, site, wanted, store, donors)
+        if done.ok:
+            compiled.update(wanted)
     if not done.ok:
         return f"not compiled: {done.last_lines(1)}"
     try:
@@ -162,6 +165,25 @@ def compile_imports(
         f"{counts['compiled']} modules compiled, {counts['reused']} from the bytecode store, "
         f"{counts['given']} from the audit's envs, {counts['fresh']} already fresh"
     )
+
+
+def _compile(
+    python: Path, site: Path, files: list[str], store: Path, donors: Sequence[Path]
+) -> proc.Completed:
+    store.mkdir(parents=True, exist_ok=True)
+    sites = [str(found) for found in map(site_packages, donors) if found is not None]
+    asked = {"site": str(site), "store": str(store), "files": files, "donors": sites}
+    key = hashlib.sha256(os.path.realpath(site).encode()).hexdigest()[:16]
+    # Another nbguard process may compile the same env: one at a time, the second finds
+    # the bytecode fresh. Envs of one Python compile side by side, sharing the store.
+    with file_lock(store / f"env-{key}.lock"):
+        fd, name = tempfile.mkstemp(prefix="compile-", suffix=".json", dir=store)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as request:
+                json.dump(asked, request)
+            return proc.run([python, "-I", "-S", "-c", _COMPILE, name], timeout=600)
+        finally:
+            Path(name).unlink(missing_ok=True)
 
 
 def _plausible(path: str) -> bool:
