@@ -58,7 +58,12 @@ def _forget_probes(cache: Path) -> int:
         except (OSError, json.JSONDecodeError):
             continue
         if str(name).endswith("-probe"):
-            shutil.rmtree(marker.parent)
+            if marker.parent.is_symlink():  # published by a symlink swap: the link and its env
+                target = marker.parent.resolve()
+                marker.parent.unlink()
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                shutil.rmtree(marker.parent, ignore_errors=True)
             marker.parent.with_suffix(".lock").unlink(missing_ok=True)
             removed += 1
     for lock in (cache / "locks").glob("variant-*"):
