@@ -8,12 +8,16 @@ import json
 import os
 import tempfile
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from nbguard import proc
 from nbguard.envs.cache import file_lock
 
+# Below this many modules one process compiles them: starting another costs more.
+_PART = 200
 # What this process compiled into each env (its site-packages, resolved), and a lock per env.
 _COMPILED: dict[str, set[str]] = {}
 _LOCKS: dict[str, threading.Lock] = {}
@@ -152,15 +156,17 @@ def compile_imports(
         wanted = sorted({path for path in files if _plausible(path)} - compiled)
         if not wanted:
             return "nothing left to compile"
-        done = _compile(python, site, wanted, store, donors)
-        if done.ok:
+        runs = _compile(python, site, wanted, store, donors)
+        if all(done.ok for done in runs):
             compiled.update(wanted)
-    if not done.ok:
-        return f"not compiled: {done.last_lines(1)}"
-    try:
-        counts = json.loads(done.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return "compiled"
+    counts: Counter[str] = Counter()
+    for done in runs:
+        if not done.ok:
+            return f"not compiled: {done.last_lines(1)}"
+        try:
+            counts.update(json.loads(done.stdout.strip().splitlines()[-1]))
+        except (ValueError, IndexError, TypeError):
+            return "compiled"
     return (
         f"{counts['compiled']} modules compiled, {counts['reused']} from the bytecode store, "
         f"{counts['given']} from the audit's envs, {counts['fresh']} already fresh"
@@ -169,14 +175,12 @@ def compile_imports(
 
 def _compile(
     python: Path, site: Path, files: list[str], store: Path, donors: Sequence[Path]
-) -> proc.Completed:
+) -> list[proc.Completed]:
     store.mkdir(parents=True, exist_ok=True)
     sites = [str(found) for found in map(site_packages, donors) if found is not None]
-    asked = {"site": str(site), "store": str(store), "files": files, "donors": sites}
-    key = hashlib.sha256(os.path.realpath(site).encode()).hexdigest()[:16]
-    # Another nbguard process may compile the same env: one at a time, the second finds
-    # the bytecode fresh. Envs of one Python compile side by side, sharing the store.
-    with file_lock(store / f"env-{key}.lock"):
+
+    def run(part: list[str]) -> proc.Completed:
+        asked = {"site": str(site), "store": str(store), "files": part, "donors": sites}
         fd, name = tempfile.mkstemp(prefix="compile-", suffix=".json", dir=store)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as request:
@@ -184,6 +188,19 @@ def _compile(
             return proc.run([python, "-I", "-S", "-c", _COMPILE, name], timeout=600)
         finally:
             Path(name).unlink(missing_ok=True)
+
+    # The first probe env (the lifted one) compiles a thousand modules while every blame
+    # waits for it: on all CPUs. Interleaved parts, so each gets some of every package.
+    count = max(1, min(os.cpu_count() or 1, len(files) // _PART))
+    parts = [files[index::count] for index in range(count)]
+    key = hashlib.sha256(os.path.realpath(site).encode()).hexdigest()[:16]
+    # Another nbguard process may compile the same env: one at a time, the second finds
+    # the bytecode fresh. Envs of one Python compile side by side, sharing the store.
+    with file_lock(store / f"env-{key}.lock"):
+        if count == 1:
+            return [run(files)]
+        with ThreadPoolExecutor(max_workers=count, thread_name_prefix="bytecode") as pool:
+            return list(pool.map(run, parts))
 
 
 def _plausible(path: str) -> bool:
