@@ -156,7 +156,10 @@ def compile_imports(
         wanted = sorted({path for path in files if _plausible(path)} - compiled)
         if not wanted:
             return "nothing left to compile"
-        runs = _compile(python, site, wanted, store, donors)
+        try:
+            runs = _compile(python, site, wanted, store, donors)
+        except OSError as exc:  # the store cannot be written: the kernel compiles, as before
+            return f"not compiled: {exc}"
         if all(done.ok for done in runs):
             compiled.update(wanted)
     counts: Counter[str] = Counter()

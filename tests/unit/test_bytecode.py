@@ -105,6 +105,16 @@ def test_exactly_the_listed_modules_of_the_env_get_bytecode(tmp_path: Path) -> N
     assert again == "nothing left to compile"
 
 
+def test_a_store_that_cannot_be_written_leaves_the_compiling_to_the_kernel(tmp_path: Path) -> None:
+    python = fake_env(tmp_path / "env", {"mod.py": "A = 1\n"})
+    (tmp_path / "store").write_text("a file where the store would be")
+
+    done = compile_imports(python, ["mod.py"], tmp_path / "store")
+
+    assert done.startswith("not compiled: ")
+    assert not bytecode(tmp_path / "env", "mod.py").exists()
+
+
 def test_nothing_outside_the_env_is_written(tmp_path: Path) -> None:
     env, outside = tmp_path / "env", tmp_path / "outside"
     python = fake_env(env, {"pkg/__init__.py": ""})
