@@ -499,9 +499,6 @@ def _confirm_culprits(
             budget_s=config.blame_budget,
             stop=cancelled,
             kernels=kernels,
-            imports=frozenset(
-                path for nb in reports for run in nb.runs.values() for path in run.imports
-            ),
         )
         for name, interpreter in interpreters.items()
     }

@@ -49,9 +49,6 @@ class BlameContext:
     # Held while a probe's notebook runs: blames outnumber them, so one blame's env is built
     # (resolver, downloads, links: mostly waiting) while another's kernel runs.
     kernels: threading.Semaphore | None = None
-    # The env modules the audit's runs imported, every notebook's: a probe env gets them all
-    # compiled at once, so the blames that share it (the lifted env) find it done.
-    imports: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -117,7 +114,6 @@ def confirm(
         deadline=context.deadline,
         stop=context.stop,
         kernels=context.kernels,
-        imports=context.imports,
     )
     question = search.Question(
         before,

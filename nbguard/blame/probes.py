@@ -54,7 +54,6 @@ class Probes:
         deadline: float | None = None,
         stop: threading.Event | None = None,
         kernels: threading.Semaphore | None = None,
-        imports: frozenset[str] = frozenset(),
     ) -> None:
         self.runner, self.prerelease = runner, prerelease
         self.old_interp, self.interp = interpreters
@@ -77,9 +76,11 @@ class Probes:
         self.steps: list[str] = []
         # Probes that got past the failing cell and failed later: (probe, its env, its run).
         self.hidden: list[tuple[str, EnvInfo, NotebookRun]] = []
-        # Module files to compile in each probe env: the audit's runs' (every notebook's),
-        # then what the probes' kernels imported.
-        self.learned: set[str] = {*imports, *self.before_run.imports, *self.after_run.imports}
+        # Module files to compile in each probe env: what the notebook's two runs imported,
+        # then what its probes' kernels did. Not every notebook's: the few notebooks sharing
+        # a probe env each add what is new to them, and each env compiles only what its
+        # notebooks need.
+        self.learned: set[str] = {*self.before_run.imports, *self.after_run.imports}
 
     def step(self, text: str) -> None:
         self.steps.append(text)
