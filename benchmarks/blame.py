@@ -9,9 +9,9 @@ so the course envs need not be built again. First a plain run builds (or checks)
 envs, untimed unless --skip-warmup; then, each a separate process timed from outside:
 
   plain   `nbguard run COURSE`, envs built
-  cold    `nbguard run COURSE --blame` after deleting every probe env, probe lock and blame
-          of DIR (the course's envs stay; uv's own download cache stays warm: it is not
-          nbguard's probe cache)
+  cold    `nbguard run COURSE --blame` after deleting every probe env, probe lock, blame and
+          probe bytecode of DIR (the course's envs stay; uv's own download cache stays warm:
+          it is not nbguard's probe cache)
   warm    the same again: probes and blames answered from DIR
   plain   once more: the plain time is the mean of both (the load of a shared machine moves)
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,8 @@ def _run(course: Path, cache: Path, report: Path, jobs: int | None, extra: list[
     started = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
+    # The load beside each time: on a shared machine it moves the times more than any change.
+    print(f"  {report.stem}: {elapsed:.1f} s (load {os.getloadavg()[0]:.1f})", flush=True)
     if done.returncode not in (0, 1):
         raise SystemExit(f"nbguard failed ({done.returncode}): {done.stderr.strip()[-500:]}")
     return elapsed
@@ -55,12 +58,18 @@ def _forget_probes(cache: Path) -> int:
         except (OSError, json.JSONDecodeError):
             continue
         if str(name).endswith("-probe"):
-            shutil.rmtree(marker.parent)
+            if marker.parent.is_symlink():  # published by a symlink swap: the link and its env
+                target = marker.parent.resolve()
+                marker.parent.unlink()
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                shutil.rmtree(marker.parent, ignore_errors=True)
             marker.parent.with_suffix(".lock").unlink(missing_ok=True)
             removed += 1
     for lock in (cache / "locks").glob("variant-*"):
         lock.unlink(missing_ok=True)
     shutil.rmtree(cache / "blame", ignore_errors=True)
+    shutil.rmtree(cache / "bytecode", ignore_errors=True)  # what probe envs compiled
     return removed
 
 

@@ -185,6 +185,9 @@ class NotebookRun:
     # folders it listed (ending in "/"); None when they were not recorded (no kernel, or
     # its record was lost), and then the run is never reused (execute/memo.py).
     reads: tuple[str, ...] | None = None
+    # The env's module files the kernel imported, relative to its site-packages: what a
+    # probe env compiles to bytecode before it runs the notebook (envs/bytecode.py).
+    imports: tuple[str, ...] = ()
     cached: bool = False  # taken from the execution cache, not executed again
 
     @property

@@ -227,6 +227,11 @@ class SharedEnvs:
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None:
         return self.backend.install_course(env, source, target)
 
+    def compile_imports(
+        self, env: EnvInfo, files: tuple[str, ...], donors: tuple[EnvInfo, ...] = ()
+    ) -> str:
+        return self.backend.compile_imports(env, files, donors)
+
     def execute(
         self,
         notebook: Notebook,

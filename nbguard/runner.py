@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from nbguard import envs, execute, runspec
+from nbguard.envs.bytecode import compile_imports
 from nbguard.envs.interpreters import Interpreter
 from nbguard.model import EnvInfo, InternalError, Notebook, NotebookRun
 from nbguard.settings import Config, EnvSpec
@@ -76,6 +77,10 @@ class Backend(Protocol):
         ...
 
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None: ...
+
+    def compile_imports(
+        self, env: EnvInfo, files: tuple[str, ...], donors: tuple[EnvInfo, ...] = ()
+    ) -> str: ...
 
     def execute(
         self,
@@ -135,6 +140,16 @@ class Machine:
         if checked.error:
             return checked.error
         return envs.install_course(self.options, env, source, target)
+
+    def compile_imports(
+        self, env: EnvInfo, files: tuple[str, ...], donors: tuple[EnvInfo, ...] = ()
+    ) -> str:
+        """Bytecode for `files` (below site-packages) in a probe env, before a kernel runs;
+        taken where it can be from `donors`, envs compiled at install."""
+        assert env.interpreter is not None
+        store = self.options.cache_dir / "bytecode"
+        given = [donor.interpreter for donor in donors if donor.interpreter is not None]
+        return compile_imports(env.interpreter, files, store, given)
 
     def execute(
         self,

@@ -76,6 +76,11 @@ class Probes:
         self.steps: list[str] = []
         # Probes that got past the failing cell and failed later: (probe, its env, its run).
         self.hidden: list[tuple[str, EnvInfo, NotebookRun]] = []
+        # Module files to compile in each probe env: what the notebook's two runs imported,
+        # then what its probes' kernels did. Not every notebook's: the few notebooks sharing
+        # a probe env each add what is new to them, and each env compiles only what its
+        # notebooks need.
+        self.learned: set[str] = {*self.before_run.imports, *self.after_run.imports}
 
     def step(self, text: str) -> None:
         self.steps.append(text)
@@ -251,6 +256,7 @@ class Probes:
             cost = "already run"
         else:
             self.used.add(env.fingerprint)
+            self._compile(env)
             outcome, detail, run = self._run(env)
             self.runs[env.fingerprint] = (outcome, detail, run)
             if run is not None and detail.startswith("gets past"):
@@ -303,12 +309,25 @@ class Probes:
             resolve_only=resolve_only,
         )
 
+    def _compile(self, env: EnvInfo) -> None:
+        """Bytecode in the probe env for the modules the audit's runs imported (and the
+        probes' so far), written before its kernel starts: the env has none, and the kernel
+        cannot write it. Outside the kernel slots, like building the env."""
+        if not self.learned:
+            return
+        started = time.monotonic()
+        donors = tuple(e for e in (self.after, self.before) if e.python == env.python)
+        done = self.runner.backend.compile_imports(env, tuple(sorted(self.learned)), donors)
+        took = time.monotonic() - started
+        self.progress(f"blame {self.notebook.path}: bytecode: {done} in {took:.1f} s")
+
     def _run(self, env: EnvInfo, *, again: bool = False) -> tuple[Outcome, str, NotebookRun | None]:
         if self.kernels is None:
             run = self.runner.run(self.notebook, env, again=again)
         else:
             with self.kernels:
                 run = self.runner.run(self.notebook, env, again=again)
+        self.learned.update(run.imports)
         if run.status == "env-failed":  # the course's own package cannot be installed there
             return "unbuilt", f"cannot be built: {one_line(run.reason or '')}", None
         if run.status == "internal-error":

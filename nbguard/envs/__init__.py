@@ -8,6 +8,7 @@ lockfiles     a resolution request → a lock file, cached by its inputs
 cache         the env cache: fingerprint, the marker written last, reuse checks, file locks
 builds        a course env from its spec; any lock → a ready venv; the course's package
 variants      blame's variant envs: a built env with a few packages pinned elsewhere
+bytecode      the .pyc of the modules a notebook imports, compiled into a probe env
 conda         conda declarations read (environment.yml, conda locks); relaxed; PyPI approximation
 conda_build   conda envs (and their blame variants) solved and linked into a venv of the interpreter
 conda_cli     conda, mamba or micromamba on PATH as the conda solver

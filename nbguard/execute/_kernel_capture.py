@@ -412,6 +412,9 @@ _install()
 # cell the new paths are appended to READS_FILE (given by the loader), one JSON line each.
 # nbguard keeps those inside the course and keys a cached run on their contents. Files a
 # C library opens itself (HDF5, netCDF) raise no audit event and are not seen.
+# The installed modules the kernel has imported so far (its own machinery included) go to
+# the same file as ["m", path below site-packages]: blame compiles exactly those in a probe
+# env before running the notebook there (envs/bytecode.py), as the kernel cannot.
 
 _READ_EVENTS = {"open": "f", "os.listdir": "d", "os.scandir": "d"}
 # A notebook that opens more distinct paths than this gets no record at all (never reused).
@@ -430,6 +433,7 @@ class _Reads:
         self.seen: set[tuple[str, str]] = set()
         self.fresh: list[tuple[str, str]] = []
         self.overflow = False
+        self.modules: set[str] = set()  # names in sys.modules already looked at
 
     def hook(self, event: str, args: tuple[Any, ...]) -> None:
         kind = _READ_EVENTS.get(event)
@@ -463,11 +467,33 @@ class _Reads:
             else:
                 lines = "".join(json.dumps(list(entry)) + "\n" for entry in self.fresh)
             self.fresh = []
+            lines += "".join(json.dumps(["m", path]) + "\n" for path in self._imported())
             if lines:
                 with Path(self.target).open("a", encoding="utf-8") as file:
                     file.write(lines)
         except Exception:
             pass
+
+    def _imported(self) -> list[str]:
+        """The source files below site-packages of the modules imported since last asked."""
+        found = []
+        for name, module in list(sys.modules.items()):
+            if name in self.modules:
+                continue
+            self.modules.add(name)
+            try:
+                # Not getattr: a lazy module's __getattr__ would run for a missing __file__.
+                path = vars(module).get("__file__")
+            except Exception:  # not a module: anything may sit in sys.modules
+                continue
+            if not isinstance(path, str) or not path.endswith(".py"):
+                continue
+            for folder in _INSTALLED:
+                below = path.rpartition(folder)[2]
+                if below != path:
+                    found.append(below)
+                    break
+        return found
 
 
 def _install_reads() -> None:

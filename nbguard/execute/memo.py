@@ -319,6 +319,8 @@ def course_reads(record: Path, scratch: Path, course: Path) -> tuple[str, ...] |
             kind, path = json.loads(line)
         except (ValueError, TypeError):
             return None  # a damaged record: what the run depends on is unknown
+        if kind == "m":
+            continue  # an installed module: the env's, not the course's (env_imports)
         if kind not in ("f", "d"):
             return None
         relative = _inside(str(path), (scratch, course))
@@ -328,6 +330,28 @@ def course_reads(record: Path, scratch: Path, course: Path) -> tuple[str, ...] |
             found.add(f"{relative}/")
         else:
             found.add(_source_of(relative))
+    return tuple(sorted(found))
+
+
+def env_imports(record: Path) -> tuple[str, ...]:
+    """The installed modules' source files the run's kernel imported, from the same record
+    (["m", path below site-packages]); only relative, normalized `.py` paths: the record is
+    the kernel's, and a notebook can put anything in sys.modules."""
+    try:
+        lines = record.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return ()
+    found: set[str] = set()
+    for line in lines:
+        try:
+            kind, path = json.loads(line)
+        except (ValueError, TypeError):
+            continue
+        if kind != "m" or not isinstance(path, str) or not path.endswith(".py"):
+            continue
+        parts = PurePosixPath(path).parts
+        if parts and not PurePosixPath(path).is_absolute() and ".." not in parts:
+            found.add(PurePosixPath(*parts).as_posix())
     return tuple(sorted(found))
 
 
@@ -443,4 +467,5 @@ def decode_run(data: Mapping[str, Any]) -> NotebookRun:
         volatile_paths=tuple((str(a), str(b)) for a, b in data["volatile_paths"]),
         isolation=str(data["isolation"]),
         reads=None if reads is None else tuple(str(r) for r in reads),
+        imports=tuple(str(path) for path in data.get("imports", ())),
     )

@@ -46,6 +46,7 @@ class FakeBackend:
     scripts: Mapping[tuple[str, str], Script] = field(default_factory=dict)
     env_errors: Mapping[str, str] = field(default_factory=dict)  # env name → why it fails
     executed: list[tuple[str, str]] = field(default_factory=list)
+    compiled: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)  # env, files
     stops: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -86,6 +87,13 @@ class FakeBackend:
 
     def install_course(self, env: EnvInfo, source: Path, target: Path) -> str | None:
         return None
+
+    def compile_imports(
+        self, env: EnvInfo, files: tuple[str, ...], donors: tuple[EnvInfo, ...] = ()
+    ) -> str:
+        with self._lock:
+            self.compiled.append((env.name, files))
+        return f"{len(files)} modules compiled"
 
     def execute(
         self, notebook: Notebook, course: Path, env: EnvInfo, options: ExecOptions, workdir: Path

@@ -1,0 +1,211 @@
+"""Bytecode for the modules a notebook imports, written into a probe env by nbguard (not a
+kernel) with the env's interpreter; compiled code shared between envs by source content."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+
+from nbguard import proc
+from nbguard.envs.cache import file_lock
+
+# Below this many modules one process compiles them: starting another costs more.
+_PART = 200
+# What this process compiled into each env (its site-packages, resolved), and a lock per env.
+_COMPILED: dict[str, set[str]] = {}
+_LOCKS: dict[str, threading.Lock] = {}
+_GUARD = threading.Lock()
+
+# Probe envs install no bytecode (compiling a whole scientific stack costs ~20 s an env), and
+# their kernels cannot write any: the env is read-only in the sandbox, and
+# PYTHONDONTWRITEBYTECODE is common. Every probe run would then compile each module it imports
+# (`import numpy, pandas, scipy.stats, matplotlib.pyplot`: 5 s of CPU instead of 1.2 s).
+# Compiling exactly the modules the notebook imported in the audit's runs, once per env, and
+# each distinct source file once per Python (the store), costs far less.
+#
+# Run by the env's interpreter with -I -S: no site, so no code of the env (a .pth file) runs,
+# and no PYTHON* variable (PYTHONPYCACHEPREFIX) sends the bytecode outside the env. What it
+# reads from the request is the kernel's record, so each path is checked: relative, `.py`,
+# and its folder inside the env's site-packages once symlinks are resolved.
+_COMPILE = r"""
+import hashlib, importlib.util, json, marshal, os, stat, sys
+
+request = json.load(open(sys.argv[1], encoding="utf-8"))
+site = os.path.realpath(request["site"])
+magic = importlib.util.MAGIC_NUMBER
+store = os.path.join(request["store"], magic.hex())
+
+
+def write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    temporary = "%s.%d.tmp" % (path, os.getpid())
+    with open(temporary, "wb") as file:
+        file.write(data)
+    os.replace(temporary, path)  # a reader sees no file or the whole one, never half
+
+
+def uint32(value):
+    return (int(value) & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def header(info):
+    # What importlib checks of a timestamp-based .pyc: magic, flags, source mtime and size.
+    return magic + uint32(0) + uint32(info.st_mtime) + uint32(info.st_size)
+
+
+def donated(parts, data):
+    # The code of the same source in an env of this Python that uv compiled at install, as
+    # valid there as its kernels find it; never kept in the store, which holds only what
+    # nbguard compiled itself.
+    for root in request["donors"]:
+        source = os.path.join(root, *parts)
+        try:
+            info = os.stat(source)
+            if info.st_size != len(data):
+                continue
+            with open(importlib.util.cache_from_source(source), "rb") as file:
+                code = file.read()
+            if code[:16] != header(info):
+                continue
+            with open(source, "rb") as file:
+                if file.read() != data:
+                    continue
+            return code[16:]
+        except OSError:
+            continue
+    return None
+
+
+compiled = reused = given = fresh = 0
+for relative in request["files"]:
+    parts = relative.split("/")
+    if not relative.endswith(".py") or relative.startswith("/") or ".." in parts:
+        continue
+    source = os.path.join(site, *parts)
+    folder = os.path.realpath(os.path.dirname(source))
+    if folder != site and not folder.startswith(site + os.sep):
+        continue
+    try:
+        info = os.stat(source)
+        if not stat.S_ISREG(info.st_mode):
+            continue
+        cached = importlib.util.cache_from_source(source)
+        try:
+            with open(cached, "rb") as file:
+                if file.read(16) == header(info):
+                    fresh += 1
+                    continue
+        except OSError:
+            pass
+        with open(source, "rb") as file:
+            data = file.read()
+        digest = hashlib.sha256(data).hexdigest()
+        kept = os.path.join(store, digest[:2], digest)
+        try:
+            with open(kept, "rb") as file:
+                body = file.read()
+            reused += 1
+        except OSError:
+            body = donated(parts, data)
+            if body is not None:
+                given += 1
+            else:
+                # As importlib compiles a source; the file name in the code is set to where
+                # it is imported from when it is loaded, so the code fits every env.
+                body = marshal.dumps(compile(data, source, "exec", dont_inherit=True))
+                write(kept, body)
+                compiled += 1
+        write(cached, header(info) + body)
+    except (OSError, SyntaxError, ValueError):
+        continue  # left to the kernel, which compiles it (or reports it) as it would anyway
+print(json.dumps({"compiled": compiled, "reused": reused, "given": given, "fresh": fresh}))
+"""
+
+
+def site_packages(python: Path) -> Path | None:
+    """The site-packages folder of the venv `python` belongs to; None when it has none."""
+    found = sorted((python.parent.parent / "lib").glob("python*/site-packages"))
+    return found[0] if len(found) == 1 else None
+
+
+def compile_imports(
+    python: Path, files: Iterable[str], store: Path, donors: Sequence[Path] = ()
+) -> str:
+    """Write the bytecode of `files` (paths below site-packages; those the env lacks are left
+    out) into the venv of `python`, as the kernel would if it could; compiled code is taken
+    from, and added to, `store` (per Python, by source content), or taken from the bytecode
+    of the same source in the venvs of `donors` (interpreters of envs compiled at install,
+    the audit's; one of another Python gives nothing). Each env under a lock, and what this
+    process compiled into it is remembered: the blames sharing a probe env wait for the
+    first to compile it, then find nothing left to do. Returns what it did in words."""
+    site = site_packages(python)
+    if site is None:
+        return "nothing to compile"
+    env = os.path.realpath(site)
+    with _GUARD:
+        lock = _LOCKS.setdefault(env, threading.Lock())
+    with lock:
+        compiled = _COMPILED.setdefault(env, set())
+        wanted = sorted({path for path in files if _plausible(path)} - compiled)
+        if not wanted:
+            return "nothing left to compile"
+        try:
+            runs = _compile(python, site, wanted, store, donors)
+        except OSError as exc:  # the store cannot be written: the kernel compiles, as before
+            return f"not compiled: {exc}"
+        if all(done.ok for done in runs):
+            compiled.update(wanted)
+    counts: Counter[str] = Counter()
+    for done in runs:
+        if not done.ok:
+            return f"not compiled: {done.last_lines(1)}"
+        try:
+            counts.update(json.loads(done.stdout.strip().splitlines()[-1]))
+        except (ValueError, IndexError, TypeError):
+            return "compiled"
+    return (
+        f"{counts['compiled']} modules compiled, {counts['reused']} from the bytecode store, "
+        f"{counts['given']} from the audit's envs, {counts['fresh']} already fresh"
+    )
+
+
+def _compile(
+    python: Path, site: Path, files: list[str], store: Path, donors: Sequence[Path]
+) -> list[proc.Completed]:
+    store.mkdir(parents=True, exist_ok=True)
+    sites = [str(found) for found in map(site_packages, donors) if found is not None]
+
+    def run(part: list[str]) -> proc.Completed:
+        asked = {"site": str(site), "store": str(store), "files": part, "donors": sites}
+        fd, name = tempfile.mkstemp(prefix="compile-", suffix=".json", dir=store)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as request:
+                json.dump(asked, request)
+            return proc.run([python, "-I", "-S", "-c", _COMPILE, name], timeout=600)
+        finally:
+            Path(name).unlink(missing_ok=True)
+
+    # The first probe env (the lifted one) compiles a thousand modules while every blame
+    # waits for it: on all CPUs. Interleaved parts, so each gets some of every package.
+    count = max(1, min(os.cpu_count() or 1, len(files) // _PART))
+    parts = [files[index::count] for index in range(count)]
+    key = hashlib.sha256(os.path.realpath(site).encode()).hexdigest()[:16]
+    # Another nbguard process may compile the same env: one at a time, the second finds
+    # the bytecode fresh. Envs of one Python compile side by side, sharing the store.
+    with file_lock(store / f"env-{key}.lock"):
+        if count == 1:
+            return [run(files)]
+        with ThreadPoolExecutor(max_workers=count, thread_name_prefix="bytecode") as pool:
+            return list(pool.map(run, parts))
+
+
+def _plausible(path: str) -> bool:
+    pure = PurePosixPath(path)
+    return path.endswith(".py") and not pure.is_absolute() and ".." not in pure.parts

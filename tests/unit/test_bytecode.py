@@ -1,0 +1,271 @@
+"""Bytecode for probe envs: what the kernel's record says a run imported, what nbguard compiles
+into a probe env from it (exactly those modules, nothing outside the env), and that blame does
+it before each probe env's first run."""
+
+from __future__ import annotations
+
+import compileall
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from nbguard import pipeline, settings
+from nbguard.envs.bytecode import compile_imports
+from nbguard.envs.interpreters import Interpreter
+from nbguard.execute import ExecOptions
+from nbguard.execute.memo import course_reads, env_imports
+from nbguard.model import EnvInfo, Notebook, NotebookRun
+from tests.support.fakes import FakeBackend, printed, raised, write_course
+
+SITE = f"lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages"
+
+
+def fake_env(root: Path, modules: dict[str, str]) -> Path:
+    """A venv's layout (the interpreter is this one) with `modules` (path → source) in its
+    site-packages; returns its python."""
+    (root / "bin").mkdir(parents=True)
+    python = root / "bin" / "python"
+    python.symlink_to(sys.executable)
+    for relative, source in modules.items():
+        path = root / SITE / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source, encoding="utf-8")
+    return python
+
+
+def bytecode(root: Path, relative: str) -> Path:
+    return Path(importlib.util.cache_from_source(str(root / SITE / relative)))
+
+
+def everything_under(root: Path) -> set[Path]:
+    return set(root.rglob("*"))
+
+
+# --- what a run imported, from the kernel's record --------------------------------------
+
+
+def test_the_record_names_the_env_modules_a_run_imported_apart_from_the_course_files(
+    tmp_path: Path,
+) -> None:
+    course, scratch = tmp_path / "course", tmp_path / "scratch"
+    record = tmp_path / "reads.jsonl"
+    lines = [
+        ["f", str(scratch / "data" / "g.csv")],
+        ["m", "numpy/__init__.py"],
+        ["m", "numpy/core/_methods.py"],
+        ["m", "numpy/__init__.py"],
+        # What a notebook can put in sys.modules is no path to write next to.
+        ["m", "../../../etc/evil.py"],
+        ["m", "/etc/evil.py"],
+        ["m", "numpy/core/_multiarray_umath.so"],
+        ["m", 42],
+    ]
+    record.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+
+    assert env_imports(record) == ("numpy/__init__.py", "numpy/core/_methods.py")
+    # The execution cache's view of the same record: the course file only, still a record.
+    assert course_reads(record, scratch, course) == ("data/g.csv",)
+
+
+def test_a_run_without_a_record_imported_nothing_known(tmp_path: Path) -> None:
+    assert env_imports(tmp_path / "missing.jsonl") == ()
+
+
+# --- compiling into a probe env -----------------------------------------------------------
+
+
+def test_exactly_the_listed_modules_of_the_env_get_bytecode(tmp_path: Path) -> None:
+    env = tmp_path / "env"
+    python = fake_env(
+        env,
+        {
+            "pkg/__init__.py": "",
+            "pkg/used.py": "VALUE = 1\n",
+            "pkg/unused.py": "VALUE = 2\n",
+            "pkg/broken.py": "def (:\n",
+        },
+    )
+    listed = ["pkg/__init__.py", "pkg/used.py", "pkg/broken.py", "pkg/absent.py"]
+
+    done = compile_imports(python, listed, tmp_path / "store")
+    again = compile_imports(python, listed, tmp_path / "store")
+
+    assert bytecode(env, "pkg/used.py").is_file()
+    assert bytecode(env, "pkg/__init__.py").is_file()
+    assert not bytecode(env, "pkg/unused.py").exists()
+    # A source that does not compile is left to the kernel, which reports it as it would.
+    assert not bytecode(env, "pkg/broken.py").exists()
+    assert done.startswith("2 modules compiled") or "from the bytecode store" in done
+    assert again == "nothing left to compile"
+
+
+def test_a_store_that_cannot_be_written_leaves_the_compiling_to_the_kernel(tmp_path: Path) -> None:
+    python = fake_env(tmp_path / "env", {"mod.py": "A = 1\n"})
+    (tmp_path / "store").write_text("a file where the store would be")
+
+    done = compile_imports(python, ["mod.py"], tmp_path / "store")
+
+    assert done.startswith("not compiled: ")
+    assert not bytecode(tmp_path / "env", "mod.py").exists()
+
+
+def test_nothing_outside_the_env_is_written(tmp_path: Path) -> None:
+    env, outside = tmp_path / "env", tmp_path / "outside"
+    python = fake_env(env, {"pkg/__init__.py": ""})
+    outside.mkdir()
+    (outside / "mod.py").write_text("VALUE = 1\n", encoding="utf-8")
+    (env / SITE / "linked").symlink_to(outside)  # a folder of the env that leads out of it
+    before = everything_under(outside)
+
+    compile_imports(
+        python,
+        [
+            "../../../../outside/mod.py",
+            str(outside / "mod.py"),
+            "linked/mod.py",
+            "pkg/__init__.py",
+        ],
+        tmp_path / "store",
+    )
+
+    assert everything_under(outside) == before
+    assert bytecode(env, "pkg/__init__.py").is_file()
+
+
+def test_another_env_imports_the_shared_code_from_its_own_bytecode_under_its_own_path(
+    tmp_path: Path,
+) -> None:
+    source = "VALUE = 1\n\ndef fail():\n    raise ValueError('from here')\n"
+    first, second = tmp_path / "first", tmp_path / "second"
+    compile_imports(fake_env(first, {"mod.py": source}), ["mod.py"], tmp_path / "store")
+    python = fake_env(second, {"mod.py": source})
+
+    done = compile_imports(python, ["mod.py"], tmp_path / "store")
+    # The source changed behind the bytecode's back, same size and mtime: what runs now can
+    # only come from the bytecode nbguard wrote.
+    module = second / SITE / "mod.py"
+    stamp = module.stat()
+    module.write_text(source.replace("VALUE = 1", "VALUE = 7"), encoding="utf-8")
+    os.utime(module, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    code = "import sys\nsys.path.insert(0, sys.argv[1])\nimport mod\nprint(mod.VALUE)\nmod.fail()"
+    shown = subprocess.run(
+        [sys.executable, "-I", "-c", code, str(second / SITE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done == (
+        "0 modules compiled, 1 from the bytecode store, 0 from the audit's envs, 0 already fresh"
+    )
+    assert shown.stdout == "1\n"
+    assert f'File "{module}"' in shown.stderr  # its own path in tracebacks, not the first env's
+
+
+def test_the_audits_env_lends_its_bytecode_of_the_same_source_but_not_of_another(
+    tmp_path: Path,
+) -> None:
+    audit = tmp_path / "audit"
+    donor = fake_env(audit, {"same.py": "A = 1\n", "other.py": "B = 1\n"})
+    compileall.compile_dir(audit / SITE, quiet=1)  # as uv does at install
+    python = fake_env(tmp_path / "probe", {"same.py": "A = 1\n", "other.py": "B = 2\n"})
+
+    done = compile_imports(python, ["same.py", "other.py"], tmp_path / "store", [donor])
+
+    lent = "1 modules compiled, 0 from the bytecode store, 1 from the audit's envs"
+    assert done == f"{lent}, 0 already fresh"
+    code = bytecode(tmp_path / "probe", "same.py").read_bytes()[16:]
+    assert code == bytecode(audit, "same.py").read_bytes()[16:]
+    # The store keeps only what nbguard compiled itself: other.py's code, by its source.
+    kept = [path.name for path in (tmp_path / "store").glob("*/*/*")]
+    assert kept == [hashlib.sha256(b"B = 2\n").hexdigest()]
+
+
+# --- blame compiles each probe env before its run -----------------------------------------
+
+LOCKED_IMPORTS = ("wobble/__init__.py", "wobble/legacy.py")
+UPCOMING_IMPORTS = ("wobble/__init__.py", "wobble/modern.py")
+PROBE_IMPORTS = ("gadget/__init__.py",)
+OLD = "module 'wobble' has no attribute 'old'"
+
+
+@dataclass
+class CompilingBackend(FakeBackend):
+    """Probe envs as base's packages with the pins; a log of compiles and runs in order."""
+
+    log: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
+    donors: list[tuple[str, ...]] = field(default_factory=list)
+
+    def build_variant(
+        self,
+        name: str,
+        interpreter: Interpreter,
+        base: EnvInfo,
+        pins: dict[str, str],
+        *,
+        prerelease: bool,
+        progress: Callable[[str], None],
+        wheels_only: bool = False,
+        lift: bool = False,
+        resolve_only: bool = False,
+    ) -> EnvInfo:
+        packages = {**base.packages, **pins}
+        fp = "fp-" + ",".join(f"{n}={v}" for n, v in sorted(packages.items()))
+        return EnvInfo(name, "3.11.7", packages, fp, interpreter=Path("/fake/probe/bin/python"))
+
+    def compile_imports(
+        self, env: EnvInfo, files: tuple[str, ...], donors: tuple[EnvInfo, ...] = ()
+    ) -> str:
+        self.log.append(("compile", env.fingerprint or "", files))
+        self.donors.append(tuple(donor.name for donor in donors))
+        return super().compile_imports(env, files, donors)
+
+    def execute(
+        self, notebook: Notebook, course: Path, env: EnvInfo, options: ExecOptions, workdir: Path
+    ) -> NotebookRun:
+        self.log.append(("run", env.fingerprint or "", ()))
+        return super().execute(notebook, course, env, options, workdir)
+
+
+def run_with_imports(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+    imports = {"locked": LOCKED_IMPORTS, "upcoming": UPCOMING_IMPORTS}.get(env.name, PROBE_IMPORTS)
+    if env.packages["wobble"] == "2.0":
+        run = raised(notebook.path, env.name, "AttributeError", OLD)
+    else:
+        run = printed(notebook.path, env.name, "same everywhere")
+    return replace(run, imports=imports)
+
+
+def test_each_probe_env_gets_the_imports_of_the_audits_runs_before_its_kernel_runs(
+    tmp_path: Path,
+) -> None:
+    backend = CompilingBackend(
+        {
+            "locked": {"gadget": "1.0", "wobble": "1.0"},
+            "upcoming": {"gadget": "2.0", "wobble": "2.0"},
+        },
+        {("nb.ipynb", env): run_with_imports for env in ("locked", "upcoming", "upcoming-probe")},
+    )
+    course = write_course(tmp_path, ["nb.ipynb"])
+    config = settings.load(course, {"cache-dir": str(tmp_path / "cache"), "blame": True})
+
+    (nb,) = pipeline.run(config, backend=backend).notebooks
+
+    assert nb.culprit is not None and nb.culprit.evidence == "confirmed"
+    probes = [entry for entry in backend.log if entry[1] not in ("fp-locked", "fp-upcoming")]
+    compiled = [entry for entry in probes if entry[0] == "compile"]
+    assert len(compiled) == 2, backend.log  # revert wobble, then upgrade only wobble
+    # Each probe env is compiled, then run; never the audit's own envs.
+    assert [kind for kind, _, _ in probes] == ["compile", "run", "compile", "run"]
+    assert [fp for _, fp, _ in probes[::2]] == [fp for _, fp, _ in probes[1::2]]
+    assert set(compiled[0][2]) == {*LOCKED_IMPORTS, *UPCOMING_IMPORTS}
+    # What the first probe's kernel imported is compiled for the next one too.
+    assert set(compiled[1][2]) == {*LOCKED_IMPORTS, *UPCOMING_IMPORTS, *PROBE_IMPORTS}
+    # The audit's envs on the probe's Python lend their bytecode of the same sources.
+    assert backend.donors == [("upcoming", "locked")] * 2
