@@ -26,7 +26,8 @@ def test_a_probe_env_compiled_from_a_runs_imports_imports_that_bytecode(
     venv.create(env, with_pip=False)
     (site,) = (env / "lib").glob("python*/site-packages")
     # The kernel's machinery from nbguard's own env, beneath the probe's one package.
-    (site / "kernel.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    machinery = sysconfig.get_paths()["purelib"]
+    (site / "kernel.pth").write_text(machinery + "\n")
     (site / "probed").mkdir()
     (site / "probed" / "__init__.py").write_text("")
     (site / "probed" / "part.py").write_text("VALUE = 1\n")
@@ -40,7 +41,9 @@ def test_a_probe_env_compiled_from_a_runs_imports_imports_that_bytecode(
     python = env / "bin" / "python"
 
     def run(work: str) -> NotebookRun:
-        options = ExecOptions(cell_timeout=20, startup_timeout=60)
+        # The sandbox hides /tmp: nbguard's own env may live there (a CI clone), so the
+        # kernel may read it, as a real env's path entries.
+        options = ExecOptions(cell_timeout=20, startup_timeout=60, readable=(Path(machinery),))
         return execute_notebook(
             notebook, course, "upcoming-probe", python, options, tmp_path / work
         )
