@@ -3,7 +3,7 @@ metadata says varies, so that it is masked (and listed) when envs are compared."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from nbguard.compare.normalize import NormalizedOutput, is_binary_mime, normalize_outputs_traced
@@ -76,11 +76,25 @@ def learned(
 
     Nothing is learned unless both runs ran through: a run that failed says nothing about
     which of its outputs vary."""
+    return {
+        index: varies
+        for index, varies, _ in _varying(first, second, replacements, tolerance, images_alike)
+    }
+
+
+def _varying(
+    first: NotebookRun,
+    second: NotebookRun,
+    replacements: Iterable[tuple[str, str]],
+    tolerance: Callable[[int], Tolerance],
+    images_alike: ImagesAlike,
+) -> Iterator[tuple[int, CellVolatility, tuple[NormalizedOutput, ...]]]:
+    """Each cell whose outputs differ between the two runs: its index, what varies, and the
+    first run's outputs as normalized (what the volatility's tokens are keyed by)."""
     if first.status != "ok" or second.status != "ok":
-        return {}
+        return
     reason = f"differs between two {first.env} runs"
     seconds = {cell.index: cell for cell in second.cells}
-    found: dict[int, CellVolatility] = {}
     for cell in first.cells:
         again = seconds.get(cell.index)
         if again is None:
@@ -89,8 +103,7 @@ def learned(
         two = normalize_outputs_traced(again.outputs, second, replacements)
         varies = _cell(reason, one, two, tolerance(cell.index), images_alike)
         if varies is not None:
-            found[cell.index] = varies
-    return found
+            yield cell.index, varies, one
 
 
 def learned_elsewhere(
@@ -108,16 +121,14 @@ def learned_elsewhere(
         return {}
     found: dict[int, CellVolatility] = {}
     bases = {cell.index: cell for cell in baseline.cells}
-    theirs_by_index = {cell.index: cell for cell in first.cells}
-    for index, varies in learned(first, second, replacements, tolerance, images_alike).items():
+    for index, varies, normalized in _varying(first, second, replacements, tolerance, images_alike):
         cell = bases.get(index)
         if cell is None:
             continue
         if varies.whole:
             found[index] = replace(varies, tokens={})
             continue
-        outputs = theirs_by_index[index].outputs
-        others = [n.output for n in normalize_outputs_traced(outputs, first, replacements)]
+        others = [n.output for n in normalized]
         base = [n.output for n in normalize_outputs_traced(cell.outputs, baseline, replacements)]
         payloads = set(varies.payloads)
         tokens: dict[tuple[str, str], frozenset[int]] = {}
