@@ -30,6 +30,12 @@ T = TypeVar("T")
 Progress = Callable[[str], None]
 
 
+def _env_folder(env: EnvInfo) -> str:
+    """A folder name for `env` in this run's scratch: its name, and its build where known
+    (a blame probe may reuse a name for another set of versions)."""
+    return f"{env.name}-{env.fingerprint[:12]}" if env.fingerprint else env.name
+
+
 def guarded(stage: str, work: Callable[[], T], failed: Callable[[InternalError], T]) -> T:
     """`work()`, or `failed(...)` with what went wrong when nbguard's own code raises.
 
@@ -263,6 +269,7 @@ class Runner:
                 runspec.kernel_options(self.options, env.interpreter, site),
                 parameters=parameters,
                 ahead=after,
+                home_cache=self.scratch / "home-cache" / _env_folder(env),
             )
             run = self.backend.execute(notebook, self.course, env, options, workdir)
             if key is not None:

@@ -45,6 +45,8 @@ from nbguard.model import (
 
 # Bump when what a stored run holds, or what its key covers, changes.
 FORMAT = "nbguard-run/1"
+# Options that shape where and when a run happens, not what it prints.
+_NOT_SETTINGS = frozenset({"home_cache", "ahead"})
 # Runs worth keeping: the notebook's own answer. A timeout or a dead kernel may be the
 # machine's (load, memory), an env-failed or internal-error run nbguard's: executed again.
 _REUSABLE = frozenset({"ok", "error"})
@@ -123,6 +125,8 @@ class Memo:
         if self._settings is None:
             shown: dict[str, Any] = {}
             for field in dataclasses.fields(ExecOptions):
+                if field.name in _NOT_SETTINGS:
+                    continue
                 value = getattr(self.options, field.name)
                 if field.name in ("python_path", "readable"):
                     value = [self._relative(Path(path)) for path in value]

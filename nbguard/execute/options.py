@@ -52,6 +52,12 @@ class ExecOptions:
     # part of what a run's outputs depend on.
     parameters: Mapping[str, object] = field(default_factory=dict)
 
+    # XDG_CACHE_HOME of the sandboxed kernels of one env in one nbguard run: what libraries
+    # cache in the home (matplotlib's font list: ~0.5 CPU-s a kernel) is built once per env,
+    # not in every kernel's fresh home. It lives in the run's scratch, so nothing a notebook
+    # leaves there reaches another audit or course. Not part of what a run's outputs depend on.
+    home_cache: Path | None = None
+
     # Runs with these same options still to come after this one: while its cells run, the
     # next one's kernel starts (warm.py), unless as many wait already.
     ahead: int = 0

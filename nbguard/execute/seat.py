@@ -55,11 +55,12 @@ def prepare(course_root: Path, python: Path, options: ExecOptions, workdir: Path
         env = kernel_env(course_root, scratch, options, workdir)
         kernel_python = _pip_layer(python, workdir, env) if options.pip_overlay else python
         connection = transport(stack)
+        shared = _home_cache(options)
         sandbox = isolation(
             enabled=options.sandbox,
             offline=options.offline,
             workdir=workdir,
-            writable=socket_dirs(connection),
+            writable=(*socket_dirs(connection), *shared),
             readable=(
                 *interpreter_paths(python),
                 *interpreter_paths(kernel_python),
@@ -69,6 +70,8 @@ def prepare(course_root: Path, python: Path, options: ExecOptions, workdir: Path
         )
         if sandbox.sandboxed:
             env.update(private_dirs(workdir))
+            if shared:
+                env["XDG_CACHE_HOME"] = str(shared[0])
         key, key_file = capture_key(workdir)
         kernels = write_kernelspec(
             workdir,
@@ -97,6 +100,15 @@ def _pip_layer(python: Path, workdir: Path, env: dict[str, str]) -> Path:
     env["PATH"] = os.pathsep.join(filter(None, [str(overlay.parent), env.get("PATH")]))
     env["VIRTUAL_ENV"] = str(overlay.parent.parent)
     return overlay
+
+
+def _home_cache(options: ExecOptions) -> tuple[Path, ...]:
+    """The env's shared cache folder (options.home_cache), made now: a sandbox binds only
+    folders that exist."""
+    if options.home_cache is None or not options.sandbox:
+        return ()
+    options.home_cache.mkdir(parents=True, exist_ok=True)
+    return (options.home_cache,)
 
 
 def _path_entries(env: Mapping[str, str]) -> list[str]:

@@ -131,6 +131,30 @@ def test_what_a_notebook_starts_does_not_outlive_it(run: Runner) -> None:
     assert _processes_with(f"sleep {marker}") == []
 
 
+def test_runs_of_one_env_share_a_cache_folder_but_not_a_home(run: Runner, tmp_path: Path) -> None:
+    """matplotlib builds its font list once per env and audit, not in every kernel."""
+    shared = tmp_path / "scratch" / "home-cache" / "upcoming"
+    options = ExecOptions(cell_timeout=30, home_cache=shared)
+    write = (
+        "import os, pathlib\n"
+        "pathlib.Path(os.environ['XDG_CACHE_HOME'], 'fontlist.json').write_text('built')\n"
+        "pathlib.Path(os.environ['HOME'], 'mine').write_text('one run')"
+    )
+    read = (
+        "import os, pathlib\n"
+        "print(pathlib.Path(os.environ['XDG_CACHE_HOME'], 'fontlist.json').read_text())\n"
+        "print(sorted(os.listdir(os.environ['HOME'])))"
+    )
+
+    first, second = run(write, options=options), run(read, options=options)
+
+    assert first.status == second.status == "ok", (first.reason, second.reason)
+    assert second.isolation == BWRAP
+    assert "built" in _printed(second)
+    assert "mine" not in _printed(second)  # the home stays each run's own
+    assert (shared / "fontlist.json").read_text() == "built"
+
+
 def test_a_notebook_cannot_write_to_the_course_it_was_copied_from(
     run: Runner, course: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
