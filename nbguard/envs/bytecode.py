@@ -3,7 +3,6 @@ kernel) with the env's interpreter; compiled code shared between envs by source 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -14,13 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from nbguard import proc
-from nbguard.envs.cache import file_lock
 
 # Below this many modules one process compiles them: starting another costs more.
 _PART = 200
-# What this process compiled into each env (its site-packages, resolved), and a lock per env.
+# What this process compiled into each env (its site-packages, resolved), and what a thread
+# is compiling there now (set when it is done).
 _COMPILED: dict[str, set[str]] = {}
-_LOCKS: dict[str, threading.Lock] = {}
+_PENDING: dict[str, dict[str, threading.Event]] = {}
 _GUARD = threading.Lock()
 
 # Probe envs install no bytecode (compiling a whole scientific stack costs ~20 s an env), and
@@ -142,26 +141,46 @@ def compile_imports(
     out) into the venv of `python`, as the kernel would if it could; compiled code is taken
     from, and added to, `store` (per Python, by source content), or taken from the bytecode
     of the same source in the venvs of `donors` (interpreters of envs compiled at install,
-    the audit's; one of another Python gives nothing). Each env under a lock, and what this
-    process compiled into it is remembered: the blames sharing a probe env wait for the
-    first to compile it, then find nothing left to do. Returns what it did in words."""
+    the audit's; one of another Python gives nothing).
+
+    The blames sharing a probe env each compile what no other has compiled or is compiling,
+    then wait only for the modules they need that another is still compiling: a notebook
+    importing numpy does not wait while another's scikit-learn compiles. Returns what it did
+    in words."""
     site = site_packages(python)
     if site is None:
         return "nothing to compile"
     env = os.path.realpath(site)
+    asked = {path for path in files if _plausible(path)}
+    claim = threading.Event()
     with _GUARD:
-        lock = _LOCKS.setdefault(env, threading.Lock())
-    with lock:
         compiled = _COMPILED.setdefault(env, set())
-        wanted = sorted({path for path in files if _plausible(path)} - compiled)
-        if not wanted:
-            return "nothing left to compile"
-        try:
-            runs = _compile(python, site, wanted, store, donors)
-        except OSError as exc:  # the store cannot be written: the kernel compiles, as before
-            return f"not compiled: {exc}"
-        if all(done.ok for done in runs):
-            compiled.update(wanted)
+        pending = _PENDING.setdefault(env, {})
+        wanted = asked - compiled
+        theirs = {pending[path] for path in wanted if path in pending}
+        mine = sorted(path for path in wanted if path not in pending)
+        for path in mine:
+            pending[path] = claim
+    runs: list[proc.Completed] = []
+    problem = None
+    try:
+        if mine:
+            runs = _compile(python, site, mine, store, donors)
+    except OSError as exc:  # the store cannot be written: the kernel compiles, as before
+        problem = f"not compiled: {exc}"
+    finally:
+        with _GUARD:
+            if problem is None and all(done.ok for done in runs):
+                compiled.update(mine)
+            for path in mine:
+                pending.pop(path, None)
+        claim.set()
+    for other in theirs:
+        other.wait()
+    if problem is not None:
+        return problem
+    if not mine:
+        return "nothing left to compile"
     counts: Counter[str] = Counter()
     for done in runs:
         if not done.ok:
@@ -196,14 +215,12 @@ def _compile(
     # waits for it: on all CPUs. Interleaved parts, so each gets some of every package.
     count = max(1, min(os.cpu_count() or 1, len(files) // _PART))
     parts = [files[index::count] for index in range(count)]
-    key = hashlib.sha256(os.path.realpath(site).encode()).hexdigest()[:16]
-    # Another nbguard process may compile the same env: one at a time, the second finds
-    # the bytecode fresh. Envs of one Python compile side by side, sharing the store.
-    with file_lock(store / f"env-{key}.lock"):
-        if count == 1:
-            return [run(files)]
-        with ThreadPoolExecutor(max_workers=count, thread_name_prefix="bytecode") as pool:
-            return list(pool.map(run, parts))
+    # No lock: every file is written whole or not at all (os.replace), so two compiling one
+    # module (another nbguard process) cost time, never a damaged .pyc.
+    if count == 1:
+        return [run(files)]
+    with ThreadPoolExecutor(max_workers=count, thread_name_prefix="bytecode") as pool:
+        return list(pool.map(run, parts))
 
 
 def _plausible(path: str) -> bool:

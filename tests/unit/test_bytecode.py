@@ -11,11 +11,18 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from nbguard import pipeline, settings
+from nbguard.envs import bytecode as bytecode_module
 from nbguard.envs.bytecode import compile_imports
 from nbguard.envs.interpreters import Interpreter
 from nbguard.execute import ExecOptions
@@ -103,6 +110,42 @@ def test_exactly_the_listed_modules_of_the_env_get_bytecode(tmp_path: Path) -> N
     assert not bytecode(env, "pkg/broken.py").exists()
     assert done.startswith("2 modules compiled") or "from the bytecode store" in done
     assert again == "nothing left to compile"
+
+
+def test_a_blame_waits_only_for_the_modules_it_needs_that_another_is_compiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blames sharing a probe env: one importing numpy does not wait for another's
+    scikit-learn to compile, but one that also needs scikit-learn waits until it has
+    bytecode (its kernel would otherwise compile it again)."""
+    env = tmp_path / "env"
+    python = fake_env(env, {"slow.py": "A = 1\n", "quick.py": "B = 2\n"})
+    release = threading.Event()
+    real = bytecode_module._compile
+
+    def held(python: Path, site: Path, files: list[str], *rest: Any) -> Any:
+        if "slow.py" in files:
+            assert release.wait(10)
+        return real(python, site, files, *rest)
+
+    monkeypatch.setattr(bytecode_module, "_compile", held)
+    store = tmp_path / "store"
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        slow = pool.submit(compile_imports, python, ["slow.py"], store)
+        deadline = time.monotonic() + 10
+        while not bytecode_module._PENDING.get(os.path.realpath(env / SITE)):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        quick = pool.submit(compile_imports, python, ["quick.py"], store)
+        both = pool.submit(compile_imports, python, ["slow.py", "quick.py"], store)
+
+        assert quick.result(timeout=10).startswith("1 modules compiled")
+        assert not both.done()  # it needs slow.py, which the first is still compiling
+        release.set()
+        assert slow.result(timeout=10).startswith("1 modules compiled")
+        assert both.result(timeout=10) == "nothing left to compile"
+
+    assert bytecode(env, "slow.py").is_file() and bytecode(env, "quick.py").is_file()
 
 
 def test_a_store_that_cannot_be_written_leaves_the_compiling_to_the_kernel(tmp_path: Path) -> None:
