@@ -121,6 +121,7 @@ def confirm(
         infer.candidates(before, after, after_run, inferred),
         fails_text(target),
         ignored,
+        (infer.imported_packages(before, before_run), infer.imported_packages(after, after_run)),
     )
     try:
         finding = search.find(question, probes)

@@ -636,3 +636,31 @@ def _owners(prefix: Path) -> dict[str, str]:
             if top and not top.endswith((".dist-info", ".data")) and top != "..":
                 owners.setdefault(top, dist)
     return owners
+
+
+def imported_packages(env: EnvInfo, run: NotebookRun | None) -> frozenset[str] | None:
+    """The distributions of `env` whose modules `run` imported, by the module files its
+    kernel recorded; None when the run left no record (no kernel, or the record was lost).
+    A distribution with a top-level extension module counts as imported: the record holds
+    `.py` files only, so its import would not show."""
+    if run is None or run.reads is None or env.interpreter is None:
+        return None
+    files, unseen = _recorded(env.interpreter.parent.parent)
+    return frozenset({files[path] for path in run.imports if path in files} | unseen)
+
+
+@cache
+def _recorded(prefix: Path) -> tuple[dict[str, str], frozenset[str]]:
+    """Each `.py` file of the env (relative to site-packages) → its distribution, from the
+    RECORD files; and the distributions importable through a top-level extension module."""
+    files: dict[str, str] = {}
+    unseen: set[str] = set()
+    for record in prefix.glob("lib/python*/site-packages/*.dist-info/RECORD"):
+        dist = canonical(record.parent.name.split("-")[0])
+        for line in record.read_text(encoding="utf-8", errors="replace").splitlines():
+            path = line.split(",", 1)[0]
+            if path.endswith(".py"):
+                files[path] = dist
+            elif "/" not in path and path.endswith((".so", ".pyd")):
+                unseen.add(dist)
+    return files, frozenset(unseen)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from nbguard import compare
-from nbguard.blame.infer import KERNEL_MACHINERY
+from nbguard.blame.infer import KERNEL_MACHINERY, imported_packages
 from nbguard.blame.search import Direction, Outcome, Seen
 from nbguard.envs.interpreters import Interpreter
 from nbguard.model import Comparison, EnvInfo, Notebook, NotebookRun
@@ -68,6 +68,11 @@ class Probes:
         self.runs: dict[str, tuple[Outcome, str, NotebookRun | None]] = {
             before.fingerprint: ("gone", f"runs (the env is {before.name} itself)", None),
             after.fingerprint: ("same", f"{self.fails} (the env is {after.name} itself)", None),
+        }
+        # What the notebook's run in each env (by fingerprint) imported (None: not known).
+        self.imported: dict[str, frozenset[str] | None] = {
+            before.fingerprint: imported_packages(before, self.before_run),
+            after.fingerprint: imported_packages(after, self.after_run),
         }
         self.requests: dict[tuple[str, str, tuple[tuple[str, str], ...]], Seen] = {}
         self.lifted: EnvInfo | None = None  # the running env's lock on the new Python
@@ -259,9 +264,11 @@ class Probes:
             self._compile(env)
             outcome, detail, run = self._run(env)
             self.runs[env.fingerprint] = (outcome, detail, run)
+            self.imported[env.fingerprint] = imported_packages(env, run)
             if run is not None and detail.startswith("gets past"):
                 self.hidden.append((label, env, run))
-        seen = Seen(label, env.python, env.packages, outcome, detail, moved)
+        imported = self.imported.get(env.fingerprint)
+        seen = Seen(label, env.python, env.packages, outcome, detail, moved, imported)
         self.requests[key] = seen
         along = ""
         if moved:

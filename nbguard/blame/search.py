@@ -36,6 +36,10 @@ class Seen:
     detail: str  # "runs", "fails the same way (cell 3: AttributeError: …)", "cannot be built: …"
     # Packages that moved besides the ones asked for (the resolver had to move them along).
     moved: tuple[str, ...] = ()
+    # The packages whose modules the run imported; None when not known. A package that
+    # neither of two runs imported cannot tell them apart (scipy moved along with a numpy
+    # bump, in a notebook that never imports scipy): no probe is spent on it.
+    imported: frozenset[str] | None = None
 
     @property
     def clean(self) -> bool:
@@ -93,6 +97,8 @@ class Question:
     fails: str = "fails the same way"  # how the failure showing reads ("changes the same way")
     # Packages whose versions tell nothing apart (ipykernel's machinery moves with any kernel).
     ignored: frozenset[str] = frozenset()
+    # The packages the notebook's runs in `before` and `after` imported (None: not known).
+    imported: tuple[frozenset[str] | None, frozenset[str] | None] = (None, None)
 
 
 @dataclass(frozen=True)
@@ -155,11 +161,22 @@ class _Trail:
     def __init__(self, question: Question, prober: Prober) -> None:
         self.question, self.prober = question, prober
         before, after = question.before, question.after
+        running, failing = question.imported
         self.running = Seen(
-            before.name, before.python, before.packages, "gone", f"runs in {before.name}"
+            before.name,
+            before.python,
+            before.packages,
+            "gone",
+            f"runs in {before.name}",
+            imported=running,
         )
         self.failing = Seen(
-            after.name, after.python, after.packages, "same", f"{question.fails} in {after.name}"
+            after.name,
+            after.python,
+            after.packages,
+            "same",
+            f"{question.fails} in {after.name}",
+            imported=failing,
         )
         self.seen: list[Seen] = [self.running, self.failing]
         self._answers: dict[tuple[str, tuple[str, ...]], Seen] = {}
@@ -246,10 +263,11 @@ def _python(trail: _Trail, packages: Sequence[str]) -> Culprit | None:
     if trail.question.candidates[0] != PYTHON:
         for name in likeliest:
             alone = trail.bump([name])
-            if alone.outcome == "same" and alone.moved and alone.packages:
+            pair = _pair_for(trail, name, added=True)
+            if pair is None and alone.outcome == "same" and alone.moved and alone.packages:
                 # What the bump dragged along, without it: the running half of the pair.
                 trail.pin({n: alone.packages[n] for n in alone.moved}, old=True)
-            pair = _pair_for(trail, name, added=True)
+                pair = _pair_for(trail, name, added=True)
             if pair is not None:
                 return _bumped(trail, name, pair)
     if seen.outcome != "same":
@@ -307,7 +325,7 @@ def _upgrade_alone(trail: _Trail, name: str) -> None:
     packages along, those packages at the same versions without it: the pair a revert that
     drags half the stack back (scipy 1.11 takes numpy < 1.28) cannot give."""
     seen = trail.upgrade([name])
-    if seen.outcome == "same" and seen.moved and seen.packages:
+    if seen.outcome == "same" and seen.moved and seen.packages and not _pairs(trail, [name]):
         trail.pin({n: seen.packages[n] for n in seen.moved if n in seen.packages})
 
 
@@ -331,7 +349,7 @@ def _bumped(trail: _Trail, name: str, pair: tuple[Seen, Seen]) -> Culprit:
     bad, good = pair
     reason = (
         f"rebuilt: the {before.name} packages lifted to Python {after.python} {fails} too; on "
-        f"Python {before.python}, envs that differ only in {name}: "
+        f"Python {before.python}, envs that differ only in {name}{_unimported(trail, pair)}: "
         f"{good.packages.get(name, '(absent)')} runs, {bad.packages.get(name, '(absent)')} "
         f"(the nearest to it with wheels for Python {after.python}; {after.name} has "
         f"{after.packages.get(name, '(absent)')}) {fails}"
@@ -340,12 +358,38 @@ def _bumped(trail: _Trail, name: str, pair: tuple[Seen, Seen]) -> Culprit:
 
 
 def _diff(a: Seen, b: Seen, ignored: frozenset[str]) -> set[str]:
+    """What tells the envs of two runs apart: the packages at other versions, but those
+    neither run imported, and Python."""
     names = {
         name
         for name in set(a.packages) | set(b.packages)
-        if name not in ignored and a.packages.get(name) != b.packages.get(name)
+        if name not in ignored
+        and a.packages.get(name) != b.packages.get(name)
+        and name not in _inert(a, b)
     }
     return names | ({PYTHON} if a.python != b.python else set())
+
+
+def _inert(a: Seen, b: Seen) -> frozenset[str]:
+    """The packages at other versions in the two envs that neither run imported (known only
+    when both runs' imports are): their code never ran, so they cannot have decided."""
+    if a.imported is None or b.imported is None:
+        return frozenset()
+    return frozenset(
+        name
+        for name in set(a.packages) | set(b.packages)
+        if a.packages.get(name) != b.packages.get(name)
+        and name not in a.imported
+        and name not in b.imported
+    )
+
+
+def _unimported(trail: _Trail, pair: tuple[Seen, Seen]) -> str:
+    """ ", besides scipy, which neither run imported": what else the pair's envs differ in."""
+    names = sorted(_inert(*pair) - trail.question.ignored)
+    if not names:
+        return ""
+    return f", besides {', '.join(names)}, which neither run imported"
 
 
 def _pairs(trail: _Trail, packages: Sequence[str]) -> dict[str, Seen]:
@@ -378,11 +422,12 @@ def _single(trail: _Trail, name: str, failing: Seen, packages: Sequence[str]) ->
     ran = pair[1].packages.get(name, old) if pair is not None else old
     if ran != old:
         ran = f"{ran} (nearest to {before.name}'s {old} with wheels for Python {after.python})"
-    isolated = f"envs that differ only in {name} ({where}): {ran} runs, {new} {fails}"
+    besides = _unimported(trail, pair) if pair is not None else ""
+    isolated = f"envs that differ only in {name}{besides} ({where}): {ran} runs, {new} {fails}"
     if trail.python_moved and pair is not None:
         bad, good = pair
         isolated = (
-            f"envs that differ only in {name}, on Python {after.python} "
+            f"envs that differ only in {name}{besides}, on Python {after.python} "
             f"({good.probe}; {bad.probe}): {ran} runs, {bad.packages.get(name, new)} {fails}"
         )
     if trail.python_moved and trail.python().outcome != "gone":

@@ -61,6 +61,7 @@ class FakeProber:
     asked: list[str] = field(default_factory=list)  # the probes built, in order
     resolved: list[str] = field(default_factory=list)  # the probes only resolved
     noise: Outcome | None = None  # what running the notebook again in `before` shows
+    imports: frozenset[str] | None = None  # the packages every run imports (None: unknown)
 
     @property
     def lifted(self) -> dict[str, str]:
@@ -137,7 +138,7 @@ class FakeProber:
             sorted(n for n in packages if n not in wanted and packages[n] != base.packages.get(n))
         )
         outcome = self.story(python, packages)
-        return Seen(label, python, packages, outcome, DETAIL[outcome], moved)
+        return Seen(label, python, packages, outcome, DETAIL[outcome], moved, self.imports)
 
     def _conflict(self, packages: Mapping[str, str]) -> tuple[str, str, str] | None:
         for (package, version), (dependency, needed) in self.needs.items():
@@ -154,7 +155,9 @@ def blame(
     prober: FakeProber, *candidates: str, fails: str = "fails the same way"
 ) -> tuple[str | None, str]:
     """(culprit package, its reason) when confirmed, else (None, why not)."""
-    found = find(Question(prober.before, prober.after, candidates, fails), prober)
+    imported = (prober.imports, prober.imports)
+    question = Question(prober.before, prober.after, candidates, fails, imported=imported)
+    found = find(question, prober)
     if found.culprit is None:
         return None, found.why_not
     assert found.culprit.evidence == "confirmed"
@@ -321,6 +324,40 @@ def test_a_forced_bump_that_drags_its_dependency_along_is_isolated_on_the_old_py
         "on Python 3.9.18, bump pandas 1.3 → 2.1",
         "on Python 3.9.18, only numpy → 1.26",
     ]
+
+
+def test_a_package_the_notebook_never_imports_needs_no_env_of_its_own() -> None:
+    """np.int on Python 3.9: numpy 1.26 drags scipy up with it, but the notebook imports
+    numpy alone, so scipy's version cannot tell the two runs apart: the bump and the locked
+    env are the pair, and no env with only scipy moved is built."""
+    before = env("locked", "3.9.18", numpy="1.21", scipy="1.7")
+    after = env("upcoming", "3.12.1", numpy="2.0", scipy="1.14")
+    needs = {("numpy", "1.26"): ("scipy", "1.10")}
+    story = fails_when(lambda _, p: p["numpy"] != "1.21")
+    lifts = {"numpy": "1.26", "scipy": "1.10"}
+    prober = FakeProber(
+        before, after, story, needs=needs, lifts=lifts, imports=frozenset({"numpy"})
+    )
+
+    culprit, reason = blame(prober, "numpy", "scipy", PYTHON)
+
+    assert culprit == "numpy"
+    assert (
+        "on Python 3.9.18, envs that differ only in numpy, besides scipy, which neither run "
+        "imported: 1.21 runs, 1.26"
+    ) in reason
+    assert prober.asked == [
+        "locked packages lifted to Python 3.12.1",
+        "on Python 3.9.18, bump numpy 1.21 → 1.26",
+    ]
+
+    # Imported, scipy might be what breaks it: the env with only scipy moved answers that.
+    imported = replace(prober, asked=[], imports=frozenset({"numpy", "scipy"}))
+    culprit, reason = blame(imported, "numpy", "scipy", PYTHON)
+
+    assert culprit == "numpy"
+    assert "besides" not in reason
+    assert imported.asked[-1] == "on Python 3.9.18, only scipy → 1.10"
 
 
 def test_a_pair_needing_fewer_envs_is_chosen_by_resolving_before_building() -> None:
