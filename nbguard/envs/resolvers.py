@@ -69,6 +69,8 @@ class Resolver(Protocol):
     """What building an env asks of a resolver; each call returns the finished process."""
 
     name: str
+    # It keeps what it read of the index, and can resolve from that alone (`offline`).
+    caches_index: bool
 
     def compile(
         self,
@@ -80,11 +82,13 @@ class Resolver(Protocol):
         prerelease: bool,
         wheels_only: bool = False,
         lowest: bool = False,
+        offline: bool = False,
     ) -> proc.Completed:
         """Resolve `infile` for `interp` into `outfile`; the pins already in `outfile` (a
         previous output) are kept where they still fit, unless `upgrade`. `wheels_only`: a
         version with no wheel for `interp` does not exist (never an sdist build); `lowest`:
-        the lowest versions the requirements allow (where the resolver can)."""
+        the lowest versions the requirements allow (where the resolver can); `offline`: from
+        what the resolver cached of the index, asking it nothing (with `caches_index`)."""
         ...
 
     def create(
@@ -113,6 +117,7 @@ def reason(done: proc.Completed) -> str:
 
 class _Uv:
     name = "uv"
+    caches_index = True
 
     def __init__(self, sources: Sources) -> None:
         uv = interpreters.uv_executable()
@@ -144,6 +149,7 @@ class _Uv:
         prerelease: bool,
         wheels_only: bool = False,
         lowest: bool = False,
+        offline: bool = False,
     ) -> proc.Completed:
         argv: list[str | Path] = [self.uv, "pip", "compile", infile, "--output-file", outfile]
         argv += ["--quiet", "--no-header", "--no-annotate", "--python", interp.executable]
@@ -156,6 +162,8 @@ class _Uv:
             # Every package is a direct requirement of a lifted lock: its lowest fitting
             # version; what the bumps newly need comes at its newest, as usual.
             argv += ["--resolution", "lowest-direct"]
+        if offline:
+            argv.append("--offline")
         return proc.run([*argv, *self._args()], env=_quiet_uv())
 
     def create(
@@ -204,6 +212,7 @@ def _quiet_uv() -> dict[str, str]:
 
 class _PipTools:
     name = "pip-tools"
+    caches_index = False  # pip has no cache-only mode: `offline` is never asked of it
 
     def __init__(self, sources: Sources, cache: Path) -> None:
         self.sources = sources
@@ -250,6 +259,7 @@ class _PipTools:
         prerelease: bool,
         wheels_only: bool = False,
         lowest: bool = False,
+        offline: bool = False,
     ) -> proc.Completed:
         # pip-compile has no lowest resolution: a lifted lock takes the newest fitting
         # versions there (installable still, only not the nearest).

@@ -76,7 +76,9 @@ def build_variant(
     if probe:
         # A wheels-only resolution may pick other versions: its own lock.
         stem = lockfiles.key(request.stem, "wheels-only")
-        request = replace(request, stem=f"variant-{stem}", wheels_only=True, lowest=lift)
+        request = replace(
+            request, stem=f"variant-{stem}", wheels_only=True, lowest=lift, cached_first=True
+        )
     try:
         lock = lockfiles.resolve(request, interp, resolver, options.cache_dir)
     except ResolutionError as exc:

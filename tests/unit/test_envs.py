@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -298,6 +298,10 @@ class FakeResolver:
     name: str = "fake"
     asked: list[tuple[str, str]] = field(default_factory=list)
     wheels_only: list[bool] = field(default_factory=list)
+    caches_index: bool = False
+    # What resolving from the cached index alone gives: a lock, or None for a failure.
+    offline_lock: str | None = None
+    offline: list[bool] = field(default_factory=list)
 
     def compile(
         self,
@@ -309,10 +313,19 @@ class FakeResolver:
         prerelease: bool,
         wheels_only: bool = False,
         lowest: bool = False,
+        offline: bool = False,
     ) -> proc.Completed:
         self.wheels_only.append(wheels_only)
+        self.offline.append(offline)
         previous = outfile.read_text() if outfile.is_file() else ""
         self.asked.append((infile.read_text(), previous))
+        if offline:
+            assert self.caches_index, "offline asked of a resolver that has no cache of the index"
+            if self.offline_lock is None:
+                outfile.write_text("half an answer")  # what a failing tool may leave behind
+                return proc.Completed(("fake",), 1, "", "error: not in the cache\n")
+            outfile.write_text(self.offline_lock)
+            return proc.Completed(("fake",), 0, "", "")
         if self.error is not None:
             return proc.Completed(("fake",), 1, "", f"\x1b[31merror\x1b[0m: {self.error}\n\n")
         outfile.write_text(self.lock)
@@ -329,6 +342,36 @@ class FakeResolver:
 
 def request(text: str = "wobble\n", **how: bool) -> lockfiles.Request:
     return lockfiles.Request("env 'x'", lockfiles.key(text, *map(str, how.items())), text, **how)
+
+
+def test_a_probe_is_resolved_from_the_cached_index_first(tmp_path: Path) -> None:
+    """Blame's probes ask for versions the audit has just read from the index: answered
+    from the resolver's cache without a request, and from the index only when the cache
+    cannot answer, with the preferences the first attempt was given."""
+    resolver = FakeResolver(caches_index=True, offline_lock="wobble==1.5\n")
+    probe = replace(request("wobble==1.5\n", wheels_only=True), cached_first=True)
+
+    assert lockfiles.resolve(probe, PY311, resolver, tmp_path) == "wobble==1.5\n"
+    assert resolver.offline == [True]
+
+    unanswered = FakeResolver(caches_index=True)
+    other = replace(probe, stem="other", preferred="wobble==1.0\n")
+
+    assert lockfiles.resolve(other, PY311, unanswered, tmp_path) == "wobble==2.0\n"
+    assert unanswered.offline == [True, False]
+    assert unanswered.asked[1][1] == "wobble==1.0\n"  # preferences, not the failed attempt's
+    lockfiles.resolve(replace(probe, stem="third"), PY311, unanswered, tmp_path)
+    assert unanswered.asked[3][1] == ""
+
+
+def test_an_env_of_the_audit_and_a_resolver_without_a_cache_ask_the_index(tmp_path: Path) -> None:
+    cached = FakeResolver(caches_index=True, offline_lock="wobble==1.5\n")
+    lockfiles.resolve(request(upgrade=True), PY311, cached, tmp_path)
+    plain = FakeResolver()
+    probe = replace(request("wobble==1.5\n", wheels_only=True), cached_first=True)
+    lockfiles.resolve(probe, PY311, plain, tmp_path)
+
+    assert cached.offline == plain.offline == [False]
 
 
 def test_a_pinned_request_is_resolved_once_and_then_read_from_the_cache(tmp_path: Path) -> None:
