@@ -20,6 +20,7 @@ import json
 import re
 import tarfile
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -49,6 +50,7 @@ SOLVE_TIMEOUT_S = 600
 # Kept in every conda env nbguard builds (so in its manifest): the channels it was solved
 # from, in the declaration's order; blame's variants of the env are solved from them again.
 _CHANNELS_FILE = "nbguard-conda.json"
+_SUBDIRS = frozenset({"noarch", "linux-64", "linux-aarch64", "osx-64", "osx-arm64", "win-64"})
 
 
 @dataclass(frozen=True)
@@ -140,9 +142,12 @@ def build(spec: EnvSpec, options: BuildOptions, interp: Interpreter, progress: P
 
 
 def is_conda_env(env: EnvInfo) -> bool:
-    """Whether `env` was built by this module (its variants are then solved by conda too)."""
+    """Whether `env` was built by this module (its variants are then solved by conda too):
+    it keeps its channels, or (built by an nbguard before they were kept) conda's records."""
     home = _home(env)
-    return home is not None and (home / _CHANNELS_FILE).is_file()
+    if home is None:
+        return False
+    return (home / _CHANNELS_FILE).is_file() or any((home / "conda-meta").glob("*.json"))
 
 
 def build_variant(
@@ -423,8 +428,25 @@ def _home(env: EnvInfo) -> Path | None:
 
 
 def _stored_channels(home: Path) -> list[str]:
-    data = json.loads((home / _CHANNELS_FILE).read_text(encoding="utf-8"))
-    return [str(channel) for channel in data.get("channels", [])]
+    """The channels the env was solved from, in the declaration's order; for an env built
+    before nbguard kept them, the channels its packages came from, most packages first."""
+    try:
+        data = json.loads((home / _CHANNELS_FILE).read_text(encoding="utf-8"))
+        return [str(channel) for channel in data.get("channels", [])]
+    except (OSError, ValueError, AttributeError):
+        pass
+    counts: Counter[str] = Counter()
+    for path in (home / "conda-meta").glob("*.json"):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        channel = str(record.get("channel") or "").rstrip("/")
+        if channel and record.get("build") != STANDIN_BUILD:
+            # Records name a channel with its platform folder: the channel is its parent.
+            head, _, tail = channel.rpartition("/")
+            counts[head if tail in _SUBDIRS and head else channel] += 1
+    return [channel for channel, _ in counts.most_common()]
 
 
 @dataclass(frozen=True)

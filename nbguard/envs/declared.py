@@ -27,6 +27,13 @@ def notes(spec: EnvSpec, interp: Interpreter, options: BuildOptions) -> list[str
             f"env {spec.name}: {name} solved by conda ({by}), {how}, channels "
             + ", ".join(declared.channels)
         )
+        if spec.prerelease:
+            # conda has no pre-release switch: release candidates are published under labels.
+            lines.append(
+                f"env {spec.name}: conda pre-releases come only from channels the file lists "
+                "(a label such as conda-forge/label/numpy_rc); pre-releases apply to its pip: "
+                "section"
+            )
         return lines
     approximation = conda.approximate(declared, keep_versions=not spec.upgrade)
     why = (

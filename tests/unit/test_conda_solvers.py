@@ -10,6 +10,7 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,12 @@ def test_auto_takes_a_conda_tool_on_path_when_py_rattler_is_missing(
         f"env locked: environment.yml solved by conda ({solver.name}), as declared, "
         "channels conda-forge"
     ]
+    # --pre cannot reach conda's packages: the line says where their pre-releases come from.
+    upcoming = settings.EnvSpec("upcoming", requirements=environment, upgrade=True, prerelease=True)
+    assert envs.notes(upcoming, INTERP, options(tmp_path))[1] == (
+        "env upcoming: conda pre-releases come only from channels the file lists (a label "
+        "such as conda-forge/label/numpy_rc); pre-releases apply to its pip: section"
+    )
 
 
 def test_a_tool_solves_with_a_dry_run_and_links_the_explicit_list_into_the_venv(
@@ -383,3 +390,28 @@ def test_a_pin_on_a_package_conda_cannot_find_goes_to_the_pip_layer(
     assert env.error is None and env.packages["pipgone"] == "0.3"
     assert [r.specs[0] for r in solver.requests] == ["pipgone ==0.3", "condahelp"]
     assert "pipgone==0.3" in pip_lines
+
+
+def test_a_conda_env_built_before_its_channels_were_kept_is_still_probed_by_conda(
+    tmp_path: Path,
+) -> None:
+    """An env an earlier nbguard built has conda's records but no channels file: blame's
+    variants of it are solved by conda from the channels its packages came from."""
+    home = tmp_path / "env"
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "python").symlink_to(sys.executable)
+    meta = home / "conda-meta"
+    meta.mkdir()
+    forge = "https://conda.anaconda.org/conda-forge"
+    for name, channel in (
+        ("root", f"{forge}/linux-64"),
+        ("cfitsio", f"{forge}/linux-64"),
+        ("condaphys", "file:///courses/phys/channel/noarch"),
+    ):
+        record = {"name": name, "version": "1.0", "build": "0", "channel": channel}
+        (meta / f"{name}-1.0-0.json").write_text(json.dumps(record))
+    env = EnvInfo("locked", "3.11.9", {}, "fp", interpreter=home / "bin" / "python")
+
+    assert conda_build.is_conda_env(env)
+    assert conda_build._stored_channels(home) == [forge, "file:///courses/phys/channel"]
+    assert not conda_build.is_conda_env(replace(env, interpreter=tmp_path / "venv" / "bin" / "py"))
