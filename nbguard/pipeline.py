@@ -569,6 +569,7 @@ def _confirm_culprits(
             nb.runs[config.baseline],
             nb.runs[comparison.env],
             comparison.culprit,
+            next((run for run in nb.reruns if run.env == config.baseline), None),
         )
         return guarded("confirming the culprit", work, _blame_failed)
 

@@ -77,14 +77,17 @@ def confirm(
     before_run: NotebookRun,
     after_run: NotebookRun,
     inferred: Culprit | None,
+    second: NotebookRun | None = None,
 ) -> BlameResult:
     """Confirm (or correct) the culprit of the notebook's failure in `after` by building envs
     between `before` and `after`, most likely candidates first, and rerunning the notebook.
 
     Only a pair of envs that differ in the culprit alone (the failure in one, not in the
     other) confirms it; when no probe can isolate it, the inferred culprit comes back with
-    the reason why. Results are cached by (notebook, both env fingerprints). Blocks; the
-    caller stops the runner's kernels when it is interrupted.
+    the reason why. `second`: the audit's own second run in `before` (volatile outputs),
+    which tells a changed output from noise without running the notebook again. Results
+    are cached by (notebook, both env fingerprints). Blocks; the caller stops the runner's
+    kernels when it is interrupted.
     """
     started = time.monotonic()
     options = compare.options_for(notebook, context.compare_options)
@@ -114,6 +117,7 @@ def confirm(
         deadline=context.deadline,
         stop=context.stop,
         kernels=context.kernels,
+        second=second if second is not None and second.status == "ok" else None,
     )
     question = search.Question(
         before,

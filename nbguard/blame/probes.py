@@ -54,6 +54,7 @@ class Probes:
         deadline: float | None = None,
         stop: threading.Event | None = None,
         kernels: threading.Semaphore | None = None,
+        second: NotebookRun | None = None,
     ) -> None:
         self.runner, self.prerelease = runner, prerelease
         self.old_interp, self.interp = interpreters
@@ -63,6 +64,7 @@ class Probes:
         self.ignored, self.progress = ignored, progress
         self.wheels_only, self.deadline, self.stop = not build_sdists, deadline, stop
         self.kernels = kernels
+        self.second = second  # the audit's own second run in `before`, when it made one
         self.fails = fails_text(target)
         assert before.fingerprint is not None and after.fingerprint is not None
         self.runs: dict[str, tuple[Outcome, str, NotebookRun | None]] = {
@@ -118,9 +120,14 @@ class Probes:
 
     def again(self) -> Seen:
         name = self.before.name
+        if self.second is not None:
+            # The audit ran it twice already (volatile outputs): that second run answers.
+            outcome, detail = self._judge(self.second)
+            self.step(f"run again in {name} (the audit's second run): {detail}")
+            return Seen(name, self.before.python, self.before.packages, outcome, detail)
         self.progress(f"blame {self.notebook.path}: run again in {name}")
-        # The audit's own second baseline run when it made one (the execution cache keeps
-        # it apart from the first): never the first run served back as if it were another.
+        # A second run the execution cache keeps apart from the first: never the first run
+        # served back as if it were another.
         outcome, detail, _ = self._run(self.before, again=True)
         self.step(f"run again in {name}: {detail}")
         return Seen(name, self.before.python, self.before.packages, outcome, detail)
@@ -339,8 +346,12 @@ class Probes:
             return "unbuilt", f"cannot be built: {one_line(run.reason or '')}", None
         if run.status == "internal-error":
             return "unbuilt", f"cannot be run: {run.reason}", None
+        return (*self._judge(run), run)
+
+    def _judge(self, run: NotebookRun) -> tuple[Outcome, str]:
+        """Whether the failure being blamed shows in `run`, and how that reads."""
         probe = compare.compare_runs(self.before_run, run, self.options)
-        return (*classify(self.target, self.after_run, probe, run), run)
+        return classify(self.target, self.after_run, probe, run)
 
 
 def _bumps(base: EnvInfo, lifted: EnvInfo, ignored: frozenset[str]) -> str:

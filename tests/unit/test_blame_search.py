@@ -586,3 +586,33 @@ def test_an_unseeded_draw_the_notebook_prints_is_noise_no_probe_is_built_for(
     )
     assert backend.executed.count(("nb.ipynb", "locked")) == 2  # the audit's run, and again
     assert ("nb.ipynb", "upcoming-probe") not in backend.executed
+
+
+def test_a_changed_output_is_told_from_noise_by_the_audits_own_second_run(
+    tmp_path: Path,
+) -> None:
+    """The audit ran the changed notebook twice in locked (volatile outputs): blame's "is it
+    noise?" question takes that second run, and runs the notebook in locked no third time."""
+
+    def wobble_2_prints_more(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+        said = "hello" if env.packages["wobble"] == "1.0" else "hello, world"
+        return printed(notebook.path, env.name, said)
+
+    scripts = {("nb.ipynb", env): wobble_2_prints_more for env in ("locked", "upcoming")}
+    scripts[("nb.ipynb", "upcoming-probe")] = wobble_2_prints_more
+    backend = ProbingBackend(TWO_MOVED, scripts)
+    course = write_course(tmp_path, ["nb.ipynb"])
+    # No execution cache: it would hand back the second run too, and hide a third one.
+    config = settings.load(
+        course, {"cache-dir": str(tmp_path / "cache"), "blame": True, "cache": False}
+    )
+
+    report = pipeline.run(config, backend=backend)
+    (nb,) = report.notebooks
+
+    assert nb.verdict == "changed"
+    assert nb.culprit is not None and nb.culprit.package == "wobble"
+    assert nb.culprit.evidence == "confirmed"
+    assert backend.executed.count(("nb.ipynb", "locked")) == 2  # the run and its second
+    assert report.blame is not None
+    assert report.blame.steps["nb.ipynb"][0] == "run again in locked (the audit's second run): runs"
