@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -613,6 +614,7 @@ def _mentioned_modules(run: NotebookRun) -> set[str]:
     return set(_IDENTIFIER.findall(strip_ansi(text)))
 
 
+_RECORDS = threading.Lock()
 _IMPORT_AS = re.compile(r"^\s*import\s+([\w.]+)\s+as\s+(\w+)", re.M)
 _FROM_IMPORT = re.compile(r"^\s*from\s+([\w.]+)\s+import\s+(.+)$", re.M)
 
@@ -620,7 +622,10 @@ _FROM_IMPORT = re.compile(r"^\s*from\s+([\w.]+)\s+import\s+(.+)$", re.M)
 def module_owners(env: EnvInfo) -> dict[str, str]:
     if env.interpreter is None:
         return {}
-    return _owners(env.interpreter.parent.parent)
+    # Notebooks are judged side by side: the first reads the env's RECORD files, the others
+    # wait for its answer instead of all reading them at once.
+    with _RECORDS:
+        return _owners(env.interpreter.parent.parent)
 
 
 @cache
@@ -645,7 +650,8 @@ def imported_packages(env: EnvInfo, run: NotebookRun | None) -> frozenset[str] |
     `.py` files only, so its import would not show."""
     if run is None or run.reads is None or env.interpreter is None:
         return None
-    files, unseen = _recorded(env.interpreter.parent.parent)
+    with _RECORDS:
+        files, unseen = _recorded(env.interpreter.parent.parent)
     return frozenset({files[path] for path in run.imports if path in files} | unseen)
 
 

@@ -83,6 +83,9 @@ class Memo:
         self._codes: dict[tuple[str, str], str | None] = {}
         self._settings: str | None = None
         self._lock = threading.Lock()
+        # What the stored runs take, as the last trim counted them plus what this process
+        # stored since; None until the first trim counts.
+        self._size: int | None = None
 
     # -- the key ---------------------------------------------------------------------------
 
@@ -185,6 +188,9 @@ class Memo:
         text = json.dumps({"format": FORMAT, "key": key, "deps": deps, "run": encode_run(run)})
         with contextlib.suppress(OSError):
             _write_atomically(self._entry(key), text)
+            with self._lock:
+                if self._size is not None:
+                    self._size += len(text.encode())
             self._trim()
 
     def digest(self, entry: str) -> str | None:
@@ -222,9 +228,15 @@ class Memo:
 
     def _trim(self) -> None:
         """The least recently used runs removed until the rest fit in `limit`; under a lock,
-        so two processes trimming at once do not both remove."""
+        so two processes trimming at once do not both remove. The folder is counted once,
+        then only when what this process stored since may have filled it: a cache of
+        100,000 runs is not walked after every run. (Another process's runs are counted at
+        the next walk, so the cache may pass `limit` by what two audits store meanwhile.)"""
         if self.limit is None:
             return
+        with self._lock:
+            if self._size is not None and self._size <= self.limit:
+                return
         with file_lock(self.root / ".lock"):
             entries = []
             for item in _scan(self.root):
@@ -237,6 +249,8 @@ class Memo:
                     break
                 path.unlink(missing_ok=True)
                 total -= size
+        with self._lock:
+            self._size = total
 
 
 @functools.cache

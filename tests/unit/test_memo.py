@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -20,6 +21,7 @@ from rich.console import Console
 from nbguard import pipeline, settings
 from nbguard.envs.interpreters import Interpreter
 from nbguard.execute import ExecOptions, Memo
+from nbguard.execute import memo as memo_module
 from nbguard.execute.memo import code_digest, course_reads, decode_run, encode_run
 from nbguard.model import (
     CellError,
@@ -433,3 +435,35 @@ def test_when_one_upcoming_package_moved_only_the_upcoming_runs_execute(tmp_path
     pipeline.run(config, backend=tonight)
 
     assert sorted(tonight.executed) == [("a.ipynb", "upcoming"), ("b.ipynb", "upcoming")]
+
+
+def test_the_cache_folder_is_counted_once_not_after_every_run(
+    course: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache of 100,000 runs is not walked after each of an audit's runs: counted once,
+    then again only when what was stored since may have filled it."""
+    notebooks = [replace(NOTEBOOK, path=f"lectures/w{i}.ipynb") for i in range(6)]
+    for notebook in notebooks:
+        _write_notebook(course / notebook.path, new_code_cell("x = 1"))
+    walks: list[Path] = []
+    real_scan = memo_module._scan
+
+    def counted(root: Path) -> Any:
+        walks.append(root)
+        return real_scan(root)
+
+    monkeypatch.setattr(memo_module, "_scan", counted)
+    roomy = memo(course, limit=10 * 1024**2)
+    for notebook in notebooks[:3]:
+        key = roomy.key(notebook, ENV)
+        assert key is not None
+        roomy.put(key, replace(a_run(), notebook=notebook.path))
+    assert len(walks) == 1
+
+    size = next((roomy.root).glob("*.json")).stat().st_size
+    tight = memo(course, limit=int(size * 3.5))
+    for notebook in notebooks[3:]:
+        key = tight.key(notebook, ENV)
+        assert key is not None
+        tight.put(key, replace(a_run(), notebook=notebook.path))
+    assert len(list(tight.root.glob("*.json"))) <= 3  # still bounded
