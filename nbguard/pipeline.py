@@ -135,10 +135,13 @@ def run(
     runnable = [nb for nb in notebooks if nb.skip_reason is None]
     check_parameters(config, runnable)
     seen.planned(len(notebooks), len(runnable) * len(config.envs), [s.name for s in config.envs])
-    with _scratch() as scratch:
+    with _scratch() as scratch, ThreadPoolExecutor(1, thread_name_prefix="ahead") as ahead:
         runner = Runner(config, machine, scratch)
         again = volatile_rerun(config)
-        execution = execute_all(config, runner, interpreters, runnable, seen, again)
+        prepare = partial(_blame_ahead, config, runner, interpreters, ahead)
+        execution = execute_all(
+            config, runner, interpreters, runnable, seen, again, prepare if config.blame else None
+        )
         runs = {**execution.runs, **stored_runs(config, runnable, execution.interrupted)}
         reports = with_parameters(
             config, judge_all(config, notebooks, runs, execution.envs, execution.reruns)
@@ -285,17 +288,20 @@ def execute_all(
     notebooks: Sequence[Notebook],
     seen: Observer,
     again: Again | None = None,
+    on_failure: Callable[[Mapping[str, EnvInfo]], None] | None = None,
 ) -> Execution:
     """Build the envs side by side; each env's notebooks start as soon as it is ready, so the
     first env's kernels run while the second still installs. `config.jobs` kernels at once.
     A notebook `again` names an env for, once its runs are all in, runs there once more in
-    the same pool."""
+    the same pool. `on_failure` is told the envs (while kernels still run) the first time a
+    notebook fails outside the baseline env where it ran in the baseline env."""
     cancelled = threading.Event()
 
     told = threading.Lock()  # held once the sandbox's absence has been said
     ready: dict[str, EnvInfo] = {}
     finished: dict[str, dict[str, NotebookRun]] = {}
     tally = threading.Lock()  # finished
+    failed_once = threading.Event()  # on_failure was told
     reruns: list[tuple[str, Future[NotebookRun]]] = []
 
     def run_one(notebook: Notebook, env: EnvInfo) -> NotebookRun:
@@ -307,8 +313,7 @@ def execute_all(
         if note is not None and told.acquire(blocking=False):
             seen.note(note)  # once per audit, not once per kernel
         seen.run_finished(result)
-        if again is not None:
-            follow_up(notebook, result)
+        follow_up(notebook, result)
         return result
 
     def follow_up(notebook: Notebook, result: NotebookRun) -> None:
@@ -317,7 +322,19 @@ def execute_all(
             runs[result.env] = result
             if len(runs) < len(config.envs):
                 return
-        assert again is not None
+            baseline = runs.get(config.baseline)
+            broke = (
+                baseline is not None
+                and not baseline.failed
+                and any(run.failed for name, run in runs.items() if name != config.baseline)
+            )
+            tell = on_failure is not None and broke and not failed_once.is_set()
+            if tell:
+                failed_once.set()
+        if tell and on_failure is not None:
+            on_failure(dict(ready))
+        if again is None:
+            return
         name = guarded("comparing", partial(again.first, notebook, runs), lambda _: None)
         if name is not None and not cancelled.is_set():
             # Submitted before this run's future completes: every re-run is queued by the time
@@ -518,6 +535,35 @@ def _judged(
 
 
 # --- blame ----------------------------------------------------------------------------------
+
+
+def _blame_ahead(
+    config: Config,
+    runner: Runner,
+    interpreters: Mapping[str, Interpreter],
+    pool: ThreadPoolExecutor,
+    built: Mapping[str, EnvInfo],
+) -> None:
+    """With --blame, once a notebook breaks while the audit's kernels still run: the lifted
+    env each blame of an env whose Python moved asks for first, built in `pool`
+    (blame.lift_ahead)."""
+    before = built.get(config.baseline)
+    if before is None:
+        return
+    for name, after in built.items():
+        if name == config.baseline or name not in interpreters:
+            continue
+        work = partial(
+            blame.lift_ahead,
+            runner,
+            interpreters[name],
+            before,
+            after,
+            prerelease=config.env(name).prerelease,
+            build_sdists=config.blame_sdists,
+        )
+        # Only a head start: a failure here is the blame's to meet, and to report.
+        pool.submit(guarded, f"building {name}'s lifted probe env", work, lambda _: None)
 
 
 def _confirm_culprits(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from nbguard import compare
 from nbguard.blame import cache, infer, search
-from nbguard.blame.probes import FAILING, OutOfBudget, Probes, fails_text
+from nbguard.blame.probes import FAILING, OutOfBudget, Probes, fails_text, lift_pins, variant
 from nbguard.blame.search import PYTHON
 from nbguard.envs.interpreters import Interpreter
 from nbguard.model import Comparison, Culprit, EnvInfo, HiddenBreak, Notebook, NotebookRun
@@ -163,6 +163,35 @@ def confirm(
         ),
     )
     return result
+
+
+def lift_ahead(
+    runner: Runner,
+    interpreter: Interpreter,
+    before: EnvInfo,
+    after: EnvInfo,
+    *,
+    prerelease: bool,
+    build_sdists: bool,
+) -> None:
+    """Build the probe env every blame of a Python move asks for first — `before`'s packages
+    lifted to `after`'s Python — while the audit's kernels still run: each blame's first
+    probe then finds it in the env cache instead of waiting seconds for a resolution and an
+    install. Nothing when Python did not move (or an env is missing); a build that fails is
+    the blames' to find and report."""
+    if before.python == after.python or not (before.ok and after.ok):
+        return
+    variant(
+        runner,
+        after.name,
+        interpreter,
+        before,
+        lift_pins(after),
+        prerelease=prerelease,
+        progress=_quiet,
+        wheels_only=not build_sdists,
+        lift=True,
+    )
 
 
 def _budget(context: BlameContext, started: float) -> str:

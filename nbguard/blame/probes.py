@@ -166,10 +166,7 @@ class Probes:
 
     def python(self) -> Seen:
         label = f"{self.before.name} packages lifted to Python {self._new_python}"
-        # The kernel's machinery comes from the failing env, as it runs a kernel on this
-        # Python: an old ipykernel lifted to its lowest fitting release may not start there.
-        kernel = {n: v for n, v in self.after.packages.items() if n in KERNEL_MACHINERY}
-        return self._probe(label, self.before, kernel, self.interp, lift=True)
+        return self._probe(label, self.before, lift_pins(self.after), self.interp, lift=True)
 
     def bump(self, names: Sequence[str]) -> Seen:
         lifted = self.lifted
@@ -311,11 +308,12 @@ class Probes:
     ) -> EnvInfo:
         """The probe env: `base` with `pins` on `interp` (built, or with `resolve_only` only
         resolved, to see what else it would move)."""
-        return self.runner.backend.build_variant(
-            f"{self.after.name}-probe",
+        return variant(
+            self.runner,
+            self.after.name,
             interp,
             base,
-            dict(pins),
+            pins,
             prerelease=self.prerelease,
             progress=self.progress,
             wheels_only=self.wheels_only,
@@ -352,6 +350,40 @@ class Probes:
         """Whether the failure being blamed shows in `run`, and how that reads."""
         probe = compare.compare_runs(self.before_run, run, self.options)
         return classify(self.target, self.after_run, probe, run)
+
+
+def lift_pins(after: EnvInfo) -> dict[str, str]:
+    """What a lift of the running env to `after`'s Python pins: the kernel's machinery at
+    `after`'s versions, as it runs a kernel on that Python (an old ipykernel lifted to its
+    lowest fitting release may not start there)."""
+    return {n: v for n, v in after.packages.items() if n in KERNEL_MACHINERY}
+
+
+def variant(
+    runner: Runner,
+    after: str,
+    interp: Interpreter,
+    base: EnvInfo,
+    pins: Mapping[str, str],
+    *,
+    prerelease: bool,
+    progress: Callable[[str], None],
+    wheels_only: bool,
+    lift: bool,
+    resolve_only: bool = False,
+) -> EnvInfo:
+    """A probe env of blame's for env `after`: `base` with `pins` on `interp`."""
+    return runner.backend.build_variant(
+        f"{after}-probe",
+        interp,
+        base,
+        dict(pins),
+        prerelease=prerelease,
+        progress=progress,
+        wheels_only=wheels_only,
+        lift=lift,
+        resolve_only=resolve_only,
+    )
 
 
 def _bumps(base: EnvInfo, lifted: EnvInfo, ignored: frozenset[str]) -> str:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import ast
 import itertools
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from nbguard import pipeline, settings
 from nbguard.blame import search as search_module
@@ -616,3 +618,50 @@ def test_a_changed_output_is_told_from_noise_by_the_audits_own_second_run(
     assert backend.executed.count(("nb.ipynb", "locked")) == 2  # the run and its second
     assert report.blame is not None
     assert report.blame.steps["nb.ipynb"][0] == "run again in locked (the audit's second run): runs"
+
+
+@dataclass
+class MovingPython(ProbingBackend):
+    """Locked on Python 3.9, upcoming on 3.12; remembers each lift asked for."""
+
+    lifts: list[str] = field(default_factory=list)
+    lifted: threading.Event = field(default_factory=threading.Event)
+
+    def build(
+        self, spec: settings.EnvSpec, interpreter: Interpreter, progress: Callable[[str], None]
+    ) -> EnvInfo:
+        env = super().build(spec, interpreter, progress)
+        return replace(env, python="3.9.18" if spec.name == "locked" else "3.12.1")
+
+    def build_variant(
+        self, name: str, interpreter: Interpreter, base: EnvInfo, pins: dict[str, str], **how: Any
+    ) -> EnvInfo:
+        if how.get("lift"):
+            self.lifts.append(name)
+            self.lifted.set()
+        return super().build_variant(name, interpreter, base, pins, **how)
+
+
+def test_the_lifted_env_is_built_while_the_audits_kernels_still_run(tmp_path: Path) -> None:
+    """Python moved and a notebook broke: every blame's first probe is the locked packages
+    lifted to the new Python, so it is built as soon as the first break is seen, while the
+    other notebooks still run, not after all of them."""
+    backend = MovingPython(TWO_MOVED, {})
+    seen_during: list[bool] = []
+
+    def slow(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+        seen_during.append(backend.lifted.wait(10))  # still running when the lift is asked
+        return printed(notebook.path, env.name, "same everywhere")
+
+    backend.scripts = {
+        ("a.ipynb", "upcoming"): wobble_2_breaks,
+        ("z.ipynb", "locked"): slow,
+    }
+    course = write_course(tmp_path, ["a.ipynb", "z.ipynb"])
+    config = settings.load(course, {"cache-dir": str(tmp_path / "cache"), "blame": True, "jobs": 4})
+
+    (a, z) = pipeline.run(config, backend=backend).notebooks
+
+    assert a.verdict == "broken" and z.verdict == "ok"
+    assert seen_during == [True]
+    assert backend.lifts[0] == "upcoming-probe"
