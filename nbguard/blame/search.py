@@ -360,12 +360,13 @@ def _bumped(trail: _Trail, name: str, pair: tuple[Seen, Seen]) -> Culprit:
 def _diff(a: Seen, b: Seen, ignored: frozenset[str]) -> set[str]:
     """What tells the envs of two runs apart: the packages at other versions, but those
     neither run imported, and Python."""
+    inert = _inert(a, b)
     names = {
         name
         for name in set(a.packages) | set(b.packages)
         if name not in ignored
+        and name not in inert
         and a.packages.get(name) != b.packages.get(name)
-        and name not in _inert(a, b)
     }
     return names | ({PYTHON} if a.python != b.python else set())
 
