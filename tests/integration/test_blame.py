@@ -323,16 +323,25 @@ def test_a_revert_that_cannot_be_resolved_falls_back_to_inferred_and_says_why(
     tmp_path: Path, env_cache: Path, wheels: Path
 ) -> None:
     """This semester adds gizmo, whose only release needs wobble>=2: wobble 1.0 cannot be
-    put back into the upcoming env, so nothing isolates wobble."""
+    put back into the upcoming env, so nothing isolates wobble in a notebook that imports
+    gizmo too. In one that never imports gizmo, gizmo cannot be what broke it: the audit's
+    own two envs are the pair, as the kernels' records of what they imported show."""
     course = scenario(
         tmp_path,
         env_cache,
         wheels,
         locked=[f"{WOBBLE}==1.0"],
         loose=[WOBBLE, "nbguard-demo-gizmo"],
-        notebooks={"means.ipynb": ["import wobble", "print(wobble.old_mean([1, 2, 3]))"]},
+        notebooks={
+            "both.ipynb": [
+                "import wobble\ntry:\n    import gizmo  # this semester's\nexcept ImportError:\n"
+                "    gizmo = None",
+                "print(wobble.old_mean([1, 2, 3]))",
+            ],
+            "means.ipynb": ["import wobble", "print(wobble.old_mean([1, 2, 3]))"],
+        },
     )
-    result = course.blame("means.ipynb")
+    result = course.blame("both.ipynb")
     culprit = result.culprit
     assert culprit is not None
     assert (culprit.package, culprit.from_version, culprit.to_version) == (WOBBLE, "1.0", "2.0")
@@ -340,6 +349,13 @@ def test_a_revert_that_cannot_be_resolved_falls_back_to_inferred_and_says_why(
     assert "not confirmed" in culprit.reason
     assert "cannot resolve" in culprit.reason and "nbguard-demo-gizmo" in culprit.reason
     assert result.envs_built == 0
+
+    never = course.blame("means.ipynb").culprit
+    assert never is not None and never.evidence == "confirmed"
+    assert never.reason.startswith(
+        f"envs that differ only in {WOBBLE}, besides nbguard-demo-gizmo, which neither run "
+        "imported (everything else as in upcoming): 1.0 runs, 2.0 fails the same way"
+    )
 
 
 def test_pip_tools_moves_a_dependent_package_when_a_revert_needs_it(
