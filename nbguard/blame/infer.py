@@ -646,27 +646,35 @@ def _owners(prefix: Path) -> dict[str, str]:
 def imported_packages(env: EnvInfo, run: NotebookRun | None) -> frozenset[str] | None:
     """The distributions of `env` whose modules `run` imported, by the module files its
     kernel recorded; None when the run left no record (no kernel, or the record was lost).
-    A distribution with a top-level extension module counts as imported: the record holds
-    `.py` files only, so its import would not show."""
+    What the record cannot show counts as imported: a distribution with a top-level
+    extension module (the record holds `.py` files only), and one without a RECORD file
+    naming its files (a conda package's)."""
     if run is None or run.reads is None or env.interpreter is None:
         return None
     with _RECORDS:
         files, unseen = _recorded(env.interpreter.parent.parent)
-    return frozenset({files[path] for path in run.imports if path in files} | unseen)
+    listed = set(files.values())
+    unknown = {name for name in env.packages if canonical(name) not in listed}
+    return frozenset({files[path] for path in run.imports if path in files} | unseen | unknown)
 
 
 @cache
 def _recorded(prefix: Path) -> tuple[dict[str, str], frozenset[str]]:
     """Each `.py` file of the env (relative to site-packages) → its distribution, from the
-    RECORD files; and the distributions importable through a top-level extension module."""
+    RECORD files; and the distributions importable through a top-level extension module or
+    with no `.py` file at all, whose import the record cannot show."""
     files: dict[str, str] = {}
     unseen: set[str] = set()
     for record in prefix.glob("lib/python*/site-packages/*.dist-info/RECORD"):
         dist = canonical(record.parent.name.split("-")[0])
+        has_source = False
         for line in record.read_text(encoding="utf-8", errors="replace").splitlines():
             path = line.split(",", 1)[0]
             if path.endswith(".py"):
                 files[path] = dist
+                has_source = True
             elif "/" not in path and path.endswith((".so", ".pyd")):
                 unseen.add(dist)
+        if not has_source:
+            unseen.add(dist)
     return files, frozenset(unseen)

@@ -4,11 +4,12 @@ fake env prefixes (a RECORD file per distribution, no real venv)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from nbguard.blame.infer import infer
+from nbguard.blame.infer import imported_packages, infer
 from nbguard.model import (
     CellError,
     CellResult,
@@ -549,3 +550,25 @@ def test_no_culprit_when_several_packages_moved_and_nothing_names_one(
     error = CellError(4, "NameError", "name 'resutl' is not defined")
 
     assert blame("broken", ran("locked"), failed("upcoming", error), envs) is None
+
+
+def test_what_a_run_imported_is_read_from_its_record_and_what_it_cannot_show_counts(
+    tmp_path: Path,
+) -> None:
+    """Blame leaves out a package neither run of a pair imported: the kernel's record of
+    imported module files, mapped through the env's RECORD files. A package the record
+    cannot show (no RECORD naming its files: a conda package's) counts as imported."""
+    env = fake_env(tmp_path, "upcoming", "3.12.1", {**AFTER, "condaphys": "2.0"})
+    run = NotebookRun(
+        NOTEBOOK,
+        "upcoming",
+        "ok",
+        1.0,
+        reads=(),
+        imports=("numpy/__init__.py", "numpy/core/fromnumeric.py", "wobble/__init__.py"),
+    )
+
+    imported = imported_packages(env, run)
+
+    assert imported == {"numpy", "nbguard-demo-wobble", "condaphys"}
+    assert imported_packages(env, replace(run, reads=None)) is None  # no record: not known
