@@ -328,11 +328,11 @@ def execute_all(
                 and not baseline.failed
                 and any(run.failed for name, run in runs.items() if name != config.baseline)
             )
-            tell = on_failure is not None and broke and not failed_once.is_set()
-            if tell:
+            tell = on_failure if broke and not failed_once.is_set() else None
+            if tell is not None:
                 failed_once.set()
-        if tell and on_failure is not None:
-            on_failure(dict(ready))
+        if tell is not None:
+            tell(dict(ready))
         if again is None:
             return
         name = guarded("comparing", partial(again.first, notebook, runs), lambda _: None)

@@ -629,13 +629,24 @@ def module_owners(env: EnvInfo) -> dict[str, str]:
 
 
 @cache
+def _records(prefix: Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each distribution installed in the env (canonical name) with the paths its RECORD
+    file lists, relative to site-packages."""
+    found = []
+    for record in sorted(prefix.glob("lib/python*/site-packages/*.dist-info/RECORD")):
+        lines = record.read_text(encoding="utf-8", errors="replace").splitlines()
+        paths = tuple(line.split(",", 1)[0] for line in lines)
+        found.append((canonical(record.parent.name.split("-")[0]), paths))
+    return tuple(found)
+
+
+@cache
 def _owners(prefix: Path) -> dict[str, str]:
     """Top-level importable name → distribution, from the env's installed RECORD files."""
     owners: dict[str, str] = {}
-    for record in prefix.glob("lib/python*/site-packages/*.dist-info/RECORD"):
-        dist = canonical(record.parent.name.split("-")[0])
-        for line in record.read_text(encoding="utf-8", errors="replace").splitlines():
-            top = line.split(",", 1)[0].split("/", 1)[0]
+    for dist, paths in _records(prefix):
+        for path in paths:
+            top = path.split("/", 1)[0]
             if top.endswith(".py"):
                 top = top[:-3]
             if top and not top.endswith((".dist-info", ".data")) and top != "..":
@@ -652,24 +663,24 @@ def imported_packages(env: EnvInfo, run: NotebookRun | None) -> frozenset[str] |
     if run is None or run.reads is None or env.interpreter is None:
         return None
     with _RECORDS:
-        files, unseen = _recorded(env.interpreter.parent.parent)
-    listed = set(files.values())
+        files, unseen, listed = _recorded(env.interpreter.parent.parent)
     unknown = {name for name in env.packages if canonical(name) not in listed}
     return frozenset({files[path] for path in run.imports if path in files} | unseen | unknown)
 
 
 @cache
-def _recorded(prefix: Path) -> tuple[dict[str, str], frozenset[str]]:
+def _recorded(prefix: Path) -> tuple[dict[str, str], frozenset[str], frozenset[str]]:
     """Each `.py` file of the env (relative to site-packages) → its distribution, from the
-    RECORD files; and the distributions importable through a top-level extension module or
-    with no `.py` file at all, whose import the record cannot show."""
+    RECORD files; the distributions importable through a top-level extension module or
+    with no `.py` file at all, whose import the record cannot show; and every distribution
+    a RECORD file names."""
     files: dict[str, str] = {}
     unseen: set[str] = set()
-    for record in prefix.glob("lib/python*/site-packages/*.dist-info/RECORD"):
-        dist = canonical(record.parent.name.split("-")[0])
+    listed: set[str] = set()
+    for dist, paths in _records(prefix):
+        listed.add(dist)
         has_source = False
-        for line in record.read_text(encoding="utf-8", errors="replace").splitlines():
-            path = line.split(",", 1)[0]
+        for path in paths:
             if path.endswith(".py"):
                 files[path] = dist
                 has_source = True
@@ -677,4 +688,4 @@ def _recorded(prefix: Path) -> tuple[dict[str, str], frozenset[str]]:
                 unseen.add(dist)
         if not has_source:
             unseen.add(dist)
-    return files, frozenset(unseen)
+    return files, frozenset(unseen), frozenset(listed)

@@ -67,14 +67,10 @@ class Probes:
         self.second = second  # the audit's own second run in `before`, when it made one
         self.fails = fails_text(target)
         assert before.fingerprint is not None and after.fingerprint is not None
+        # Each env's answer by fingerprint, with the run that gave it (what it imported).
         self.runs: dict[str, tuple[Outcome, str, NotebookRun | None]] = {
-            before.fingerprint: ("gone", f"runs (the env is {before.name} itself)", None),
-            after.fingerprint: ("same", f"{self.fails} (the env is {after.name} itself)", None),
-        }
-        # What the notebook's run in each env (by fingerprint) imported (None: not known).
-        self.imported: dict[str, frozenset[str] | None] = {
-            before.fingerprint: imported_packages(before, self.before_run),
-            after.fingerprint: imported_packages(after, self.after_run),
+            before.fingerprint: ("gone", f"runs (the env is {before.name} itself)", runs[0]),
+            after.fingerprint: ("same", f"{self.fails} (the env is {after.name} itself)", runs[1]),
         }
         self.requests: dict[tuple[str, str, tuple[tuple[str, str], ...]], Seen] = {}
         self.lifted: EnvInfo | None = None  # the running env's lock on the new Python
@@ -261,17 +257,16 @@ class Probes:
             self.built += 1
         cost = "new env" if not env.reused else "env from the cache"
         if env.fingerprint in self.runs:
-            outcome, detail, _ = self.runs[env.fingerprint]
+            outcome, detail, run = self.runs[env.fingerprint]
             cost = "already run"
         else:
             self.used.add(env.fingerprint)
             self._compile(env)
             outcome, detail, run = self._run(env)
             self.runs[env.fingerprint] = (outcome, detail, run)
-            self.imported[env.fingerprint] = imported_packages(env, run)
             if run is not None and detail.startswith("gets past"):
                 self.hidden.append((label, env, run))
-        imported = self.imported.get(env.fingerprint)
+        imported = imported_packages(env, run)
         seen = Seen(label, env.python, env.packages, outcome, detail, moved, imported)
         self.requests[key] = seen
         along = ""

@@ -4,7 +4,6 @@ lock or the new one, whole."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import time
@@ -64,31 +63,32 @@ def _compile(request: Request, interp: Interpreter, resolver: Resolver, cached: 
     infile = cached.with_name(f"{request.stem}.{time.monotonic_ns()}.in")
     infile.write_text(request.text, encoding="utf-8")
     outfile = cached.with_name(f"{request.stem}.{time.monotonic_ns()}.tmp")
-    if request.preferred:
+
+    def ask(*, offline: bool = False) -> proc.Completed:
         # uv pip compile and pip-compile both keep the pins of an existing output file when
-        # they still fit (without --upgrade): that file is how preferences reach the resolver.
-        outfile.write_text(request.preferred, encoding="utf-8")
-    ask = functools.partial(
-        resolver.compile,
-        interp,
-        infile,
-        outfile,
-        upgrade=request.upgrade,
-        prerelease=request.prerelease,
-        wheels_only=request.wheels_only,
-        lowest=request.lowest,
-    )
+        # they still fit (without --upgrade): that file is how preferences reach the resolver,
+        # written for each attempt (never what a failed one left in its place).
+        if request.preferred:
+            outfile.write_text(request.preferred, encoding="utf-8")
+        else:
+            outfile.unlink(missing_ok=True)
+        return resolver.compile(
+            interp,
+            infile,
+            outfile,
+            upgrade=request.upgrade,
+            prerelease=request.prerelease,
+            wheels_only=request.wheels_only,
+            lowest=request.lowest,
+            offline=offline,
+        )
+
     # A tenth of a second from the cache against seconds of index requests, many at once
     # while blames run side by side. An answer from the cache may miss a release newer than
     # the cache (a package the pins newly need then comes a little older), never install
     # what does not exist; anything it cannot answer (any failure) is asked of the index.
     done = ask(offline=True) if request.cached_first and resolver.caches_index else None
     if done is None or not done.ok:
-        # The preferences as given, not what a failed attempt may have left in their place.
-        if request.preferred:
-            outfile.write_text(request.preferred, encoding="utf-8")
-        else:
-            outfile.unlink(missing_ok=True)
         done = ask()
     infile.replace(cached.with_suffix(".in"))
     if not done.ok or not outfile.is_file():
