@@ -1,14 +1,17 @@
 """nbguard against nbmake on a 30-notebook corpus (or any course), and nbguard's own memory.
 
-    python benchmarks/corpus.py [--course DIR] [--reps 3] [--jobs N] [--rss-notebooks 200]
+    python benchmarks/corpus.py [--course DIR] [--reps 3] [--jobs N] [--mode first|no-cache]
+                                [--rss-notebooks 200]
 
 The corpus (issue 13): 10 trivial notebooks, 10 that use numpy, pandas and matplotlib and
 draw a plot, 10 that sleep one second; a pinned `requirements.txt` (locked) and a loose
 `requirements.in` (upcoming). A first, untimed `nbguard run` builds both envs; then each
 env's pins go into a bench venv of their own with nbmake and pytest-xdist (nbmake runs
 notebooks in the interpreter pytest runs in, so it runs once per env, as a course would).
-Then, alternating, `reps` times: `nbguard run` (its default --jobs unless given) and
-`pytest --nbmake -n 4` in each bench venv. Printed: the medians, nbguard / nbmake, and
+Then, alternating, `reps` times: `nbguard run` (its default --jobs unless given) as a
+course's first audit (no stored run to reuse; `--mode no-cache`: every notebook executed
+in every env, none taken from another env's run) and `pytest --nbmake -n 4` in each bench
+venv. Printed: the medians, nbguard / nbmake, and
 nbguard against the CPU-bound limit (the CPU seconds nbguard and its kernels used, divided
 by the cores: no schedule on this machine can beat it). Last, the peak RSS of the nbguard
 process itself on a course of `rss-notebooks` trivial notebooks.
@@ -168,19 +171,38 @@ def timed(argv: Sequence[str], cwd: Path | None = None) -> Timed:
     return Timed(wall, cpu, peak[0] / 1024, process.returncode, stderr)
 
 
-def nbguard_argv(course: Path, cache: Path, report: Path, jobs: int | None) -> list[str]:
+# What each timed nbguard run does: "first" is a course's first audit (the envs built, no
+# run stored: the execution cache's folder is emptied before it), "no-cache" executes every
+# notebook in every env (--no-cache: no run reused, not even one env's for another).
+MODES = ("first", "no-cache")
+
+
+def nbguard_argv(
+    course: Path, cache: Path, report: Path, jobs: int | None, mode: str = "first"
+) -> list[str]:
     argv = [sys.executable, "-m", "nbguard", "run", str(course), "--cache-dir", str(cache)]
-    # --no-cache: every notebook executed, as nbmake does (the execution cache's own savings
-    # are benchmarks/rerun.py's to measure).
-    argv += ["--report", str(report), "--allow-changed", "--no-cache"]
+    argv += ["--report", str(report), "--allow-changed"]
+    argv += ["--no-cache"] if mode == "no-cache" else []
     return argv + (["--jobs", str(jobs)] if jobs else [])
 
 
-def run_nbguard(course: Path, cache: Path, report: Path, jobs: int | None) -> Timed:
-    result = timed(nbguard_argv(course, cache, report, jobs))
+def run_nbguard(
+    course: Path, cache: Path, report: Path, jobs: int | None, mode: str = "first"
+) -> Timed:
+    # The stored runs go (the execution cache's savings on a second audit are
+    # benchmarks/rerun.py's to measure); the envs stay.
+    shutil.rmtree(cache / "runs", ignore_errors=True)
+    result = timed(nbguard_argv(course, cache, report, jobs, mode))
     if result.returncode not in (0, 1):
         raise SystemExit(f"nbguard failed ({result.returncode}): {result.stderr[-800:]}")
     return result
+
+
+def executions(report: Path) -> tuple[int, int]:
+    """The runs in the report, and how many of them were taken from another env's run."""
+    notebooks = json.loads(report.read_text(encoding="utf-8"))["notebooks"]
+    runs = [run for nb in notebooks for run in nb["runs"].values()]
+    return len(runs), sum(run.get("reused_from") is not None for run in runs)
 
 
 def bench_venvs(report: Path, work: Path) -> dict[str, Path]:
@@ -241,6 +263,9 @@ def main() -> int:
     parser.add_argument(
         "--sweep", help="only nbguard, at each of these --jobs (e.g. 2,4,6,8), alternating"
     )
+    parser.add_argument(
+        "--mode", choices=MODES, default="first", help="what each timed nbguard run does"
+    )
     parser.add_argument("--rss-notebooks", type=int, default=200, help="0: skip the RSS run")
     parser.add_argument("--work", type=Path, help="keep corpus, venvs and cache here")
     parser.add_argument("--cache-dir", type=Path, help="nbguard's env cache (default: in --work)")
@@ -261,14 +286,16 @@ def main() -> int:
     ours: list[Timed] = []
     theirs: list[float] = []
     for rep in range(args.reps):
-        ours.append(run_nbguard(course, cache, report, args.jobs))
+        ours.append(run_nbguard(course, cache, report, args.jobs, args.mode))
+        total, reused = executions(report)
         per_env = [run_nbmake(python, course, args.nbmake_workers) for python in venvs.values()]
         theirs.append(sum(result.wall_s for result in per_env))
         their_cpu = sum(result.cpu_s for result in per_env)
         limit = ours[-1].cpu_s / cores
         print(
             f"rep {rep + 1}: nbguard {ours[-1].wall_s:.1f} s (CPU {ours[-1].cpu_s:.1f} s, "
-            f"limit {limit:.1f} s, {ours[-1].wall_s / limit:.2f}x; load "
+            f"limit {limit:.1f} s, {ours[-1].wall_s / limit:.2f}x; {reused} of {total} runs "
+            f"taken from another env's; load "
             f"{os.getloadavg()[0]:.1f}); nbmake -n {args.nbmake_workers} x {len(venvs)} envs "
             f"{theirs[-1]:.1f} s ({', '.join(f'{r.wall_s:.1f}' for r in per_env)}; "
             f"CPU {their_cpu:.1f} s)",
@@ -278,7 +305,7 @@ def main() -> int:
     limit = statistics.median(result.cpu_s / cores for result in ours)
     nbmake = statistics.median(theirs)
     jobs = args.jobs or "default"
-    print(f"nbguard run (--jobs {jobs}), median of {args.reps}: {wall:.1f} s")
+    print(f"nbguard run (--jobs {jobs}, {args.mode}), median of {args.reps}: {wall:.1f} s")
     print(f"nbmake -n {args.nbmake_workers}, once per env, median: {nbmake:.1f} s")
     print(f"nbguard / nbmake: {wall / nbmake:.2f}x")
     print(f"nbguard / CPU-bound limit ({limit:.1f} s on {cores} cores): {wall / limit:.2f}x")

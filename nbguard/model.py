@@ -160,6 +160,19 @@ class InternalError:
 
 
 @dataclass(frozen=True)
+class Touched:
+    """What of its env a run used, as the kernel recorded it: enough to tell whether another
+    env would have run the notebook the same way (execute/alike.py)."""
+
+    entries: tuple[str, ...] = ()  # top-level entries of site-packages it imported or read
+    names: tuple[str, ...] = ()  # top-level module names it looked up, found or not
+    env_files: tuple[str, ...] = ()  # files of the env outside site-packages it read
+    # Why the run may depend on anything in its env (it started a process, it enumerated
+    # the installed distributions); None when the record bounds what it used.
+    anything: str | None = None
+
+
+@dataclass(frozen=True)
 class NotebookRun:
     """One notebook executed in one environment. Failures are data, never exceptions."""
 
@@ -188,7 +201,12 @@ class NotebookRun:
     # The env's module files the kernel imported, relative to its site-packages: what a
     # probe env compiles to bytecode before it runs the notebook (envs/bytecode.py).
     imports: tuple[str, ...] = ()
+    # What of the env the run used; None when not recorded (then no other env takes it).
+    touched: Touched | None = None
     cached: bool = False  # taken from the execution cache, not executed again
+    # The env whose run this is: every file that run used of its env is the same in this
+    # one, on the same interpreter, so executing it here would run the same code (alike.py).
+    reused_from: str | None = None
 
     @property
     def failed(self) -> bool:

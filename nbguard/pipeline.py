@@ -294,8 +294,18 @@ def execute_all(
     first env's kernels run while the second still installs. `config.jobs` kernels at once.
     A notebook `again` names an env for, once its runs are all in, runs there once more in
     the same pool. `on_failure` is told the envs (while kernels still run) the first time a
-    notebook fails outside the baseline env where it ran in the baseline env."""
+    notebook fails outside the baseline env where it ran in the baseline env.
+
+    An env on the baseline's interpreter runs a notebook only once its baseline run is in:
+    when that run used nothing that differs between the two envs, it is this env's run too
+    (runner.run's `like`), and the notebook is not executed again."""
     cancelled = threading.Event()
+    # Envs whose runs wait for the baseline's; each notebook's runs waiting there (env and
+    # the future handed out for it), and the baseline runs that are in.
+    following = _following(config, interpreters)
+    waiting: dict[str, list[tuple[EnvInfo, Future[NotebookRun]]]] = {}
+    baseline_runs: dict[str, NotebookRun | None] = {}
+    hold = threading.Lock()  # waiting, baseline_runs
 
     told = threading.Lock()  # held once the sandbox's absence has been said
     ready: dict[str, EnvInfo] = {}
@@ -304,17 +314,60 @@ def execute_all(
     failed_once = threading.Event()  # on_failure was told
     reruns: list[tuple[str, Future[NotebookRun]]] = []
 
-    def run_one(notebook: Notebook, env: EnvInfo) -> NotebookRun:
+    def run_one(notebook: Notebook, env: EnvInfo, like: NotebookRun | None = None) -> NotebookRun:
         if cancelled.is_set():
             raise KeyboardInterrupt  # queued before Ctrl-C: never started
-        seen.run_started(notebook.path, env.name)
-        result = runner.run(notebook, env)
+        result = None
+        try:
+            seen.run_started(notebook.path, env.name)
+            source = None if like is None else (like, ready[config.baseline])
+            result = runner.run(notebook, env, like=source)
+        finally:
+            if env.name == config.baseline:
+                release(notebook, result)
         note = execute.sandbox_note(result.isolation)
         if note is not None and told.acquire(blocking=False):
             seen.note(note)  # once per audit, not once per kernel
         seen.run_finished(result)
         follow_up(notebook, result)
         return result
+
+    def release(notebook: Notebook, result: NotebookRun | None) -> None:
+        """The runs waiting for `notebook`'s baseline run queued, now that it is in (None:
+        it never came, and they execute on their own)."""
+        with hold:
+            baseline_runs[notebook.path] = result
+            followers = waiting.pop(notebook.path, [])
+        for follower, future in followers:
+            follow(notebook, follower, result, future)
+
+    def follow(
+        notebook: Notebook,
+        env: EnvInfo,
+        like: NotebookRun | None,
+        future: Future[NotebookRun],
+    ) -> None:
+        expected = runner.expected(notebook, env)
+        order.submit(expected, partial(run_one, notebook, env, like), future)
+
+    def queue(env: EnvInfo) -> list[Future[NotebookRun]]:
+        if env.name not in following:
+            return [
+                order.submit(runner.expected(notebook, env), partial(run_one, notebook, env))
+                for notebook in notebooks
+            ]
+        futures: list[Future[NotebookRun]] = []
+        for notebook in notebooks:
+            future: Future[NotebookRun] = Future()
+            with hold:
+                released = notebook.path in baseline_runs
+                like = baseline_runs.get(notebook.path)
+                if not released:
+                    waiting.setdefault(notebook.path, []).append((env, future))
+            if released:
+                follow(notebook, env, like, future)
+            futures.append(future)
+        return futures
 
     def follow_up(notebook: Notebook, result: NotebookRun) -> None:
         with tally:
@@ -381,10 +434,7 @@ def execute_all(
                     f"the baseline env {name!r} cannot be built, so there is nothing to compare "
                     f"with: {_first_line(env.error or 'unknown error')}"
                 )
-            return env, [
-                order.submit(runner.expected(notebook, env), partial(run_one, notebook, env))
-                for notebook in notebooks
-            ]
+            return env, queue(env)
 
         builds = [builders.submit(build, spec.name) for spec in config.envs]
         try:
@@ -418,6 +468,20 @@ def execute_all(
         runs={(run.notebook, run.env): run for run in runs},
         interrupted=interrupted,
         reruns=again_runs,
+    )
+
+
+def _following(config: Config, interpreters: Mapping[str, Interpreter]) -> frozenset[str]:
+    """The envs whose runs wait for the baseline's, which may stand for them: those on the
+    baseline's interpreter, while runs may be reused (not --no-cache) and the course's own
+    package is not built for each env (course-code = "install")."""
+    baseline = interpreters.get(config.baseline)
+    if baseline is None or not config.cache or config.course_code == "install":
+        return frozenset()
+    return frozenset(
+        name
+        for name, interpreter in interpreters.items()
+        if name != config.baseline and interpreter.executable == baseline.executable
     )
 
 

@@ -23,6 +23,7 @@ from typing import Protocol, TypeVar
 from nbguard import envs, execute, runspec
 from nbguard.envs.bytecode import compile_imports
 from nbguard.envs.interpreters import Interpreter
+from nbguard.execute import alike
 from nbguard.model import EnvInfo, InternalError, Notebook, NotebookRun
 from nbguard.settings import Config, EnvSpec
 
@@ -239,13 +240,21 @@ class Runner:
             self._queued[env.name] = self._queued.get(env.name, 0) + runs
 
     def run(
-        self, notebook: Notebook, env: EnvInfo, *, fresh: bool = False, again: bool = False
+        self,
+        notebook: Notebook,
+        env: EnvInfo,
+        *,
+        fresh: bool = False,
+        again: bool = False,
+        like: tuple[NotebookRun, EnvInfo] | None = None,
     ) -> NotebookRun:
         """`notebook` executed in `env`, or its earlier run from the execution cache while
         nothing it depends on changed (`fresh`: execute it whatever the cache holds; `again`:
         a second run that tells noise from change, cached apart from the first so that the
-        two are always two real executions). Whatever the notebook does comes back as the
-        run's status; so does an env that could not be built, and nbguard's own failure."""
+        two are always two real executions; `like`: the notebook's run in another env, taken
+        as this env's when every file it used is the same here, execute/alike.py). Whatever
+        the notebook does comes back as the run's status; so does an env that could not be
+        built, and nbguard's own failure."""
         if not env.ok:
             reason = env.error or "the env could not be built"
             return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=reason)
@@ -261,6 +270,12 @@ class Runner:
             cached = None if key is None or fresh else self.memo.get(key, notebook, env)
             if cached is not None:
                 return cached
+            if like is not None and not fresh and self.memo.reuse:
+                alike = self._alike(notebook, env, *like)
+                if alike is not None:
+                    if key is not None:
+                        self.memo.put(key, alike)
+                    return alike
             site = self._course_site(env) if self.install_course else None
             if isinstance(site, str):
                 return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=site)
@@ -287,6 +302,19 @@ class Runner:
             )
 
         return guarded(f"executing in {env.name}", execute_it, internal)
+
+    def _alike(
+        self, notebook: Notebook, env: EnvInfo, run: NotebookRun, source: EnvInfo
+    ) -> NotebookRun | None:
+        """`run` (of `source`) as `env`'s own run, when it stands for one."""
+        if self.install_course or run.notebook != notebook.path or run.reused_from is not None:
+            return None
+        try:
+            if alike.differs(run, source, env) is not None:
+                return None
+        except OSError:
+            return None
+        return replace(run, env=env.name, cached=False, reused_from=source.name)
 
     def _course_site(self, env: EnvInfo) -> Path | str:
         """The folder holding the course's installed package for `env`'s kernels, or why it

@@ -35,10 +35,13 @@ class LongestFirst:
         self._order = itertools.count()
         self._lock = threading.Lock()
 
-    def submit(self, expected_s: float | None, work: Callable[[], T]) -> Future[T]:
+    def submit(
+        self, expected_s: float | None, work: Callable[[], T], future: Future[T] | None = None
+    ) -> Future[T]:
         """`work()` queued with its expected duration (None: unknown, taken as the longest);
-        equal ones in the order submitted."""
-        future: Future[T] = Future()
+        equal ones in the order submitted. Its result goes to `future` when given (one
+        handed out before the work could be queued), else to a new one."""
+        future = Future() if future is None else future
 
         def run() -> None:
             if not future.set_running_or_notify_cancel():

@@ -415,12 +415,33 @@ _install()
 # The installed modules the kernel has imported so far (its own machinery included) go to
 # the same file as ["m", path below site-packages]: blame compiles exactly those in a probe
 # env before running the notebook there (envs/bytecode.py), as the kernel cannot.
+# What of the env the run used, so that another env holding the same files can take the run
+# as its own (execute/alike.py): ["s", entry] for each top-level entry of site-packages the
+# kernel imported from, opened or listed; ["n", name] for each top-level module name it
+# looked up, found or not (the launcher's prelude records them from the kernel's first
+# import); ["e", path] for a file of the env outside site-packages; ["x", event] when it
+# started a process (what a child reads is not seen); ["a", folder] when something other
+# than the import system listed site-packages itself (importlib.metadata enumerating the
+# distributions): then the run depends on the whole env.
 
 _READ_EVENTS = {"open": "f", "os.listdir": "d", "os.scandir": "d"}
+_PROCESS_EVENTS = frozenset(
+    {
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "os.fork",
+        "os.forkpty",
+        "pty.spawn",
+    }
+)
 # A notebook that opens more distinct paths than this gets no record at all (never reused).
 MAX_READS = 20000
 # Installed packages (the env's, or a run's pip layer over it) are never course files.
 _INSTALLED = ("/site-packages/", "/dist-packages/")
+_IMPORT_SYSTEM = "<frozen importlib._bootstrap_external>"
 
 
 class _Reads:
@@ -430,14 +451,22 @@ class _Reads:
         self.own = tuple(
             {p.rstrip("/") + "/" for p in (sys.prefix, sys.base_prefix, sys.exec_prefix) if p}
         )
+        # The env's own files outside site-packages (a venv's; in an env that is its own
+        # interpreter they include the standard library, and such a run is never taken).
+        self.env = sys.prefix.rstrip("/") + "/" if sys.prefix != sys.base_prefix else None
         self.seen: set[tuple[str, str]] = set()
         self.fresh: list[tuple[str, str]] = []
         self.overflow = False
         self.modules: set[str] = set()  # names in sys.modules already looked at
+        self.names: set[str] = set()  # looked-up names already written
 
     def hook(self, event: str, args: tuple[Any, ...]) -> None:
         kind = _READ_EVENTS.get(event)
-        if kind is None or self.overflow:
+        if kind is None:
+            if event in _PROCESS_EVENTS:
+                self._add(("x", event))
+            return
+        if self.overflow:
             return
         try:  # an audit hook that raises would fail the notebook's own call
             path = args[0] if args else None
@@ -445,20 +474,36 @@ class _Reads:
                 return  # a file descriptor: its path was seen when it was opened
             text = "." if path is None else os.fsdecode(path)
             # Not Path.resolve(): no symlink walk in a hook that runs on every open.
-            entry = (kind, os.path.abspath(text))  # noqa: PTH100
-            if (
-                entry in self.seen
-                or entry[1].startswith(self.own)
-                or any(folder in entry[1] for folder in _INSTALLED)
-                or entry[1] == self.target
-            ):
+            absolute = os.path.abspath(text)  # noqa: PTH100
+            for folder in _INSTALLED:
+                below = absolute.partition(folder)[2]
+                if below:
+                    self._add(("s", below.partition("/")[0]))
+                    return
+                if kind == "d" and absolute.endswith(folder[:-1]):
+                    self._listed_site(absolute)
+                    return
+            if absolute.startswith(self.own):
+                if self.env is not None and absolute.startswith(self.env):
+                    self._add(("e", absolute[len(self.env) :]))
                 return
-            self.seen.add(entry)
-            self.fresh.append(entry)
-            if len(self.seen) > MAX_READS:
-                self.overflow = True
+            if absolute != self.target:
+                self._add((kind, absolute))
         except Exception:
             pass
+
+    def _listed_site(self, folder: str) -> None:
+        caller = sys._getframe(2)  # the hook's caller is the listing function's caller
+        if caller.f_code.co_filename != _IMPORT_SYSTEM:
+            self._add(("a", folder))
+
+    def _add(self, entry: tuple[str, str]) -> None:
+        if entry in self.seen:
+            return
+        self.seen.add(entry)
+        self.fresh.append(entry)
+        if len(self.seen) > MAX_READS:
+            self.overflow = True
 
     def post_run_cell(self, *_args: Any) -> None:
         try:
@@ -467,16 +512,18 @@ class _Reads:
             else:
                 lines = "".join(json.dumps(list(entry)) + "\n" for entry in self.fresh)
             self.fresh = []
-            lines += "".join(json.dumps(["m", path]) + "\n" for path in self._imported())
+            lines += "".join(json.dumps(list(entry)) + "\n" for entry in self._imported())
             if lines:
                 with Path(self.target).open("a", encoding="utf-8") as file:
                     file.write(lines)
         except Exception:
             pass
 
-    def _imported(self) -> list[str]:
-        """The source files below site-packages of the modules imported since last asked."""
-        found = []
+    def _imported(self) -> list[tuple[str, str]]:
+        """The modules imported and the names looked up since last asked: each installed
+        module's file as ["m", source path below site-packages] (sources only) and ["s",
+        its top-level entry] (extension modules too), each looked-up name as ["n", name]."""
+        found: list[tuple[str, str]] = []
         for name, module in list(sys.modules.items()):
             if name in self.modules:
                 continue
@@ -486,13 +533,24 @@ class _Reads:
                 path = vars(module).get("__file__")
             except Exception:  # not a module: anything may sit in sys.modules
                 continue
-            if not isinstance(path, str) or not path.endswith(".py"):
+            if not isinstance(path, str):
                 continue
             for folder in _INSTALLED:
                 below = path.rpartition(folder)[2]
                 if below != path:
-                    found.append(below)
+                    if path.endswith(".py"):
+                        found.append(("m", below))
+                    top = ("s", below.partition("/")[0])
+                    if top not in self.seen:
+                        self.seen.add(top)
+                        found.append(top)
                     break
+        for finder in sys.meta_path:
+            looked = getattr(finder, "nbguard_names", None)
+            if isinstance(looked, set):
+                for name in sorted(looked - self.names):
+                    self.names.add(name)
+                    found.append(("n", name))
         return found
 
 

@@ -30,20 +30,34 @@ _SCRUBBED_ENV = (
     "OLDPWD",
 )
 _KERNEL_NOISE = ("running over TCP without encryption",)
-# Run before ipykernel when there is a memory limit: sets it (where the platform has
-# RLIMIT_AS), then starts ipykernel_launcher as `python -m` would, with its own arguments.
-_MEMORY_PRELUDE = (
-    "import runpy, sys\n"
+# Run before ipykernel: records the top-level names the kernel looks up from its first import
+# on (found or not: an optional import that failed here may succeed in another env; the
+# capture reports them, execute/alike.py), sets the memory limit when there is one (where the
+# platform has RLIMIT_AS), then starts ipykernel_launcher as `python -m` would, with its own
+# arguments and the same sys.path.
+_PRELUDE = (
+    "import os, runpy, sys\n"
+    "class _NbguardLookups:\n"
+    "    def __init__(self):\n"
+    "        self.nbguard_names = set()\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if path is None:\n"
+    "            self.nbguard_names.add(name)\n"
+    "    def invalidate_caches(self):\n"
+    "        pass\n"
+    "sys.meta_path.insert(0, _NbguardLookups())\n"
     "limit = int(sys.argv.pop(1))\n"
     "try:\n"
     "    import resource\n"
     "except ImportError:\n"
-    "    pass\n"
-    "else:\n"
+    "    limit = 0\n"
+    "if limit > 0:\n"
     "    hard = resource.getrlimit(resource.RLIMIT_AS)[1]\n"
     "    if hard != resource.RLIM_INFINITY:\n"
     "        limit = min(limit, hard)\n"
     "    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
+    "if sys.path and sys.path[0] == '':\n"
+    "    sys.path[0] = os.getcwd()\n"
     "sys.argv[0] = 'ipykernel_launcher'\n"
     "runpy.run_module('ipykernel_launcher', run_name='__main__', alter_sys=True)\n"
 )
@@ -87,11 +101,9 @@ def write_kernelspec(
         "argv": [
             *prefix,
             str(python),
-            *(
-                ["-m", "ipykernel_launcher"]
-                if memory_limit is None
-                else ["-c", _MEMORY_PRELUDE, str(memory_limit)]
-            ),
+            "-c",
+            _PRELUDE,
+            str(memory_limit or 0),
             "-f",
             "{connection_file}",
             # Concurrent kernels must not share (and lock) one sqlite history file.

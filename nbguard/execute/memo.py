@@ -40,11 +40,12 @@ from nbguard.model import (
     NotebookRun,
     Output,
     Tolerance,
+    Touched,
     WarningRecord,
 )
 
 # Bump when what a stored run holds, or what its key covers, changes.
-FORMAT = "nbguard-run/1"
+FORMAT = "nbguard-run/2"
 # Options that shape where and when a run happens, not what it prints.
 _NOT_SETTINGS = frozenset({"home_cache", "ahead"})
 # Runs worth keeping: the notebook's own answer. A timeout or a dead kernel may be the
@@ -337,8 +338,8 @@ def course_reads(record: Path, scratch: Path, course: Path) -> tuple[str, ...] |
             kind, path = json.loads(line)
         except (ValueError, TypeError):
             return None  # a damaged record: what the run depends on is unknown
-        if kind == "m":
-            continue  # an installed module: the env's, not the course's (env_imports)
+        if kind in _ENV_KINDS:
+            continue  # what the run used of the env, not of the course (env_touched)
         if kind not in ("f", "d"):
             return None
         relative = _inside(str(path), (scratch, course))
@@ -371,6 +372,44 @@ def env_imports(record: Path) -> tuple[str, ...]:
         if parts and not PurePosixPath(path).is_absolute() and ".." not in parts:
             found.add(PurePosixPath(*parts).as_posix())
     return tuple(sorted(found))
+
+
+# The record's lines about the env: modules imported, site-packages entries used, names
+# looked up, env files read, a process started, site-packages listed whole.
+_ENV_KINDS = frozenset({"m", "s", "n", "e", "x", "a"})
+
+
+def env_touched(record: Path) -> Touched | None:
+    """What of the env the run used, from the same record; None when there is no whole
+    record. Names are kept only when they could name a file: the record is the kernel's,
+    and a notebook can write anything into sys.modules or a finder."""
+    try:
+        lines = record.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    found: dict[str, set[str]] = {"s": set(), "n": set(), "e": set()}
+    anything: str | None = None
+    for line in lines:
+        try:
+            kind, value = json.loads(line)
+        except (ValueError, TypeError):
+            return None
+        if kind == "overflow":
+            return None
+        if not isinstance(value, str):
+            continue
+        if kind == "x":
+            anything = anything or f"it started a process ({value})"
+        elif kind == "a":
+            anything = anything or "it listed the installed distributions"
+        elif kind in found and value and "\0" not in value and ".." not in value.split("/"):
+            found[kind].add(value)
+    return Touched(
+        entries=tuple(sorted(found["s"])),
+        names=tuple(sorted(found["n"])),
+        env_files=tuple(sorted(found["e"])),
+        anything=anything,
+    )
 
 
 def _inside(path: str, roots: tuple[Path, ...]) -> str | None:
@@ -441,6 +480,7 @@ def encode_run(run: NotebookRun) -> dict[str, Any]:
     data = dataclasses.asdict(run)
     data.pop("internal")  # never stored: an internal-error run is executed again
     data.pop("cached")
+    data.pop("reused_from")  # stored under this env's key, it is this env's run
     return data
 
 
@@ -469,6 +509,7 @@ def decode_run(data: Mapping[str, Any]) -> NotebookRun:
         for cell in data["cells"]
     )
     reads = data["reads"]
+    touched = data["touched"]
     return NotebookRun(
         notebook=str(data["notebook"]),
         env=str(data["env"]),
@@ -486,4 +527,12 @@ def decode_run(data: Mapping[str, Any]) -> NotebookRun:
         isolation=str(data["isolation"]),
         reads=None if reads is None else tuple(str(r) for r in reads),
         imports=tuple(str(path) for path in data.get("imports", ())),
+        touched=None
+        if touched is None
+        else Touched(
+            entries=tuple(str(entry) for entry in touched["entries"]),
+            names=tuple(str(name) for name in touched["names"]),
+            env_files=tuple(str(path) for path in touched["env_files"]),
+            anything=None if touched["anything"] is None else str(touched["anything"]),
+        ),
     )

@@ -14,7 +14,7 @@ from typing import Any
 from nbguard.execute import warm
 from nbguard.execute.cells import Outcome
 from nbguard.execute.launch import env_failed, interpreter_problem
-from nbguard.execute.memo import course_reads, env_imports
+from nbguard.execute.memo import course_reads, env_imports, env_touched
 from nbguard.execute.options import ExecOptions
 from nbguard.execute.parameters import inject, restore_cells
 from nbguard.execute.reading import UNREADABLE, read_notebook, unreadable_reason
@@ -100,6 +100,7 @@ def execute_notebook(
         isolation=seat.sandbox.description,
         reads=course_reads(seat.workdir / READS_FILE, seat.scratch, course_root),
         imports=env_imports(seat.workdir / READS_FILE),
+        touched=env_touched(seat.workdir / READS_FILE),
     )
     # Read to the end: removed now, while other runs go on, rather than all at once when the
     # audit's scratch folder goes (seconds for a course, after the last run).

@@ -113,6 +113,8 @@ def _run(run: NotebookRun) -> dict[str, Any]:
         "internal_error": run.internal.to_json() if run.internal else None,
         "isolation": run.isolation,
         "cached": run.cached,
+        # The env whose run stands for this one: everything it used is the same here.
+        "reused_from": run.reused_from,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -389,6 +390,12 @@ def render(data: Mapping[str, Any], console: Console, report_path: str | None = 
     cached = sum(bool(run.get("cached")) for run in runs)
     if cached:
         console.print(f"{cached} of {len(runs)} runs from the execution cache (nothing changed)")
+    reused = Counter(str(run["reused_from"]) for run in runs if run.get("reused_from"))
+    for source, count in sorted(reused.items()):
+        console.print(
+            f"{count} of {len(runs)} runs taken from the {_safe(source)} run: every file they "
+            "used is the same in both envs"
+        )
     cost = data.get("blame")
     if cost:
         console.print(

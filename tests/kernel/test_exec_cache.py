@@ -63,3 +63,52 @@ def test_a_notebook_runs_again_when_a_course_file_it_read_changed(tmp_path: Path
     assert _stdout(again) == _stdout(first) == "9.81\n2\n"
     assert _stdout(moon) == "1.62\n2\n"
     assert _stdout(scaled) == "3.24\n2\n"
+
+
+def _record_of(tmp_path: Path, name: str, *cells: str) -> NotebookRun:
+    course = tmp_path / name
+    course.mkdir()
+    (course / "requirements.txt").write_text("wobble==1.0\n")
+    nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), course / "nb.ipynb")
+    config = settings.load(course, {"cache-dir": str(tmp_path / "cache"), "timeout": 30})
+    runner = Runner(config, Machine(runspec.build_options(config)), tmp_path / f"scratch-{name}")
+    (notebook,) = find_notebooks(config)
+    run = runner.run(notebook, ENV)
+    assert run.status == "ok", run.reason
+    return run
+
+
+def test_the_kernel_records_what_of_its_env_a_notebook_used(tmp_path: Path) -> None:
+    """What another env must hold the same for this run to stand for its own (alike.py):
+    the site-packages entries it imported or read, every name it looked up (one that was
+    not found too, and the kernel's own from its first import), and nothing that would make
+    it depend on the whole env."""
+    run = _record_of(
+        tmp_path,
+        "used",
+        "try:\n    import nbguard_no_such_module\nexcept ImportError:\n    pass",
+        "import rich\nprint(open(rich.__file__).read(1))",
+    )
+
+    touched = run.touched
+    assert touched is not None and touched.anything is None
+    assert {"rich", "ipykernel", "IPython"} <= set(touched.entries)
+    assert {"nbguard_no_such_module", "rich", "ipykernel_launcher", "ipykernel"} <= set(
+        touched.names
+    )
+
+
+def test_a_process_or_a_listing_of_the_distributions_makes_a_run_depend_on_everything(
+    tmp_path: Path,
+) -> None:
+    spawned = _record_of(tmp_path, "spawned", "import subprocess\nsubprocess.run(['true'])")
+    listed = _record_of(
+        tmp_path,
+        "listed",
+        "import importlib.metadata\nprint(len(list(importlib.metadata.distributions())) > 0)",
+    )
+
+    assert spawned.touched is not None and spawned.touched.anything is not None
+    assert "started a process" in spawned.touched.anything
+    assert listed.touched is not None
+    assert listed.touched.anything == "it listed the installed distributions"

@@ -234,7 +234,7 @@ def test_runs_whose_dependencies_or_outcome_are_unsure_are_never_stored(
 
 def test_a_damaged_entry_is_a_miss_not_a_failure(course: Path) -> None:
     cache, key = stored(course)
-    (cache.root / f"{key}.json").write_text('{"format": "nbguard-run/1", "key"')
+    (cache.root / f"{key}.json").write_text('{"format": "nbguard-run/2", "key"')
 
     assert served(course, key) is None
 
@@ -351,7 +351,7 @@ def test_two_writers_at_once_leave_only_whole_entries(course: Path) -> None:
     left = list((course.parent / "cache" / "runs").glob("*.json"))
     assert 0 < len(left) <= 5
     for entry in left:
-        assert json.loads(entry.read_text())["format"] == "nbguard-run/1"
+        assert json.loads(entry.read_text())["format"] == "nbguard-run/2"
     assert not list((course.parent / "cache" / "runs").glob("*.tmp"))
 
 

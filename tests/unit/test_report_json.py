@@ -160,6 +160,7 @@ def test_a_broken_notebook_carries_runs_changes_and_culprit(data: dict[str, Any]
         "internal_error": None,
         "isolation": "",  # a run made by hand: no kernel, no sandbox
         "cached": False,  # executed, not taken from the execution cache
+        "reused_from": None,  # executed in this env, not another env's run
     }
     upcoming = notebook["runs"]["upcoming"]
     assert (upcoming["status"], upcoming["duration_s"], upcoming["warnings"]) == (
