@@ -1,7 +1,7 @@
 """What `--blame` adds to a run's wall time on any course: plain, cold probes, warm probes.
 
     python benchmarks/blame.py COURSE --cache-dir DIR [--jobs N] [--seed-cache DIR]
-                               [--skip-warmup] [-- extra nbguard run options]
+                               [--skip-warmup] [--reps N] [-- extra nbguard run options]
 
 DIR is the benchmark's own env cache (its probe envs are deleted): give a fresh folder, and
 with --seed-cache a cache holding the course's built envs, which are copied in (hard links)
@@ -13,7 +13,11 @@ envs, untimed unless --skip-warmup; then, each a separate process timed from out
           probe bytecode of DIR (the course's envs stay; uv's own download cache stays warm:
           it is not nbguard's probe cache)
   warm    the same again: probes and blames answered from DIR
-  plain   once more: the plain time is the mean of both (the load of a shared machine moves)
+  plain   once more: each blame is set against the mean of the plain runs either side of
+          it (the load of a shared machine moves)
+
+With --reps N the cold, warm and plain runs repeat N times (probes deleted before each
+cold run) and the medians are printed.
 
 It prints the seconds, what blame added over plain as a ratio (issue 10's bar: at most 1.5x
 cold, 0.2x warm), how many culprits the cold run confirmed, and each notebook's culprit.
@@ -22,9 +26,11 @@ cold, 0.2x warm), how many culprits the cold run confirmed, and each notebook's 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -99,6 +105,7 @@ def main() -> int:
     parser.add_argument("--seed-cache", type=Path, help="a cache with the course's envs built")
     parser.add_argument("--jobs", type=int)
     parser.add_argument("--skip-warmup", action="store_true", help="the envs are built already")
+    parser.add_argument("--reps", type=int, default=1, help="cold and warm blames, alternating")
     # After "--": more `nbguard run` options, e.g. `-- --no-cache` (argparse would take them
     # for its own, or refuse them after a positional).
     argv = sys.argv[1:]
@@ -117,29 +124,37 @@ def main() -> int:
 
     if not args.skip_warmup:
         timed("warmup")
-    before = timed("plain")
-    removed = _forget_probes(cache)
-    cold = timed("cold", "--blame")
-    warm = timed("warm", "--blame")
-    # Plain once more, and the mean of both: on a shared machine the load moves meanwhile.
-    after = timed("plain-again")
-    plain = (before + after) / 2
-
+    # Each rep: plain, cold, warm, with a plain after the last: each blame is set against the
+    # mean of the plain runs on either side of it (on a shared machine the load moves).
+    plains = [timed("plain")]
+    colds: list[float] = []
+    warms: list[float] = []
+    removed = 0
+    for _ in range(args.reps):
+        removed = _forget_probes(cache)
+        colds.append(timed("cold", "--blame"))
+        warms.append(timed("warm", "--blame"))
+        plains.append(timed("plain-again"))
+    around = [(a + b) / 2 for a, b in itertools.pairwise(plains)]
+    cold_x = [(cold - plain) / plain for cold, plain in zip(colds, around, strict=True)]
+    warm_x = [(warm - plain) / plain for warm, plain in zip(warms, around, strict=True)]
+    plain, cold = statistics.median(around), statistics.median(colds)
+    warm = statistics.median(warms)
     rows, confirmed = _culprits(reports / "cold.json")
-    added_cold, added_warm = cold - plain, warm - plain
     print(
-        f"{course.name}: plain {plain:.1f} s (envs built; {before:.1f} s before, "
-        f"{after:.1f} s after)"
+        f"{course.name}: plain {plain:.1f} s (envs built; "
+        f"{', '.join(f'{p:.1f}' for p in plains)} s)"
     )
     print(
         f"cold probes ({removed} probe envs deleted; uv's download cache stays warm): "
-        f"{cold:.1f} s, blame added {added_cold:.1f} s = {added_cold / plain:.2f}x plain "
-        f"(bar {COLD_BAR}x: {'met' if added_cold <= COLD_BAR * plain else 'not met'})"
+        f"{cold:.1f} s, blame added {statistics.median(cold_x):.2f}x plain, median of "
+        f"{args.reps} ({', '.join(f'{x:.2f}' for x in cold_x)}) "
+        f"(bar {COLD_BAR}x: {'met' if statistics.median(cold_x) <= COLD_BAR else 'not met'})"
     )
     print(
-        f"warm probes: {warm:.1f} s, blame added {added_warm:.1f} s = "
-        f"{added_warm / plain:.2f}x plain "
-        f"(bar {WARM_BAR}x: {'met' if added_warm <= WARM_BAR * plain else 'not met'})"
+        f"warm probes: {warm:.1f} s, blame added {statistics.median(warm_x):.2f}x plain "
+        f"({', '.join(f'{x:.2f}' for x in warm_x)}) "
+        f"(bar {WARM_BAR}x: {'met' if statistics.median(warm_x) <= WARM_BAR else 'not met'})"
     )
     print(f"confirmed {confirmed} of {len(rows)} broken or changed notebooks (cold run):")
     for path, verdict, package, evidence in rows:
