@@ -422,7 +422,8 @@ _install()
 # import); ["e", path] for a file of the env outside site-packages; ["x", event] when it
 # started a process (what a child reads is not seen); ["a", folder] when something other
 # than the import system listed site-packages itself (importlib.metadata enumerating the
-# distributions): then the run depends on the whole env.
+# distributions), or ["a", "sys.meta_path"] when the prelude's name recorder is gone from
+# the finders: then the run depends on the whole env.
 
 _READ_EVENTS = {"open": "f", "os.listdir": "d", "os.scandir": "d"}
 _PROCESS_EVENTS = frozenset(
@@ -545,12 +546,20 @@ class _Reads:
                         self.seen.add(top)
                         found.append(top)
                     break
-        for finder in sys.meta_path:
-            looked = getattr(finder, "nbguard_names", None)
-            if isinstance(looked, set):
-                for name in sorted(looked - self.names):
-                    self.names.add(name)
-                    found.append(("n", name))
+        looked: set[str] | None = next(
+            (
+                names
+                for names in (getattr(f, "nbguard_names", None) for f in sys.meta_path)
+                if isinstance(names, set)
+            ),
+            None,
+        )
+        if looked is None:  # a notebook replaced the finders: its lookups are not known
+            found.append(("a", "sys.meta_path"))
+            return found
+        for name in sorted(looked - self.names):
+            self.names.add(name)
+            found.append(("n", name))
         return found
 
 

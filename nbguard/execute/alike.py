@@ -65,17 +65,17 @@ def differs(run: NotebookRun, source: EnvInfo, target: EnvInfo) -> str | None:
 class _Env:
     """One env's files as `differs` compares them; read lazily, once per process."""
 
-    def __init__(self, prefix: Path) -> None:
-        self.prefix = prefix
+    def __init__(self, interpreter: Path) -> None:
+        self.prefix = prefix = interpreter.parent.parent
         sites = sorted(prefix.glob("lib/python*/site-packages"))
         self.site = sites[0] if len(sites) == 1 else None
-        self.python = (os.path.realpath(prefix / "bin" / "python"), _venv_config(prefix))
+        self.python = (os.path.realpath(interpreter), _venv_config(prefix))
         self._digests: dict[str, str] = {}
 
     @staticmethod
     def of(env: EnvInfo) -> _Env:
         assert env.interpreter is not None
-        return _env(env.interpreter.parent.parent, env.fingerprint)
+        return _env(env.interpreter, env.fingerprint)
 
     @functools.cached_property
     def conda(self) -> bool:
@@ -162,9 +162,9 @@ class _Env:
 
 
 @functools.lru_cache(maxsize=64)
-def _env(prefix: Path, fingerprint: str | None) -> _Env:
+def _env(interpreter: Path, fingerprint: str | None) -> _Env:
     """Keyed by fingerprint too: an env rebuilt at the same path is read afresh."""
-    return _Env(prefix)
+    return _Env(interpreter)
 
 
 def _module_name(entry: str) -> str | None:

@@ -400,6 +400,8 @@ def env_touched(record: Path) -> Touched | None:
             continue
         if kind == "x":
             anything = anything or f"it started a process ({value})"
+        elif kind == "a" and value == "sys.meta_path":
+            anything = anything or "it changed the import system's finders"
         elif kind == "a":
             anything = anything or "it listed the installed distributions"
         elif kind in found and value and "\0" not in value and ".." not in value.split("/"):

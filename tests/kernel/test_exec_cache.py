@@ -112,3 +112,10 @@ def test_a_process_or_a_listing_of_the_distributions_makes_a_run_depend_on_every
     assert "started a process" in spawned.touched.anything
     assert listed.touched is not None
     assert listed.touched.anything == "it listed the installed distributions"
+
+
+def test_a_notebook_that_replaces_the_finders_depends_on_everything(tmp_path: Path) -> None:
+    run = _record_of(tmp_path, "finders", "import sys\nsys.meta_path[:] = sys.meta_path[1:]")
+
+    assert run.touched is not None
+    assert run.touched.anything == "it changed the import system's finders"
