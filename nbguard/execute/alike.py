@@ -109,30 +109,42 @@ class _Env:
 
     def provides(self, name: str) -> frozenset[str]:
         """The site-packages entries an import of top-level `name` may find."""
-        return frozenset(entry for entry in self.listing if _module_name(entry) == name)
+        return self.importable.get(name, frozenset())
+
+    @functools.cached_property
+    def importable(self) -> dict[str, frozenset[str]]:
+        found: dict[str, set[str]] = {}
+        for entry in self.listing:
+            name = _module_name(entry)
+            if name is not None:
+                found.setdefault(name, set()).add(entry)
+        return {name: frozenset(entries) for name, entries in found.items()}
 
     def entry(self, entry: str) -> str:
         """What a top-level entry of site-packages holds: its files' paths and hashes."""
-        with _LOCK:
+        with _LOCK:  # one thread reads an env's files; the others take its answer
             known = self._digests.get(entry)
-        if known is not None:
-            return known
-        digest = self._entry(entry)
-        with _LOCK:
-            self._digests[entry] = digest
-        return digest
+            if known is None:
+                known = self._digests[entry] = self._entry(entry)
+        return known
 
     def _entry(self, entry: str) -> str:
+        """The hashes the RECORD files list for the entry's files (the env was checked
+        against the manifest of what was installed before its kernels started), or, for an
+        entry no RECORD lists (a venv tool's own file), its files read."""
         if self.site is None:
             return "no site-packages"
         path = self.site / entry
         if not path.exists():
             return "absent"
-        recorded = self.recorded.get(entry, {})
         digest = hashlib.sha256()
+        recorded = self.recorded.get(entry)
+        if recorded is not None:
+            for relative, hashed in sorted(recorded.items()):
+                digest.update(f"{relative}\0{hashed}\n".encode())
+            return digest.hexdigest()
         for relative in _files(self.site, entry):
-            listed = recorded.get(relative)
-            digest.update(f"{relative}\0{listed or _sha256(self.site / relative)}\n".encode())
+            digest.update(f"{relative}\0{_sha256(self.site / relative)}\n".encode())
         return digest.hexdigest()
 
     @functools.cached_property
