@@ -314,14 +314,13 @@ def execute_all(
     failed_once = threading.Event()  # on_failure was told
     reruns: list[tuple[str, Future[NotebookRun]]] = []
 
-    def run_one(notebook: Notebook, env: EnvInfo, like: NotebookRun | None = None) -> NotebookRun:
+    def run_one(notebook: Notebook, env: EnvInfo) -> NotebookRun:
         if cancelled.is_set():
             raise KeyboardInterrupt  # queued before Ctrl-C: never started
         result = None
         try:
             seen.run_started(notebook.path, env.name)
-            source = None if like is None else (like, ready[config.baseline])
-            result = runner.run(notebook, env, like=source)
+            result = runner.run(notebook, env)
         finally:
             if env.name == config.baseline:
                 release(notebook, result)
@@ -347,8 +346,20 @@ def execute_all(
         like: NotebookRun | None,
         future: Future[NotebookRun],
     ) -> None:
-        expected = runner.expected(notebook, env)
-        order.submit(expected, partial(run_one, notebook, env, like), future)
+        """`notebook`'s run in `env` now that its baseline run `like` is in: that run when it
+        stands for this env's (or the cache has one), else queued to execute."""
+        if like is not None and not cancelled.is_set():
+            source = ready[config.baseline]
+            work = partial(runner.without_executing, notebook, env, like, source)
+            taken = guarded(f"reusing in {env.name}", work, lambda _: None)
+            if taken is not None:
+                runner.expect(env, -1)  # no kernel will be wanted for it
+                seen.run_started(notebook.path, env.name)
+                seen.run_finished(taken)
+                follow_up(notebook, taken)
+                future.set_result(taken)
+                return
+        order.submit(runner.expected(notebook, env), partial(run_one, notebook, env), future)
 
     def queue(env: EnvInfo) -> list[Future[NotebookRun]]:
         if env.name not in following:

@@ -235,26 +235,19 @@ class Runner:
         return key is None or self.memo.get(key, notebook, env) is None
 
     def expect(self, env: EnvInfo, runs: int) -> None:
-        """`runs` more runs in `env` are queued: each starts the next one's kernel ahead."""
+        """`runs` more runs in `env` are queued (fewer, when negative: runs that will take no
+        kernel after all): each run starts the next one's kernel ahead."""
         with self._lock:
             self._queued[env.name] = self._queued.get(env.name, 0) + runs
 
     def run(
-        self,
-        notebook: Notebook,
-        env: EnvInfo,
-        *,
-        fresh: bool = False,
-        again: bool = False,
-        like: tuple[NotebookRun, EnvInfo] | None = None,
+        self, notebook: Notebook, env: EnvInfo, *, fresh: bool = False, again: bool = False
     ) -> NotebookRun:
         """`notebook` executed in `env`, or its earlier run from the execution cache while
         nothing it depends on changed (`fresh`: execute it whatever the cache holds; `again`:
         a second run that tells noise from change, cached apart from the first so that the
-        two are always two real executions; `like`: the notebook's run in another env, taken
-        as this env's when every file it used is the same here, execute/alike.py). Whatever
-        the notebook does comes back as the run's status; so does an env that could not be
-        built, and nbguard's own failure."""
+        two are always two real executions). Whatever the notebook does comes back as the
+        run's status; so does an env that could not be built, and nbguard's own failure."""
         if not env.ok:
             reason = env.error or "the env could not be built"
             return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=reason)
@@ -270,12 +263,6 @@ class Runner:
             cached = None if key is None or fresh else self.memo.get(key, notebook, env)
             if cached is not None:
                 return cached
-            if like is not None and not fresh and self.memo.reuse:
-                alike = self._alike(notebook, env, *like)
-                if alike is not None:
-                    if key is not None:
-                        self.memo.put(key, alike)
-                    return alike
             site = self._course_site(env) if self.install_course else None
             if isinstance(site, str):
                 return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=site)
@@ -303,10 +290,19 @@ class Runner:
 
         return guarded(f"executing in {env.name}", execute_it, internal)
 
-    def _alike(
+    def without_executing(
         self, notebook: Notebook, env: EnvInfo, run: NotebookRun, source: EnvInfo
     ) -> NotebookRun | None:
-        """`run` (of `source`) as `env`'s own run, when it stands for one."""
+        """`notebook`'s run in `env` with no kernel: from the execution cache, or `run` (its
+        run in `source`) as this env's when everything it used is the same here
+        (execute/alike.py); None when it has to execute. Decided before the run is queued,
+        so that only runs that execute count for the kernels started ahead of need."""
+        if not env.ok or not self.memo.reuse:
+            return None
+        key = self.memo.key(notebook, env, self.parameters(notebook.path))
+        cached = None if key is None else self.memo.get(key, notebook, env)
+        if cached is not None:
+            return cached
         if self.install_course or run.notebook != notebook.path or run.reused_from is not None:
             return None
         try:
@@ -314,7 +310,10 @@ class Runner:
                 return None
         except OSError:
             return None
-        return replace(run, env=env.name, cached=False, reused_from=source.name)
+        taken = replace(run, env=env.name, cached=False, reused_from=source.name)
+        if key is not None:
+            self.memo.put(key, taken)
+        return taken
 
     def _course_site(self, env: EnvInfo) -> Path | str:
         """The folder holding the course's installed package for `env`'s kernels, or why it

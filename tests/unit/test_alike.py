@@ -261,3 +261,28 @@ def test_the_envs_configuration_and_conda_libraries_are_never_assumed_alike(
     conda = make_env(tmp_path / "conda", "locked"), make_env(tmp_path / "conda", "upcoming")
     (tmp_path / "conda" / "upcoming" / "conda-meta").mkdir()
     assert "conda" in (differs(ran(Touched()), *conda) or "")
+
+
+def test_runs_taken_from_the_baseline_start_no_kernel_ahead(tmp_path: Path) -> None:
+    """Kernels are started ahead only for runs that will take one: an upcoming run that the
+    locked run stands for leaves the count of runs still to come."""
+    plain = ["a.ipynb", "b.ipynb", "c.ipynb"]
+    course = write_course(tmp_path, [*plain, "wobbly.ipynb"])
+    (tmp_path / "envs").mkdir()
+    backend = TwoEnvs(tmp_path / "envs")
+    ahead: dict[str, list[int]] = {}
+    execute = backend.execute
+
+    def recording(
+        notebook: Notebook, course: Path, env: EnvInfo, options: ExecOptions, workdir: Path
+    ) -> NotebookRun:
+        ahead.setdefault(env.name, []).append(options.ahead)
+        return execute(notebook, course, env, options, workdir)
+
+    backend.execute = recording  # type: ignore[method-assign]
+    config = settings.load(course, {"cache-dir": str(tmp_path / "cache"), "jobs": "1"})
+
+    pipeline.run(config, backend=backend)
+
+    assert ahead["locked"][:4] == [3, 2, 1, 0]
+    assert ahead["upcoming"] and set(ahead["upcoming"]) == {0}
