@@ -298,7 +298,7 @@ def execute_all(
 
     An env on the baseline's interpreter runs a notebook only once its baseline run is in:
     when that run used nothing that differs between the two envs, it is this env's run too
-    (runner.run's `like`), and the notebook is not executed again."""
+    (Runner.without_executing), and the notebook is not executed again."""
     cancelled = threading.Event()
     # Envs whose runs wait for the baseline's; each notebook's runs waiting there (env and
     # the future handed out for it), and the baseline runs that are in.

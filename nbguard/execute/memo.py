@@ -404,7 +404,7 @@ def env_touched(record: Path) -> Touched | None:
             anything = anything or "it changed the import system's finders"
         elif kind == "a":
             anything = anything or "it listed the installed distributions"
-        elif kind in found and value and "\0" not in value and ".." not in value.split("/"):
+        elif kind in found and _plain_name(value, nested=kind == "e"):
             found[kind].add(value)
     return Touched(
         entries=tuple(sorted(found["s"])),
@@ -412,6 +412,15 @@ def env_touched(record: Path) -> Touched | None:
         env_files=tuple(sorted(found["e"])),
         anything=anything,
     )
+
+
+def _plain_name(value: str, *, nested: bool) -> bool:
+    """A top-level entry or module name (or, `nested`, a relative path) that names nothing
+    outside the env it is looked up in."""
+    parts = value.split("/")
+    if not value or "\0" in value or value.startswith("/") or ".." in parts or "" in parts:
+        return False
+    return nested or len(parts) == 1
 
 
 def _inside(path: str, roots: tuple[Path, ...]) -> str | None:

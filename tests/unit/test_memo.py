@@ -22,7 +22,7 @@ from nbguard import pipeline, settings
 from nbguard.envs.interpreters import Interpreter
 from nbguard.execute import ExecOptions, Memo
 from nbguard.execute import memo as memo_module
-from nbguard.execute.memo import code_digest, course_reads, decode_run, encode_run
+from nbguard.execute.memo import code_digest, course_reads, decode_run, encode_run, env_touched
 from nbguard.model import (
     CellError,
     CellResult,
@@ -467,3 +467,26 @@ def test_the_cache_folder_is_counted_once_not_after_every_run(
         assert key is not None
         tight.put(key, replace(a_run(), notebook=notebook.path))
     assert len(list(tight.root.glob("*.json"))) <= 3  # still bounded
+
+
+def test_what_a_run_used_of_its_env_names_nothing_outside_it(tmp_path: Path) -> None:
+    """The record is written in the kernel, where a notebook can append to it: an entry that
+    would lead out of site-packages is dropped, not compared."""
+    record = tmp_path / "reads.jsonl"
+    lines = [
+        ["s", "numpy"],
+        ["s", "/etc"],
+        ["s", "../../../../etc"],
+        ["s", "numpy/core"],
+        ["n", "json"],
+        ["e", "share/jupyter/x.json"],
+        ["e", "/etc/passwd"],
+    ]
+    record.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    touched = env_touched(record)
+
+    assert touched is not None
+    assert touched.entries == ("numpy",)
+    assert touched.names == ("json",)
+    assert touched.env_files == ("share/jupyter/x.json",)
