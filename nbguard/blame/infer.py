@@ -15,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import TypeGuard
 
+from nbguard import installed
 from nbguard.ansi import strip_ansi
 from nbguard.blame.hints import first_sentence
 from nbguard.blame.search import PYTHON
@@ -632,12 +633,10 @@ def module_owners(env: EnvInfo) -> dict[str, str]:
 def _records(prefix: Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Each distribution installed in the env (canonical name) with the paths its RECORD
     file lists, relative to site-packages."""
-    found = []
-    for record in sorted(prefix.glob("lib/python*/site-packages/*.dist-info/RECORD")):
-        lines = record.read_text(encoding="utf-8", errors="replace").splitlines()
-        paths = tuple(line.split(",", 1)[0] for line in lines)
-        found.append((canonical(record.parent.name.split("-")[0]), paths))
-    return tuple(found)
+    return tuple(
+        (canonical(folder.split("-")[0]), tuple(path for path, _ in files))
+        for folder, files in installed.records(prefix)
+    )
 
 
 @cache

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
-from nbguard import proc
+from nbguard import installed, proc
 
 # Below this many modules one process compiles them: starting another costs more.
 _PART = 200
@@ -130,8 +130,7 @@ print(json.dumps({"compiled": compiled, "reused": reused, "given": given, "fresh
 
 def site_packages(python: Path) -> Path | None:
     """The site-packages folder of the venv `python` belongs to; None when it has none."""
-    found = sorted((python.parent.parent / "lib").glob("python*/site-packages"))
-    return found[0] if len(found) == 1 else None
+    return installed.site_packages(python.parent.parent)
 
 
 def compile_imports(

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from nbguard import installed
 from nbguard.model import EnvInfo, NotebookRun
 
 # Outcomes that are the notebook's own answer, whose record is whole.
@@ -67,8 +68,7 @@ class _Env:
 
     def __init__(self, interpreter: Path) -> None:
         self.prefix = prefix = interpreter.parent.parent
-        sites = sorted(prefix.glob("lib/python*/site-packages"))
-        self.site = sites[0] if len(sites) == 1 else None
+        self.site = installed.site_packages(prefix)
         self.python = (os.path.realpath(interpreter), _venv_config(prefix))
         self._digests: dict[str, str] = {}
 
@@ -153,15 +153,9 @@ class _Env:
         found: dict[str, dict[str, str]] = {}
         if self.site is None:
             return found
-        for record in sorted(self.site.glob("*.dist-info/RECORD")):
-            try:
-                lines = record.read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError:
-                continue
-            for line in lines:
-                path, _, rest = line.partition(",")
-                hashed = rest.partition(",")[0]
-                if path and hashed and not path.startswith("../"):
+        for _, files in installed.records(self.prefix):
+            for path, hashed in files:
+                if hashed and not path.startswith("../"):
                     found.setdefault(path.split("/", 1)[0], {})[path] = hashed
         return found
 

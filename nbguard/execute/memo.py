@@ -323,95 +323,77 @@ def _cells_converted(path: Path) -> list[list[Any]] | None:
     ]
 
 
-def course_reads(record: Path, scratch: Path, course: Path) -> tuple[str, ...] | None:
-    """The course paths a run read, from the kernel's record (JSON lines of [kind, absolute
-    path]): files ("f") and listed folders ("d", given a trailing "/") inside the scratch
-    copy or the course itself, course-relative; a module's bytecode stands for its source.
-    None when there is no whole record (the kernel never started it, or it overflowed)."""
-    try:
-        lines = record.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return None
-    found: set[str] = set()
-    for line in lines:
-        try:
-            kind, path = json.loads(line)
-        except (ValueError, TypeError):
-            return None  # a damaged record: what the run depends on is unknown
-        if kind in _ENV_KINDS:
-            continue  # what the run used of the env, not of the course (env_touched)
-        if kind not in ("f", "d"):
-            return None
-        relative = _inside(str(path), (scratch, course))
-        if relative is None:
-            continue
-        if kind == "d":
-            found.add(f"{relative}/")
-        else:
-            found.add(_source_of(relative))
-    return tuple(sorted(found))
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """What the kernel's record of a run (JSON lines of [kind, value], execute/
+    _kernel_capture.py) says it depended on."""
 
-
-def env_imports(record: Path) -> tuple[str, ...]:
-    """The installed modules' source files the run's kernel imported, from the same record
-    (["m", path below site-packages]); only relative, normalized `.py` paths: the record is
-    the kernel's, and a notebook can put anything in sys.modules."""
-    try:
-        lines = record.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return ()
-    found: set[str] = set()
-    for line in lines:
-        try:
-            kind, path = json.loads(line)
-        except (ValueError, TypeError):
-            continue
-        if kind != "m" or not isinstance(path, str) or not path.endswith(".py"):
-            continue
-        parts = PurePosixPath(path).parts
-        if parts and not PurePosixPath(path).is_absolute() and ".." not in parts:
-            found.add(PurePosixPath(*parts).as_posix())
-    return tuple(sorted(found))
+    # The course paths it read: files ("f") and listed folders ("d", given a trailing "/")
+    # inside the scratch copy or the course itself, course-relative; a module's bytecode
+    # stands for its source. None when there is no whole record (the kernel never started
+    # it, it overflowed, or a line is damaged): then the run is never reused.
+    reads: tuple[str, ...] | None
+    # The installed modules' source files it imported (["m", path below site-packages]);
+    # only relative, normalized `.py` paths: a notebook can put anything in sys.modules.
+    imports: tuple[str, ...]
+    # What of the env it used (execute/alike.py); None without a whole record.
+    touched: Touched | None
 
 
 # The record's lines about the env: modules imported, site-packages entries used, names
 # looked up, env files read, a process started, site-packages listed whole.
 _ENV_KINDS = frozenset({"m", "s", "n", "e", "x", "a"})
+_RECORD_KINDS = _ENV_KINDS | {"f", "d"}  # and the course files read, folders listed
 
 
-def env_touched(record: Path) -> Touched | None:
-    """What of the env the run used, from the same record; None when there is no whole
-    record. Names are kept only when they could name a file: the record is the kernel's,
-    and a notebook can write anything into sys.modules or a finder."""
+def read_record(record: Path, scratch: Path, course: Path) -> RunRecord:
+    """The kernel's record at `record`, read once for everything a run keeps of it."""
     try:
         lines = record.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
-        return None
-    found: dict[str, set[str]] = {"s": set(), "n": set(), "e": set()}
+        return RunRecord(None, (), None)
+    reads: set[str] | None = set()
+    imports: set[str] = set()
+    used: dict[str, set[str]] = {"s": set(), "n": set(), "e": set()}
     anything: str | None = None
     for line in lines:
         try:
             kind, value = json.loads(line)
         except (ValueError, TypeError):
-            return None
-        if kind == "overflow":
-            return None
-        if not isinstance(value, str):
+            reads = None  # a damaged record: what the run depends on is unknown
             continue
-        if kind == "x":
+        if kind not in _RECORD_KINDS:
+            reads = None  # "overflow", or a line no kernel of this nbguard writes
+        elif kind in ("f", "d"):
+            relative = _inside(str(value), (scratch, course))
+            if reads is not None and relative is not None:
+                reads.add(f"{relative}/" if kind == "d" else _source_of(relative))
+        elif not isinstance(value, str):
+            continue  # the env's side of the record: a notebook can write anything there
+        elif kind == "m":
+            parts = PurePosixPath(value).parts
+            if value.endswith(".py") and parts and not value.startswith("/") and ".." not in parts:
+                imports.add(PurePosixPath(*parts).as_posix())
+        elif kind == "x":
             anything = anything or f"it started a process ({value})"
         elif kind == "a" and value == "sys.meta_path":
             anything = anything or "it changed the import system's finders"
         elif kind == "a":
             anything = anything or "it listed the installed distributions"
-        elif kind in found and _plain_name(value, nested=kind == "e"):
-            found[kind].add(value)
-    return Touched(
-        entries=tuple(sorted(found["s"])),
-        names=tuple(sorted(found["n"])),
-        env_files=tuple(sorted(found["e"])),
-        anything=anything,
+        elif _plain_name(value, nested=kind == "e"):
+            used[kind].add(value)
+    touched = (
+        None
+        if reads is None
+        else Touched(
+            entries=tuple(sorted(used["s"])),
+            names=tuple(sorted(used["n"])),
+            env_files=tuple(sorted(used["e"])),
+            anything=anything,
+        )
     )
+    kept = None if reads is None else tuple(sorted(reads))
+    return RunRecord(kept, tuple(sorted(imports)), touched)
 
 
 def _plain_name(value: str, *, nested: bool) -> bool:

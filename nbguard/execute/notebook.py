@@ -14,7 +14,7 @@ from typing import Any
 from nbguard.execute import warm
 from nbguard.execute.cells import Outcome
 from nbguard.execute.launch import env_failed, interpreter_problem
-from nbguard.execute.memo import course_reads, env_imports, env_touched
+from nbguard.execute.memo import read_record
 from nbguard.execute.options import ExecOptions
 from nbguard.execute.parameters import inject, restore_cells
 from nbguard.execute.reading import UNREADABLE, read_notebook, unreadable_reason
@@ -88,6 +88,7 @@ def execute_notebook(
     # In the sandbox ipykernel names its temp dir after its pid in the sandbox's namespace:
     # bubblewrap's init is 1, the command it starts 2.
     kernel_pid = _SANDBOXED_PID if seat.sandbox.sandboxed else outcome.kernel_pid
+    record = read_record(seat.workdir / READS_FILE, seat.scratch, course_root)
     ran = finish(
         outcome.status,
         seat,
@@ -98,9 +99,9 @@ def execute_notebook(
         reason=outcome.reason,
         later_errors=outcome.later_errors,
         isolation=seat.sandbox.description,
-        reads=course_reads(seat.workdir / READS_FILE, seat.scratch, course_root),
-        imports=env_imports(seat.workdir / READS_FILE),
-        touched=env_touched(seat.workdir / READS_FILE),
+        reads=record.reads,
+        imports=record.imports,
+        touched=record.touched,
     )
     # Read to the end: removed now, while other runs go on, rather than all at once when the
     # audit's scratch folder goes (seconds for a course, after the last run).

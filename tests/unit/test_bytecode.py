@@ -26,7 +26,7 @@ from nbguard.envs import bytecode as bytecode_module
 from nbguard.envs.bytecode import compile_imports
 from nbguard.envs.interpreters import Interpreter
 from nbguard.execute import ExecOptions
-from nbguard.execute.memo import course_reads, env_imports
+from nbguard.execute.memo import read_record
 from nbguard.model import EnvInfo, Notebook, NotebookRun
 from tests.support.fakes import FakeBackend, printed, raised, write_course
 
@@ -75,13 +75,16 @@ def test_the_record_names_the_env_modules_a_run_imported_apart_from_the_course_f
     ]
     record.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
 
-    assert env_imports(record) == ("numpy/__init__.py", "numpy/core/_methods.py")
+    assert read_record(record, scratch, course).imports == (
+        "numpy/__init__.py",
+        "numpy/core/_methods.py",
+    )
     # The execution cache's view of the same record: the course file only, still a record.
-    assert course_reads(record, scratch, course) == ("data/g.csv",)
+    assert read_record(record, scratch, course).reads == ("data/g.csv",)
 
 
 def test_a_run_without_a_record_imported_nothing_known(tmp_path: Path) -> None:
-    assert env_imports(tmp_path / "missing.jsonl") == ()
+    assert read_record(tmp_path / "missing.jsonl", tmp_path, tmp_path).imports == ()
 
 
 # --- compiling into a probe env -----------------------------------------------------------

@@ -22,7 +22,7 @@ from nbguard import pipeline, settings
 from nbguard.envs.interpreters import Interpreter
 from nbguard.execute import ExecOptions, Memo
 from nbguard.execute import memo as memo_module
-from nbguard.execute.memo import code_digest, course_reads, decode_run, encode_run, env_touched
+from nbguard.execute.memo import code_digest, decode_run, encode_run, read_record
 from nbguard.model import (
     CellError,
     CellResult,
@@ -254,7 +254,7 @@ def test_the_kernels_record_becomes_course_paths(tmp_path: Path) -> None:
     ]
     record.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
-    assert course_reads(record, scratch, course) == (
+    assert read_record(record, scratch, course).reads == (
         "./",
         "course_tools/fit.py",
         "data/",
@@ -262,8 +262,8 @@ def test_the_kernels_record_becomes_course_paths(tmp_path: Path) -> None:
         "data/raw.csv",
     )
     record.write_text(json.dumps(["overflow", ""]) + "\n")
-    assert course_reads(record, scratch, course) is None
-    assert course_reads(tmp_path / "missing", scratch, course) is None
+    assert read_record(record, scratch, course).reads is None
+    assert read_record(tmp_path / "missing", scratch, course).reads is None
 
 
 def test_a_stored_run_comes_back_as_it_was() -> None:
@@ -484,7 +484,7 @@ def test_what_a_run_used_of_its_env_names_nothing_outside_it(tmp_path: Path) -> 
     ]
     record.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
-    touched = env_touched(record)
+    touched = read_record(record, tmp_path / "scratch", tmp_path / "course").touched
 
     assert touched is not None
     assert touched.entries == ("numpy",)
