@@ -231,8 +231,15 @@ class Runner:
         return None if key is None else self.memo.expected(key)
 
     def _misses(self, notebook: Notebook, env: EnvInfo) -> bool:
-        key = self.memo.key(notebook, env, self.parameters(notebook.path))
-        return key is None or self.memo.get(key, notebook, env) is None
+        return self._stored(notebook, env)[1] is None
+
+    def _stored(
+        self, notebook: Notebook, env: EnvInfo, *, again: bool = False, fresh: bool = False
+    ) -> tuple[str | None, NotebookRun | None]:
+        """`notebook`'s key in `env` for the execution cache, and the run stored under it
+        that may be reused now (None: it executes; always, when `fresh`)."""
+        key = self.memo.key(notebook, env, self.parameters(notebook.path), again=again)
+        return key, None if key is None or fresh else self.memo.get(key, notebook, env)
 
     def expect(self, env: EnvInfo, runs: int) -> None:
         """`runs` more runs in `env` are queued (fewer, when negative: runs that will take no
@@ -258,11 +265,10 @@ class Runner:
             self._queued[env.name] = after
 
         def execute_it() -> NotebookRun:
-            parameters = self.parameters(notebook.path)
-            key = self.memo.key(notebook, env, parameters, again=again)
-            cached = None if key is None or fresh else self.memo.get(key, notebook, env)
+            key, cached = self._stored(notebook, env, again=again, fresh=fresh)
             if cached is not None:
                 return cached
+            parameters = self.parameters(notebook.path)
             site = self._course_site(env) if self.install_course else None
             if isinstance(site, str):
                 return NotebookRun(notebook.path, env.name, "env-failed", 0.0, reason=site)
@@ -299,8 +305,7 @@ class Runner:
         so that only runs that execute count for the kernels started ahead of need."""
         if not env.ok or not self.memo.reuse:
             return None
-        key = self.memo.key(notebook, env, self.parameters(notebook.path))
-        cached = None if key is None else self.memo.get(key, notebook, env)
+        key, cached = self._stored(notebook, env)
         if cached is not None:
             return cached
         if self.install_course or run.notebook != notebook.path or run.reused_from is not None:
