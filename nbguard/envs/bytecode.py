@@ -40,13 +40,44 @@ request = json.load(open(sys.argv[1], encoding="utf-8"))
 site = os.path.realpath(request["site"])
 magic = importlib.util.MAGIC_NUMBER
 store = os.path.join(request["store"], magic.hex())
+# A probe env takes a thousand modules or more, most of them from the audit's envs: each
+# syscall counts (~10 us each here), so folders are checked and made once, files are read
+# with os.read (no buffering, no isatty), and the audit's envs are asked before the store.
+inside = {}
+made = set()
+
+
+def slurp(path, size=-1, whole=True):
+    # The file's bytes (`size`, when known, reads it in one call, then sees its end); with
+    # whole=False only the first `size`.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, size + 1 if size >= 0 else 65536)
+            if not chunk or not whole:
+                return b"".join(chunks) + chunk
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def folder_of(path):
+    folder = os.path.dirname(path)
+    if folder not in made:
+        os.makedirs(folder, exist_ok=True)
+        made.add(folder)
+    return folder
 
 
 def write(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    folder_of(path)
     temporary = "%s.%d.tmp" % (path, os.getpid())
-    with open(temporary, "wb") as file:
-        file.write(data)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
     os.replace(temporary, path)  # a reader sees no file or the whole one, never half
 
 
@@ -59,23 +90,19 @@ def header(info):
     return magic + uint32(0) + uint32(info.st_mtime) + uint32(info.st_size)
 
 
-def donated(parts, data):
+def lent(parts, info, data):
     # The code of the same source in an env of this Python that uv compiled at install, as
     # valid there as its kernels find it; never kept in the store, which holds only what
     # nbguard compiled itself.
     for root in request["donors"]:
         source = os.path.join(root, *parts)
         try:
-            info = os.stat(source)
-            if info.st_size != len(data):
+            there = os.stat(source)
+            if there.st_size != info.st_size:
                 continue
-            with open(importlib.util.cache_from_source(source), "rb") as file:
-                code = file.read()
-            if code[:16] != header(info):
+            code = slurp(importlib.util.cache_from_source(source))
+            if code[:16] != header(there) or slurp(source, there.st_size) != data:
                 continue
-            with open(source, "rb") as file:
-                if file.read() != data:
-                    continue
             return code[16:]
         except OSError:
             continue
@@ -88,8 +115,11 @@ for relative in request["files"]:
     if not relative.endswith(".py") or relative.startswith("/") or ".." in parts:
         continue
     source = os.path.join(site, *parts)
-    folder = os.path.realpath(os.path.dirname(source))
-    if folder != site and not folder.startswith(site + os.sep):
+    folder = os.path.dirname(source)
+    if folder not in inside:
+        real = os.path.realpath(folder)
+        inside[folder] = real == site or real.startswith(site + os.sep)
+    if not inside[folder]:
         continue
     try:
         info = os.stat(source)
@@ -97,25 +127,22 @@ for relative in request["files"]:
             continue
         cached = importlib.util.cache_from_source(source)
         try:
-            with open(cached, "rb") as file:
-                if file.read(16) == header(info):
-                    fresh += 1
-                    continue
+            if slurp(cached, 16, whole=False)[:16] == header(info):
+                fresh += 1
+                continue
         except OSError:
             pass
-        with open(source, "rb") as file:
-            data = file.read()
-        digest = hashlib.sha256(data).hexdigest()
-        kept = os.path.join(store, digest[:2], digest)
-        try:
-            with open(kept, "rb") as file:
-                body = file.read()
-            reused += 1
-        except OSError:
-            body = donated(parts, data)
-            if body is not None:
-                given += 1
-            else:
+        data = slurp(source, info.st_size)
+        body = lent(parts, info, data)
+        if body is not None:
+            given += 1
+        else:
+            digest = hashlib.sha256(data).hexdigest()
+            kept = os.path.join(store, digest[:2], digest)
+            try:
+                body = slurp(kept)
+                reused += 1
+            except OSError:
                 # As importlib compiles a source; the file name in the code is set to where
                 # it is imported from when it is loaded, so the code fits every env.
                 body = marshal.dumps(compile(data, source, "exec", dont_inherit=True))
