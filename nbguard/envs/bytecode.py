@@ -40,9 +40,14 @@ request = json.load(open(sys.argv[1], encoding="utf-8"))
 site = os.path.realpath(request["site"])
 magic = importlib.util.MAGIC_NUMBER
 store = os.path.join(request["store"], magic.hex())
-# A probe env takes a thousand modules or more, most of them from the audit's envs: each
-# syscall counts (~10 us each here), so folders are checked and made once, files are read
-# with os.read (no buffering, no isatty), and the audit's envs are asked before the store.
+# The store keeps each source's bytecode once per Python as an unchecked hash-based .pyc
+# (PEP 552), valid for that source in any env whatever its mtime: an env gets a hard link
+# to it, one syscall, where a copy took a dozen (a probe env takes a thousand modules, most
+# of them the same in every probe env). A probe env's files never change (its kernels see
+# it read-only, and the env cache checks it against its manifest before reuse), so the
+# import system need not check the source either. Folders are checked and made once, and
+# files read with os.read (no buffering, no isatty).
+UNCHECKED = (1).to_bytes(4, "little")
 inside = {}
 made = set()
 
@@ -81,27 +86,46 @@ def write(path, data):
     os.replace(temporary, path)  # a reader sees no file or the whole one, never half
 
 
+def link(kept, path):
+    folder_of(path)
+    try:
+        os.link(kept, path)
+    except FileExistsError:  # a stale .pyc: replaced whole, as write() does
+        temporary = "%s.%d.tmp" % (path, os.getpid())
+        os.link(kept, temporary)
+        os.replace(temporary, path)
+
+
 def uint32(value):
     return (int(value) & 0xFFFFFFFF).to_bytes(4, "little")
 
 
-def header(info):
-    # What importlib checks of a timestamp-based .pyc: magic, flags, source mtime and size.
-    return magic + uint32(0) + uint32(info.st_mtime) + uint32(info.st_size)
+def fresh_for(cached, info, data):
+    # Whether `cached` is a .pyc the import system takes for this source: timestamp-based
+    # (magic, flags 0, source mtime and size) or hash-based (flags 1 or 3, source hash).
+    try:
+        head = slurp(cached, 16, whole=False)[:16]
+    except OSError:
+        return False
+    if head[:4] != magic:
+        return False
+    if head[4:8] == uint32(0):
+        return head[8:] == uint32(info.st_mtime) + uint32(info.st_size)
+    return head[4:8] in (uint32(1), uint32(3)) and head[8:] == importlib.util.source_hash(data)
 
 
-def lent(parts, info, data):
+def lent(parts, data):
     # The code of the same source in an env of this Python that uv compiled at install, as
-    # valid there as its kernels find it; never kept in the store, which holds only what
-    # nbguard compiled itself.
+    # valid there as its kernels find it.
     for root in request["donors"]:
         source = os.path.join(root, *parts)
         try:
             there = os.stat(source)
-            if there.st_size != info.st_size:
+            if there.st_size != len(data):
                 continue
             code = slurp(importlib.util.cache_from_source(source))
-            if code[:16] != header(there) or slurp(source, there.st_size) != data:
+            stamp = magic + uint32(0) + uint32(there.st_mtime) + uint32(there.st_size)
+            if code[:16] != stamp or slurp(source, there.st_size) != data:
                 continue
             return code[16:]
         except OSError:
@@ -125,30 +149,29 @@ for relative in request["files"]:
         info = os.stat(source)
         if not stat.S_ISREG(info.st_mode):
             continue
-        cached = importlib.util.cache_from_source(source)
-        try:
-            if slurp(cached, 16, whole=False)[:16] == header(info):
-                fresh += 1
-                continue
-        except OSError:
-            pass
         data = slurp(source, info.st_size)
-        body = lent(parts, info, data)
+        cached = importlib.util.cache_from_source(source)
+        if fresh_for(cached, info, data):
+            fresh += 1
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        kept = os.path.join(store, digest[:2], digest)
+        try:
+            link(kept, cached)
+            reused += 1
+            continue
+        except FileNotFoundError:  # not in the store yet
+            pass
+        body = lent(parts, data)
         if body is not None:
             given += 1
         else:
-            digest = hashlib.sha256(data).hexdigest()
-            kept = os.path.join(store, digest[:2], digest)
-            try:
-                body = slurp(kept)
-                reused += 1
-            except OSError:
-                # As importlib compiles a source; the file name in the code is set to where
-                # it is imported from when it is loaded, so the code fits every env.
-                body = marshal.dumps(compile(data, source, "exec", dont_inherit=True))
-                write(kept, body)
-                compiled += 1
-        write(cached, header(info) + body)
+            # As importlib compiles a source; the file name in the code is set to where it
+            # is imported from when it is loaded, so the code fits every env.
+            body = marshal.dumps(compile(data, source, "exec", dont_inherit=True))
+            compiled += 1
+        write(kept, magic + UNCHECKED + importlib.util.source_hash(data) + body)
+        link(kept, cached)
     except (OSError, SyntaxError, ValueError):
         continue  # left to the kernel, which compiles it (or reports it) as it would anyway
 print(json.dumps({"compiled": compiled, "reused": reused, "given": given, "fresh": fresh}))

@@ -229,9 +229,42 @@ def test_the_audits_env_lends_its_bytecode_of_the_same_source_but_not_of_another
     assert done == f"{lent}, 0 already fresh"
     code = bytecode(tmp_path / "probe", "same.py").read_bytes()[16:]
     assert code == bytecode(audit, "same.py").read_bytes()[16:]
-    # The store keeps only what nbguard compiled itself: other.py's code, by its source.
-    kept = [path.name for path in (tmp_path / "store").glob("*/*/*")]
-    assert kept == [hashlib.sha256(b"B = 2\n").hexdigest()]
+    # The store keeps both by their sources, and the probe env links to its entries.
+    kept = {path.name: path for path in (tmp_path / "store").glob("*/*/*")}
+    assert set(kept) == {hashlib.sha256(source).hexdigest() for source in (b"A = 1\n", b"B = 2\n")}
+    same = kept[hashlib.sha256(b"A = 1\n").hexdigest()]
+    assert same.samefile(bytecode(tmp_path / "probe", "same.py"))
+
+
+def test_bytecode_written_earlier_is_kept_and_a_stale_one_replaced(tmp_path: Path) -> None:
+    env = tmp_path / "env"
+    python = fake_env(env, {"kept.py": "A = 1\n", "stale.py": "B = 1\n"})
+    compile_imports(python, ["kept.py"], tmp_path / "store")
+    stale = bytecode(env, "stale.py")
+    stale.write_bytes(importlib.util.MAGIC_NUMBER + bytes(12) + b"not code")
+    bytecode_module._COMPILED.clear()  # as a later nbguard process finds the env
+
+    done = compile_imports(python, ["kept.py", "stale.py"], tmp_path / "store")
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); import stale",
+            str(env / SITE),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done == (
+        "1 modules compiled, 0 from the bytecode store, 0 from the audit's envs, 1 already fresh"
+    )
+    assert shown.returncode == 0, shown.stderr
+    # The hash-based .pyc names its source by content: a copy of the env's file elsewhere, at
+    # another mtime, would take it as its own.
+    assert stale.read_bytes()[4:8] == (1).to_bytes(4, "little")
 
 
 # --- blame compiles each probe env before its run -----------------------------------------
