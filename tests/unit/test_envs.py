@@ -21,6 +21,7 @@ from nbguard.envs import (
     parse_pins,
     requirement_lines,
     requirements,
+    resolvers,
 )
 from nbguard.envs.interpreters import Interpreter
 from nbguard.errors import NbguardError, ResolutionError
@@ -527,3 +528,60 @@ def test_a_reused_env_starts_no_python_to_check_its_kernel_until_its_interpreter
     cache._VERIFIED.discard(target)
     assert cache.problem(target, "fp") is None
     assert checks == [target / "bin" / "python"]
+
+
+# --- installing a probe env from uv's cache first ---------------------------------------
+
+
+def fake_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, cached: bool) -> Path:
+    """A uv that logs each call; with `cached` False its cache lacks a wheel (--offline
+    fails, as uv's does)."""
+    log = tmp_path / "uv.log"
+    script = tmp_path / "uv"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        f'case "$*" in *--offline*) {"exit 0" if cached else "echo no wheel >&2; exit 2"};; esac\n'
+    )
+    script.chmod(0o755)
+    monkeypatch.setattr("nbguard.envs.interpreters.uv_executable", lambda: script)
+    return log
+
+
+def installs(log: Path) -> list[tuple[str, bool]]:
+    """(subcommand, from the cache alone) of each install uv was asked for."""
+    calls = [line.split() for line in log.read_text().splitlines()]
+    return [(call[1], "--offline" in call) for call in calls if call[0] == "pip"]
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_probe_env_is_installed_from_uvs_cache_when_it_can_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cached: bool
+) -> None:
+    log = fake_uv(tmp_path, monkeypatch, cached=cached)
+    uv = resolvers.for_options(resolvers.BuildOptions("uv", resolvers.Sources(), tmp_path))
+
+    done = uv.create(
+        PY312, tmp_path / "probe", write(tmp_path / "lock.txt", "numpy==1.26.0\n"), probe=True
+    )
+
+    assert done.ok
+    if cached:  # no index request at all
+        assert installs(log) == [("sync", True), ("install", True)]
+    else:  # what the cache lacks is fetched
+        assert installs(log) == [
+            ("sync", True),
+            ("sync", False),
+            ("install", True),
+            ("install", False),
+        ]
+
+
+def test_an_audit_env_is_installed_as_the_index_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = fake_uv(tmp_path, monkeypatch, cached=True)
+    uv = resolvers.for_options(resolvers.BuildOptions("uv", resolvers.Sources(), tmp_path))
+
+    assert uv.create(PY312, tmp_path / "env", write(tmp_path / "lock.txt", "numpy==2.0\n")).ok
+    assert installs(log) == [("sync", False), ("install", False)]
