@@ -174,8 +174,25 @@ class _Uv:
         )
         if not done.ok:
             return done
-        argv: list[str | Path] = [self.uv, "pip", "sync", lock, "--quiet"]
-        argv += ["--python", target / "bin" / "python"]
+        python = target / "bin" / "python"
+        # Copies, not hard links into uv's cache: a notebook (or a disk) that damages a file
+        # of the env would otherwise damage the cache, and every env rebuilt from it. A probe
+        # env is installed in a second, not four (400 MB of scientific stack): its kernels
+        # see the env read-only in the sandbox, and it serves one to three notebooks.
+        link = ["--link-mode", "hardlink" if probe else "copy"]
+        if probe:
+            # From uv's cache alone, in one call: a probe's lock pins versions resolved
+            # moments ago from the index, so their wheels are usually in the cache, and
+            # asking the index about each pin again cost seconds of waiting per env while
+            # every blame waited for the lifted one. The venv is empty, so installing the
+            # pins without their dependencies, and pip, is what the sync and the seed below
+            # do. Anything the cache lacks: those two, from the index.
+            together: list[str | Path] = [self.uv, "pip", "install", "--quiet", "--no-deps"]
+            together += ["-r", lock, "pip", "--python", python, "--no-build", *link]
+            done = proc.run([*together, "--offline", *self._args()], env=_quiet_uv())
+            if done.ok:
+                return done
+        argv: list[str | Path] = [self.uv, "pip", "sync", lock, "--quiet", "--python", python]
         if probe:
             # A probe env serves one to three notebooks: compiling its bytecode (~20 s for
             # the scientific stack) costs more than the few imports it would speed up.
@@ -184,33 +201,15 @@ class _Uv:
             # Kernels import the env's packages every run; without .pyc (uv writes none by
             # default, and PYTHONDONTWRITEBYTECODE is common) each import recompiles them.
             argv.append("--compile-bytecode")
-        # Copies, not hard links into uv's cache: a notebook (or a disk) that damages a file
-        # of the env would otherwise damage the cache, and every env rebuilt from it. A probe
-        # env is installed in a second, not four (400 MB of scientific stack): its kernels
-        # see the env read-only in the sandbox, and it serves one to three notebooks.
-        argv += ["--link-mode", "hardlink" if probe else "copy"]
-        done = self._from_cache_first([*argv, *self._args()], probe)
+        done = proc.run([*argv, *link, *self._args()], env=_quiet_uv())
         if done.ok:
             # uv venvs have no pip; a notebook's `%pip install` would fail with "No module
             # named pip" where a student's Jupyter works. Best effort: without a pip wheel
             # (an offline course that ships none) the env is built without it.
             seed: list[str | Path] = [self.uv, "pip", "install", "--quiet", "--no-deps"]
-            seed += ["--link-mode", "hardlink" if probe else "copy", "pip"]
-            seed += ["--python", target / "bin" / "python", *self._args()]
-            self._from_cache_first(seed, probe)
+            seed += [*link, "pip", "--python", python, *self._args()]
+            proc.run(seed, env=_quiet_uv())
         return done
-
-    def _from_cache_first(self, argv: list[str | Path], probe: bool) -> proc.Completed:
-        """Run an install; a probe's from uv's cache alone first. A probe's lock pins every
-        version, resolved moments ago from the index, so its wheels are usually in the
-        cache, and asking the index about each pin again costs seconds of waiting per env
-        (three of a probe build's four, while every blame waits for the lifted env). What
-        the cache lacks (a wheel never downloaded) is fetched as before."""
-        if probe:
-            done = proc.run([*argv, "--offline"], env=_quiet_uv())
-            if done.ok:
-                return done
-        return proc.run(argv, env=_quiet_uv())
 
     def install_into(self, python: Path, project: Path, target: Path) -> proc.Completed:
         argv: list[str | Path] = [self.uv, "pip", "install", "--quiet", "--no-deps"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,6 +21,12 @@ from nbguard.execute.options import ExecOptions
 from nbguard.execute.seat import Seat
 
 _POLL_S = 0.5  # how often a wait for the kernel checks that it still lives
+# jupyter_client's and nbclient's objects are traitlets classes whose `Type` traits turn the
+# class names they default to into classes on first use, shared by the class and unguarded:
+# two threads making the first ones at once can see each other's half-done swap ("TypeError:
+# import_item accepts strings, not MetaHasTraits", an audit's run lost to nbguard's own
+# error). They are made one at a time; each takes a millisecond.
+_MAKING = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -47,12 +54,13 @@ class Kernel:
 async def launch(seat: Seat, env_name: str, python: Path) -> Kernel | Outcome:
     """Start the seat's kernel in its copy of the course; the notebook's folder is entered
     later (`run`), so a kernel can start before the notebook it serves is known."""
-    km = AsyncKernelManager(
-        kernel_name=KERNEL_NAME,
-        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(seat.kernels_dir)]),
-        connection_file=str(seat.workdir / "kernel-connection.json"),
-        **seat.connection,
-    )
+    with _MAKING:
+        km = AsyncKernelManager(
+            kernel_name=KERNEL_NAME,
+            kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(seat.kernels_dir)]),
+            connection_file=str(seat.workdir / "kernel-connection.json"),
+            **seat.connection,
+        )
     log_path = seat.workdir / "kernel.log"
     # The kernel's own stdout/stderr (startup chatter, crash messages) go to a log file, not
     # to nbguard's terminal; what cells print arrives over IOPub. The child holds its own
@@ -75,21 +83,23 @@ async def run(
     """The job's cells on `kernel`, which is always stopped; `ahead` runs once the kernel is
     ready, before the first cell (it starts the next run's kernel)."""
     km = kernel.km
-    client = CappedClient(
-        job.nb,
-        job.options.max_output,
-        job.capture_key,
-        km=km,
-        kernel_name=KERNEL_NAME,
-        startup_timeout=job.options.startup_timeout,
-        shutdown_kernel="immediate",
-        allow_errors=False,
-        record_timing=False,
-    )
+    with _MAKING:
+        client = CappedClient(
+            job.nb,
+            job.options.max_output,
+            job.capture_key,
+            km=km,
+            kernel_name=KERNEL_NAME,
+            startup_timeout=job.options.startup_timeout,
+            shutdown_kernel="immediate",
+            allow_errors=False,
+            record_timing=False,
+        )
     try:
         # Started by hand rather than with nbclient's helper, to tell a kernel that died
         # (no ipykernel, broken env) from one that is merely slow.
-        client.kc = km.client()
+        with _MAKING:
+            client.kc = km.client()
         client.kc.start_channels()
         try:
             await client.kc.wait_for_ready(timeout=job.options.startup_timeout)

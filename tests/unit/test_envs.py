@@ -548,10 +548,20 @@ def fake_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, cached: bool) ->
     return log
 
 
-def installs(log: Path) -> list[tuple[str, bool]]:
-    """(subcommand, from the cache alone) of each install uv was asked for."""
+def installs(log: Path) -> list[tuple[str, ...]]:
+    """What uv was asked to install, and how: the subcommand, what it was given (a lock,
+    pip) and whether from its cache alone."""
     calls = [line.split() for line in log.read_text().splitlines()]
-    return [(call[1], "--offline" in call) for call in calls if call[0] == "pip"]
+    return [
+        (
+            call[1],
+            *(["lock"] if any(word.endswith("lock.txt") for word in call) else []),
+            *(["pip"] if "pip" in call[2:] else []),
+            *(["offline"] if "--offline" in call else []),
+        )
+        for call in calls
+        if call[0] == "pip"
+    ]
 
 
 @pytest.mark.parametrize("cached", [True, False])
@@ -560,20 +570,18 @@ def test_a_probe_env_is_installed_from_uvs_cache_when_it_can_be(
 ) -> None:
     log = fake_uv(tmp_path, monkeypatch, cached=cached)
     uv = resolvers.for_options(resolvers.BuildOptions("uv", resolvers.Sources(), tmp_path))
+    lock = write(tmp_path / "lock.txt", "numpy==1.26.0\n")
 
-    done = uv.create(
-        PY312, tmp_path / "probe", write(tmp_path / "lock.txt", "numpy==1.26.0\n"), probe=True
-    )
+    done = uv.create(PY312, tmp_path / "probe", lock, probe=True)
 
     assert done.ok
-    if cached:  # no index request at all
-        assert installs(log) == [("sync", True), ("install", True)]
-    else:  # what the cache lacks is fetched
+    if cached:  # one call, no index request at all
+        assert installs(log) == [("install", "lock", "pip", "offline")]
+    else:  # what the cache lacks is fetched: the lock, then pip
         assert installs(log) == [
-            ("sync", True),
-            ("sync", False),
-            ("install", True),
-            ("install", False),
+            ("install", "lock", "pip", "offline"),
+            ("sync", "lock"),
+            ("install", "pip"),
         ]
 
 
@@ -584,4 +592,4 @@ def test_an_audit_env_is_installed_as_the_index_says(
     uv = resolvers.for_options(resolvers.BuildOptions("uv", resolvers.Sources(), tmp_path))
 
     assert uv.create(PY312, tmp_path / "env", write(tmp_path / "lock.txt", "numpy==2.0\n")).ok
-    assert installs(log) == [("sync", False), ("install", False)]
+    assert installs(log) == [("sync", "lock"), ("install", "pip")]
