@@ -90,9 +90,17 @@ def link(kept, path):
     folder_of(path)
     try:
         os.link(kept, path)
-    except FileExistsError:  # a stale .pyc: replaced whole, as write() does
+    except FileNotFoundError:
+        raise  # not in the store yet: the caller puts it there
+    except OSError:
+        # A stale .pyc in the way, or a store on another file system: replaced whole (as
+        # write() does), by a link where one can be made, else by a copy.
         temporary = "%s.%d.tmp" % (path, os.getpid())
-        os.link(kept, temporary)
+        try:
+            os.link(kept, temporary)
+        except OSError:
+            write(path, slurp(kept))
+            return
         os.replace(temporary, path)
 
 

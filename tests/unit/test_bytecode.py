@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -265,6 +266,21 @@ def test_bytecode_written_earlier_is_kept_and_a_stale_one_replaced(tmp_path: Pat
     # The hash-based .pyc names its source by content: a copy of the env's file elsewhere, at
     # another mtime, would take it as its own.
     assert stale.read_bytes()[4:8] == (1).to_bytes(4, "little")
+
+
+def test_a_store_on_another_file_system_is_copied_from(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on a file system of its own")  # Linux CI always has it
+    env = tmp_path / "env"
+    python = fake_env(env, {"mod.py": "A = 1\n"})
+    with tempfile.TemporaryDirectory(dir=shm) as store:
+        done = compile_imports(python, ["mod.py"], Path(store))
+        (kept,) = Path(store).glob("*/*/*")
+
+        assert done.startswith("1 modules compiled")
+        assert bytecode(env, "mod.py").read_bytes() == kept.read_bytes()
+        assert not bytecode(env, "mod.py").samefile(kept)
 
 
 # --- blame compiles each probe env before its run -----------------------------------------
