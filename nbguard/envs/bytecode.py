@@ -67,6 +67,16 @@ def slurp(path, size=-1, whole=True):
         os.close(fd)
 
 
+def within(folder):
+    # Whether `folder` lies in the env's site-packages once symlinks are resolved (one that
+    # does not exist yet is made below the nearest one that does); asked once per folder.
+    known = inside.get(folder)
+    if known is None:
+        real = os.path.realpath(folder)
+        known = inside[folder] = real == site or real.startswith(site + os.sep)
+    return known
+
+
 def folder_of(path):
     folder = os.path.dirname(path)
     if folder not in made:
@@ -147,11 +157,7 @@ for relative in request["files"]:
     if not relative.endswith(".py") or relative.startswith("/") or ".." in parts:
         continue
     source = os.path.join(site, *parts)
-    folder = os.path.dirname(source)
-    if folder not in inside:
-        real = os.path.realpath(folder)
-        inside[folder] = real == site or real.startswith(site + os.sep)
-    if not inside[folder]:
+    if not within(os.path.dirname(source)):
         continue
     try:
         info = os.stat(source)
@@ -159,6 +165,8 @@ for relative in request["files"]:
             continue
         data = slurp(source, info.st_size)
         cached = importlib.util.cache_from_source(source)
+        if not within(os.path.dirname(cached)):  # a __pycache__ that leads out of the env
+            continue
         if fresh_for(cached, info, data):
             fresh += 1
             continue

@@ -169,6 +169,11 @@ def test_nothing_outside_the_env_is_written(tmp_path: Path) -> None:
     outside.mkdir()
     (outside / "mod.py").write_text("VALUE = 1\n", encoding="utf-8")
     (env / SITE / "linked").symlink_to(outside)  # a folder of the env that leads out of it
+    # A package whose bytecode folder leads out of the env (a notebook run without the
+    # sandbox can plant one; the env's manifest leaves __pycache__ out).
+    (env / SITE / "planted").mkdir()
+    (env / SITE / "planted" / "mod.py").write_text("VALUE = 2\n", encoding="utf-8")
+    (env / SITE / "planted" / "__pycache__").symlink_to(outside)
     before = everything_under(outside)
 
     compile_imports(
@@ -177,6 +182,7 @@ def test_nothing_outside_the_env_is_written(tmp_path: Path) -> None:
             "../../../../outside/mod.py",
             str(outside / "mod.py"),
             "linked/mod.py",
+            "planted/mod.py",
             "pkg/__init__.py",
         ],
         tmp_path / "store",
