@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nbguard import installed
+from nbguard.execute.memo import file_sha256
 from nbguard.model import EnvInfo, NotebookRun
 
 # Outcomes that are the notebook's own answer, whose record is whole.
@@ -90,7 +91,7 @@ class _Env:
             return "none"
         digest = hashlib.sha256()
         for relative in _files(self.prefix, "etc"):
-            digest.update(f"{relative}\0{_sha256(self.prefix / relative)}\n".encode())
+            digest.update(f"{relative}\0sha256:{file_sha256(self.prefix / relative)}\n".encode())
         return digest.hexdigest()
 
     @functools.cached_property
@@ -144,7 +145,7 @@ class _Env:
                 digest.update(f"{relative}\0{hashed}\n".encode())
             return digest.hexdigest()
         for relative in _files(self.site, entry):
-            digest.update(f"{relative}\0{_sha256(self.site / relative)}\n".encode())
+            digest.update(f"{relative}\0sha256:{file_sha256(self.site / relative)}\n".encode())
         return digest.hexdigest()
 
     @functools.cached_property
@@ -162,7 +163,9 @@ class _Env:
     def file(self, relative: str) -> str:
         path = self.prefix / relative
         try:
-            return _sha256(path) if path.is_file() else ("folder" if path.is_dir() else "absent")
+            if path.is_file():
+                return "sha256:" + file_sha256(path)
+            return "folder" if path.is_dir() else "absent"
         except OSError:
             return "unreadable"
 
@@ -208,11 +211,3 @@ def _venv_config(prefix: Path) -> tuple[str, ...]:
             if line.partition("=")[0].strip() in _VENV_KEYS
         )
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return "sha256:" + digest.hexdigest()

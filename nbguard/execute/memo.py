@@ -219,7 +219,7 @@ class Memo:
             known = self._digests.get(path)
         if known is not None and known[0] == seen:
             return known[1]
-        digest = "sha256:" + _file_sha256(path)
+        digest = "sha256:" + file_sha256(path)
         with self._lock:
             self._digests[path] = (seen, digest)
         return digest
@@ -371,9 +371,8 @@ def read_record(record: Path, scratch: Path, course: Path) -> RunRecord:
         elif not isinstance(value, str):
             continue  # the env's side of the record: a notebook can write anything there
         elif kind == "m":
-            parts = PurePosixPath(value).parts
-            if value.endswith(".py") and parts and not value.startswith("/") and ".." not in parts:
-                imports.add(PurePosixPath(*parts).as_posix())
+            if value.endswith(".py") and _plain_name(value, nested=True):
+                imports.add(PurePosixPath(value).as_posix())
         elif kind == "x":
             anything = anything or f"it started a process ({value})"
         elif kind == "a" and value == "sys.meta_path":
@@ -433,11 +432,12 @@ def _package_digest(course: Path, ignore: tuple[str, ...]) -> str:
                 path = Path(root) / name
                 with contextlib.suppress(OSError):
                     digest.update(path.relative_to(course).as_posix().encode() + b"\0")
-                    digest.update(_file_sha256(path).encode())
+                    digest.update(file_sha256(path).encode())
     return digest.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """A file's sha256, hex, read a megabyte at a time."""
     digest = hashlib.sha256()
     with path.open("rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
